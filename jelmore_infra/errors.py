@@ -1,0 +1,69 @@
+"""Exception hierarchy of jelmore-infra. Imports nothing internal.
+
+    JelmoreError                 every error the CLI turns into one line and exit code 1
+    ├── TopologyError            topology files are invalid (carries diagnostics with file:line:col)
+    ├── ConnectionFailed         nothing listening, auth failure, JetStream disabled, timeout
+    ├── JetStreamAPIError        the server answered a management request with an error
+    ├── PlanError                the plan contains changes the server can never make
+    ├── StalePlanError           a saved plan no longer matches the live server
+    ├── PlanFileError            a saved plan file is corrupt or hand-edited
+    ├── ApplyError               apply stopped part-way (carries what was and was not done)
+    ├── LockError                another apply holds the lock
+    └── LocalServerError         the local nats-server could not be started
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JelmoreError(Exception):
+    """Base of every error jelmore-infra reports to users as one clear line."""
+
+
+class TopologyError(JelmoreError):
+    """The topology files are invalid. ``diagnostics`` holds every problem found."""
+
+    def __init__(self, diagnostics: Any) -> None:
+        self.diagnostics = diagnostics
+        count = len(diagnostics)
+        super().__init__(f"topology is invalid: {count} error{'s' if count != 1 else ''}")
+
+
+class ConnectionFailed(JelmoreError):
+    """The server could not be reached or refused us."""
+
+
+class JetStreamAPIError(JelmoreError):
+    """A ``$JS.API`` request returned an error envelope."""
+
+    def __init__(self, subject: str, code: int, err_code: int, description: str) -> None:
+        self.subject = subject
+        self.code = code
+        self.err_code = err_code
+        self.description = description
+        super().__init__(f"{description} (JetStream error {err_code}, {subject})")
+
+
+class PlanError(JelmoreError):
+    """The plan contains changes the server can never make."""
+
+
+class StalePlanError(JelmoreError):
+    """A saved plan was made against a different live state than the server has now."""
+
+
+class PlanFileError(JelmoreError):
+    """A saved plan file cannot be read."""
+
+
+class ApplyError(JelmoreError):
+    """Apply stopped part-way."""
+
+
+class LockError(JelmoreError):
+    """Another apply holds the lock."""
+
+
+class LocalServerError(JelmoreError):
+    """The local nats-server could not be started."""

@@ -1,0 +1,178 @@
+"""The shared data model: desired topology, live server state, and resource addresses.
+
+Desired and live resources carry JetStream configs as plain JSON dicts in the server's wire form
+(the API's own field names, durations as integer nanoseconds, sizes as integer bytes), so no field
+is ever lost in translation and the same normalisation applies to both sides.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jelmore_infra.diagnostics import Location
+
+JSONDict = dict[str, Any]
+
+#: Metadata key marking a resource as created (owned) by jelmore-infra.
+MANAGED_BY_KEY = "jelmore.managed-by"
+MANAGED_BY_VALUE = "jelmore-infra"
+#: Prefix of every metadata key jelmore-infra writes; users may not set such keys themselves.
+JELMORE_META_PREFIX = "jelmore."
+#: Metadata keys carrying a consumer group's runtime settings (read back by the runtime shim).
+META_RETRY_DELAYS = "jelmore.retry-delays"
+META_DEAD_LETTER_STREAM = "jelmore.dead-letter-stream"
+META_DEAD_LETTER_SUBJECT = "jelmore.dead-letter-subject"
+#: Metadata keys the server adds by itself (2.11+); never diffed, never sent.
+SERVER_META_PREFIX = "_nats."
+
+
+def stream_address(name: str) -> str:
+    return f"stream.{name}"
+
+
+def consumer_address(stream: str, name: str) -> str:
+    return f"consumer.{stream}.{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """A stream as the topology wants it.
+
+    ``config`` is the JetStream ``StreamConfig`` in wire form, with only the fields the user set
+    (plus ``name`` and the jelmore metadata). ``locations`` maps a field name (or dotted path) to
+    where it was written, for messages that point at the YAML.
+    """
+
+    name: str
+    config: JSONDict
+    location: Location | None = None
+    locations: Mapping[str, Location] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return stream_address(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerSpec:
+    """A consumer group (a durable pull consumer) as the topology wants it.
+
+    ``config`` is the JetStream ``ConsumerConfig`` in wire form with ``durable_name`` set and the
+    group's jelmore settings (retry delays, dead-letter target) in ``metadata``.
+    """
+
+    stream: str
+    name: str
+    config: JSONDict
+    location: Location | None = None
+    locations: Mapping[str, Location] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return consumer_address(self.stream, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Everything the topology files declare."""
+
+    streams: Mapping[str, StreamSpec] = field(default_factory=dict)
+    consumers: Mapping[tuple[str, str], ConsumerSpec] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerIdentity:
+    """Which server (and account and domain) a live read or a plan is about."""
+
+    server_name: str
+    server_id: str
+    version: str
+    api_level: int
+    cluster: str | None = None
+    domain: str | None = None
+    account: str | None = None
+    url: str | None = None  # without credentials
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "server_name": self.server_name,
+            "server_id": self.server_id,
+            "version": self.version,
+            "api_level": self.api_level,
+            "cluster": self.cluster,
+            "domain": self.domain,
+            "account": self.account,
+            "url": self.url,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServerIdentity:
+        return cls(
+            server_name=str(data["server_name"]),
+            server_id=str(data["server_id"]),
+            version=str(data["version"]),
+            api_level=int(data["api_level"]),
+            cluster=data.get("cluster"),
+            domain=data.get("domain"),
+            account=data.get("account"),
+            url=data.get("url"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStream:
+    """A stream as the server reports it: its config and its state (messages, bytes, times)."""
+
+    name: str
+    config: JSONDict
+    state: JSONDict = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return stream_address(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveConsumer:
+    """A consumer as the server reports it: its config and delivery state."""
+
+    stream: str
+    name: str
+    config: JSONDict
+    state: JSONDict = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return consumer_address(self.stream, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """Everything read from the server in one pass.
+
+    ``unavailable`` holds addresses the server listed as missing or offline, with the reason: they
+    are never planned for create or delete.
+    """
+
+    server: ServerIdentity
+    streams: Mapping[str, LiveStream] = field(default_factory=dict)
+    consumers: Mapping[tuple[str, str], LiveConsumer] = field(default_factory=dict)
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    """``"2.12.5"`` (or ``"v2.12.5-beta"``) → ``(2, 12, 5)``."""
+    core = version.lstrip("v").split("-", 1)[0].split("+", 1)[0]
+    parts = [int(p) if p.isdigit() else 0 for p in core.split(".")[:3]]
+    while len(parts) < 3:
+        parts.append(0)
+    return parts[0], parts[1], parts[2]
+
+
+def is_managed(config: Mapping[str, Any]) -> bool:
+    meta = config.get("metadata") or {}
+    return bool(meta.get(MANAGED_BY_KEY))

@@ -1,0 +1,264 @@
+"""The plan: plain data saying what apply will do, and everything a reviewer must know about it.
+
+A closed action enum (create ``+``, update ``~``, replace ``-/+``, delete ``-``, no-op), one
+:class:`ResourceChange` per resource, :class:`PlanMessage` for errors and warnings (impossible
+changes, data loss, unmanaged resources), and the server identity the plan was made against. The
+human, JSON and Markdown views are all rendered from this object, and a saved plan is its JSON.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from enum import Enum
+from typing import Any, Literal
+
+from jelmore_infra.model import ServerIdentity
+
+FORMAT_VERSION = 1
+
+
+class Action(str, Enum):
+    """What apply does to one resource."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    NOOP = "no-op"
+
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "no-op": " "}[
+            self.value
+        ]
+
+
+class Kind(str, Enum):
+    STREAM = "stream"
+    CONSUMER = "consumer"
+
+
+MessageKind = Literal[
+    "one-way",  # a change the server can never make (deny_delete true → false, …)
+    "needs-newer-server",  # a field the connected server does not know
+    "invalid",  # a change the server would reject for another reason
+    "data-loss",  # stored messages or consumer state will be lost
+    "unmanaged",  # a live resource not created by jelmore-infra, left alone
+    "unavailable",  # a live resource the server reported missing/offline
+    "adopt",  # an unmanaged resource named in the topology will be taken over
+    "note",  # anything else a reviewer should read
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanMessage:
+    """An error (blocks apply) or a warning (shown in every format)."""
+
+    severity: Literal["error", "warning"]
+    kind: MessageKind
+    message: str
+    address: str | None = None
+    field: str | None = None
+    #: Numbers behind the message (messages, bytes, pending, …), for JSON consumers.
+    data: Mapping[str, Any] = dc_field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "kind": self.kind,
+            "message": self.message,
+            "address": self.address,
+            "field": self.field,
+            "data": dict(self.data),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PlanMessage:
+        return cls(
+            severity=d["severity"],
+            kind=d["kind"],
+            message=d["message"],
+            address=d.get("address"),
+            field=d.get("field"),
+            data=dict(d.get("data") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One field's old and new value (``None`` when absent on that side).
+
+    ``path`` is the field's JSON name, dotted for nested fields (``consumer_limits.max_ack_pending``).
+    ``forces_replace`` names a field the server will not update in place; ``reason`` says why.
+    """
+
+    path: str
+    before: Any
+    after: Any
+    forces_replace: bool = False
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "before": self.before,
+            "after": self.after,
+            "forces_replace": self.forces_replace,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FieldChange:
+        return cls(
+            path=d["path"],
+            before=d.get("before"),
+            after=d.get("after"),
+            forces_replace=bool(d.get("forces_replace")),
+            reason=d.get("reason"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceChange:
+    """What happens to one stream or consumer.
+
+    ``before`` is the live config (normalised, ``None`` for a create); ``after`` is the full config
+    apply sends (``None`` for a delete). ``fingerprint`` is a digest of the live normalised config
+    (``None`` when the resource does not exist), so a saved plan can tell if the server moved on.
+    """
+
+    address: str
+    kind: Kind
+    stream: str
+    name: str
+    action: Action
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    fields: tuple[FieldChange, ...] = ()
+    fingerprint: str | None = None
+
+    @property
+    def replace_reasons(self) -> tuple[str, ...]:
+        return tuple(
+            f.reason or f"{f.path} cannot be changed in place" for f in self.fields if f.forces_replace
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "kind": self.kind.value,
+            "stream": self.stream,
+            "name": self.name,
+            "action": self.action.value,
+            "before": self.before,
+            "after": self.after,
+            "fields": [f.to_dict() for f in self.fields],
+            "replace_reasons": list(self.replace_reasons),
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ResourceChange:
+        return cls(
+            address=d["address"],
+            kind=Kind(d["kind"]),
+            stream=d["stream"],
+            name=d["name"],
+            action=Action(d["action"]),
+            before=d.get("before"),
+            after=d.get("after"),
+            fields=tuple(FieldChange.from_dict(f) for f in d.get("fields") or ()),
+            fingerprint=d.get("fingerprint"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    add: int
+    change: int
+    replace: int
+    destroy: int
+
+    @property
+    def total(self) -> int:
+        return self.add + self.change + self.replace + self.destroy
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The whole plan. ``changes`` are in apply order and exclude no-ops.
+
+    ``fingerprints`` records the live fingerprint of every resource the plan touches or checked
+    (``None`` = did not exist), so applying a saved plan can refuse when the server has moved on.
+    """
+
+    server: ServerIdentity
+    changes: tuple[ResourceChange, ...] = ()
+    messages: tuple[PlanMessage, ...] = ()
+    unmanaged: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    fingerprints: Mapping[str, str | None] = dc_field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def errors(self) -> tuple[PlanMessage, ...]:
+        return tuple(m for m in self.messages if m.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[PlanMessage, ...]:
+        return tuple(m for m in self.messages if m.severity == "warning")
+
+    def data_loss(self) -> tuple[PlanMessage, ...]:
+        return tuple(m for m in self.messages if m.kind == "data-loss")
+
+    def summary(self) -> Summary:
+        def count(action: Action) -> int:
+            return sum(1 for c in self.changes if c.action is action)
+
+        return Summary(
+            add=count(Action.CREATE),
+            change=count(Action.UPDATE),
+            replace=count(Action.REPLACE),
+            destroy=count(Action.DELETE),
+        )
+
+    @property
+    def has_changes(self) -> bool:
+        return self.summary().total > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.summary()
+        return {
+            "format_version": self.format_version,
+            "tool": "jelmore-infra",
+            "server": self.server.to_dict(),
+            "summary": {
+                "add": s.add,
+                "change": s.change,
+                "replace": s.replace,
+                "destroy": s.destroy,
+            },
+            "errors": [m.to_dict() for m in self.errors],
+            "warnings": [m.to_dict() for m in self.warnings],
+            "changes": [c.to_dict() for c in self.changes],
+            "unmanaged": list(self.unmanaged),
+            "targets": list(self.targets),
+            "fingerprints": dict(sorted(self.fingerprints.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Plan:
+        messages: Iterable[Mapping[str, Any]] = [*d.get("errors", ()), *d.get("warnings", ())]
+        return cls(
+            server=ServerIdentity.from_dict(d["server"]),
+            changes=tuple(ResourceChange.from_dict(c) for c in d.get("changes", ())),
+            messages=tuple(PlanMessage.from_dict(m) for m in messages),
+            unmanaged=tuple(d.get("unmanaged", ())),
+            targets=tuple(d.get("targets", ())),
+            fingerprints=dict(d.get("fingerprints", {})),
+            format_version=int(d["format_version"]),
+        )

