@@ -176,3 +176,8 @@ def parse_version(version: str) -> tuple[int, int, int]:
 def is_managed(config: Mapping[str, Any]) -> bool:
     meta = config.get("metadata") or {}
     return bool(meta.get(MANAGED_BY_KEY))
+
+
+#: JetStream KV bucket holding the apply lock; its stream is never shown as drift or unmanaged.
+LOCK_BUCKET = "jelmore-infra-locks"
+LOCK_STREAM = f"KV_{LOCK_BUCKET}"
