@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from jelmore_infra import __version__
-from jelmore_infra.errors import JelmoreError
+from jelmore_infra.errors import JelmoreError, TopologyError
 
 #: command name → (module, attribute, one-line help). Modules are imported only when used.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -89,6 +89,11 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f" (see '{exc.ctx.command_path} --help')"
         click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        sys.exit(1)
+    except TopologyError as exc:
+        for diag in exc.diagnostics:
+            click.echo(diag.format(), err=True)
+        click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     except JelmoreError as exc:
         click.echo(f"Error: {exc}", err=True)

@@ -1,0 +1,108 @@
+"""``jelmore-infra plan``: read the live server, diff it against topology/, show the plan."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from jelmore_infra.cli.common import connection_options, make_console
+from jelmore_infra.connection import ConnectionSettings
+
+TOPOLOGY_OPTION = click.option(
+    "--topology",
+    "topology_dir",
+    default="topology",
+    show_default=True,
+    metavar="DIR",
+    help="Directory of topology *.yaml files.",
+)
+TARGET_OPTION = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ADDR",
+    help="Limit to stream.NAME or consumer.STREAM.NAME (repeatable; a stream includes its groups).",
+)
+
+
+def check_targets(targets: tuple[str, ...]) -> None:
+    for t in targets:
+        parts = t.split(".")
+        ok = (len(parts) == 2 and parts[0] == "stream" and parts[1]) or (
+            len(parts) == 3 and parts[0] == "consumer" and parts[1] and parts[2]
+        )
+        if not ok:
+            raise click.BadParameter(
+                f"{t!r} is not an address: use stream.NAME or consumer.STREAM.NAME",
+                param_hint="--target",
+            )
+
+
+def print_plan(ctx: click.Context, plan: Any, *, as_json: bool, markdown: bool) -> None:
+    """Write the plan to stdout in the chosen format."""
+    if as_json:
+        from jelmore_infra.render.json import render_plan_json
+
+        click.echo(render_plan_json(plan))
+    elif markdown:
+        from jelmore_infra.render.markdown import render_plan_markdown
+
+        click.echo(render_plan_markdown(plan))
+    else:
+        from jelmore_infra.render.human import render_plan_text
+
+        console = make_console(ctx)
+        color = bool(console.is_terminal and not console.no_color)
+        text = render_plan_text(plan, color=color)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+
+
+@click.command()
+@TOPOLOGY_OPTION
+@click.option("-out", "--out", "out", metavar="FILE", help="Save the plan for `apply FILE`.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as a JSON document.")
+@click.option("--markdown", is_flag=True, help="Print the plan as a pull-request comment.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there are no changes, 2 when there are, 1 on error.",
+)
+@TARGET_OPTION
+@connection_options
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    topology_dir: str,
+    out: str | None,
+    as_json: bool,
+    markdown: bool,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    settings: ConnectionSettings,
+) -> int:
+    """Show what `apply` would change so the server matches the topology."""
+    if as_json and markdown:
+        raise click.UsageError("choose one of --json and --markdown")
+    check_targets(targets)
+    from jelmore_infra.planfile import write_plan_file
+    from jelmore_infra.topology import load_topology
+    from jelmore_infra.workflow import plan_with, run, with_api
+
+    topology = load_topology(topology_dir)
+    result = run(with_api(settings, lambda api: plan_with(api, topology, targets)))
+    print_plan(ctx, result, as_json=as_json, markdown=markdown)
+    if out:
+        write_plan_file(out, result)
+        if not as_json:
+            click.echo(f"Saved the plan to {out}. Apply it with: jelmore-infra apply {out}", err=True)
+    if result.errors:
+        click.echo(
+            f"Error: the plan has {len(result.errors)} error(s) and cannot be applied.", err=True
+        )
+        return 1
+    if detailed_exitcode and result.has_changes:
+        return 2
+    return 0
