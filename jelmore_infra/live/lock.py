@@ -1,0 +1,213 @@
+"""The apply lock: a lease in a JetStream KV bucket, so two applies never run at once.
+
+The lease is the key ``apply`` in bucket :data:`jelmore_infra.model.LOCK_BUCKET`, written
+create-only (``Nats-Expected-Last-Subject-Sequence: 0``) with the holder's host, pid, user and start
+time. The bucket's ``max_age`` is the lease TTL, so a crashed holder's lease expires on its own; a
+live holder renews it (compare-and-set on its own sequence) well before then. Releasing purges the
+key only while it is still ours. The bucket is never shown in plans.
+
+Talks to the server only through :class:`jelmore_infra.live.jsapi.JetStreamAPI`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import getpass
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from jelmore_infra.errors import JetStreamAPIError, LockError
+from jelmore_infra.model import LOCK_BUCKET, LOCK_STREAM
+
+if TYPE_CHECKING:
+    from jelmore_infra.live.jsapi import JetStreamAPI
+
+LOCK_KEY = "apply"
+DEFAULT_TTL = 60.0
+_SUBJECT = f"$KV.{LOCK_BUCKET}.{LOCK_KEY}"
+_WRONG_LAST_SEQUENCE = 10071
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    host: str
+    pid: int
+    user: str
+    started: str
+    seq: int = 0
+
+    def describe(self, now: float | None = None) -> str:
+        return f"{self.user}@{self.host} (pid {self.pid}, since {self.started})"
+
+
+def _me() -> dict[str, Any]:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - no passwd entry
+        user = str(os.getuid())
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "user": user,
+        "started": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
+
+
+def _bucket_config(ttl: float) -> dict[str, Any]:
+    ttl_ns = int(ttl * 1e9)
+    return {
+        "name": LOCK_STREAM,
+        "description": "jelmore-infra apply lock",
+        "subjects": [f"$KV.{LOCK_BUCKET}.>"],
+        "retention": "limits",
+        "max_msgs_per_subject": 1,
+        "max_age": ttl_ns,
+        "duplicate_window": min(ttl_ns, 120_000_000_000),
+        "discard": "new",
+        "storage": "file",
+        "num_replicas": 1,
+        "allow_rollup_hdrs": True,
+        "deny_delete": True,
+        "allow_direct": True,
+        "metadata": {"jelmore.lock": "true"},
+    }
+
+
+async def _ensure_bucket(api: JetStreamAPI, ttl: float) -> None:
+    info = await api.stream_info(LOCK_STREAM)
+    wanted = _bucket_config(ttl)
+    if info is None:
+        try:
+            await api.request(f"STREAM.CREATE.{LOCK_STREAM}", wanted)
+        except JetStreamAPIError as exc:
+            if exc.err_code != 10058:  # created by a racing apply with another TTL
+                raise
+        return
+    if info["config"].get("max_age") != wanted["max_age"]:
+        config = dict(info["config"])
+        config["max_age"] = wanted["max_age"]
+        config["duplicate_window"] = min(config.get("duplicate_window") or 0, wanted["max_age"])
+        await api.request(f"STREAM.UPDATE.{LOCK_STREAM}", config)
+
+
+async def _put(api: JetStreamAPI, body: dict[str, Any], expected_seq: int) -> int | None:
+    """Write the lease if the key's last sequence is ``expected_seq``; its new sequence or None."""
+    reply = await api.nc.request(
+        _SUBJECT,
+        json.dumps(body).encode(),
+        timeout=api.settings.timeout,
+        headers={"Nats-Expected-Last-Subject-Sequence": str(expected_seq)},
+    )
+    data = json.loads(reply.data or b"{}")
+    error = data.get("error")
+    if error:
+        if error.get("err_code") == _WRONG_LAST_SEQUENCE:
+            return None
+        raise JetStreamAPIError(
+            _SUBJECT, error.get("code", 0), error.get("err_code", 0), error.get("description", "")
+        )
+    return int(data["seq"])
+
+
+async def current_holder(api: JetStreamAPI) -> Holder | None:
+    """Who holds the lock now (None: nobody)."""
+    if await api.stream_info(LOCK_STREAM) is None:
+        return None
+    try:
+        reply = await api.request(f"STREAM.MSG.GET.{LOCK_STREAM}", {"last_by_subj": _SUBJECT})
+    except JetStreamAPIError as exc:
+        if exc.err_code in (10037, 10059):  # no message found / no bucket
+            return None
+        raise
+    message = reply.get("message") or {}
+    try:
+        body = json.loads(base64.b64decode(message.get("data") or ""))
+        return Holder(
+            host=str(body.get("host", "?")),
+            pid=int(body.get("pid", 0)),
+            user=str(body.get("user", "?")),
+            started=str(body.get("started", "?")),
+            seq=int(message.get("seq", 0)),
+        )
+    except (ValueError, TypeError):
+        return Holder("?", 0, "?", "?", int(message.get("seq", 0)))
+
+
+async def _purge(api: JetStreamAPI) -> None:
+    await api.request(f"STREAM.PURGE.{LOCK_STREAM}", {"filter": _SUBJECT})
+
+
+class ApplyLock:
+    """The apply lease for one ``apply`` run."""
+
+    def __init__(self, api: JetStreamAPI, *, ttl: float | None = None) -> None:
+        self.api = api
+        env = os.environ.get("JELMORE_LOCK_TTL")
+        self.ttl = ttl if ttl is not None else float(env) if env else DEFAULT_TTL
+        self.me = _me()
+        self.seq: int | None = None
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def acquire(self, timeout: float = 0.0) -> None:
+        """Take the lease, waiting up to ``timeout`` seconds; LockError names the holder."""
+        await _ensure_bucket(self.api, self.ttl)
+        deadline = time.monotonic() + timeout
+        while True:
+            seq = await _put(self.api, self.me, 0)
+            if seq is not None:
+                self.seq = seq
+                self._renewer = asyncio.create_task(self._renew())
+                return
+            if time.monotonic() >= deadline:
+                holder = await current_holder(self.api)
+                who = holder.describe() if holder else "another apply"
+                waited = f" after waiting {timeout:g}s" if timeout else ""
+                raise LockError(
+                    f"another apply holds the lock{waited}: {who}. Wait for it "
+                    "(--lock-timeout), or remove a stale lock with `jelmore-infra force-unlock`"
+                )
+            await asyncio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+    async def _renew(self) -> None:
+        while self.seq is not None:
+            await asyncio.sleep(self.ttl / 3)
+            if self.seq is None:
+                return
+            try:
+                new = await _put(self.api, self.me, self.seq)
+            except Exception:  # noqa: BLE001 - renewal is best effort; the TTL is the backstop
+                continue
+            if new is None:  # someone force-unlocked us
+                self.seq = None
+                return
+            self.seq = new
+
+    async def release(self) -> None:
+        seq, self.seq = self.seq, None
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._renewer
+            self._renewer = None
+        if seq is None:
+            return
+        with contextlib.suppress(Exception):
+            holder = await current_holder(self.api)
+            if holder is not None and holder.seq == seq:
+                await _purge(self.api)
+
+
+async def force_unlock(api: JetStreamAPI) -> str | None:
+    """Remove the lease whoever holds it; returns who held it (None: nobody)."""
+    holder = await current_holder(api)
+    if holder is None:
+        return None
+    await _purge(api)
+    return holder.describe()
