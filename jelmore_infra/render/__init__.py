@@ -1,0 +1,25 @@
+"""Views of a plan: for a terminal (``human``), for machines and saved plans (``json``) and for
+pull-request comments (``markdown``), all drawn from the same :class:`~jelmore_infra.plan.Plan`
+and sharing one value formatter (``values``), so they cannot disagree.
+
+Every renderer is pure: it returns a string (or a rich ``Text``) and never writes anywhere; the
+command line owns the console and the files.
+"""
+
+from __future__ import annotations
+
+from jelmore_infra.render.human import render_plan, render_plan_text
+from jelmore_infra.render.json import load_plan_json, plan_document, render_plan_json
+from jelmore_infra.render.markdown import render_plan_markdown
+from jelmore_infra.render.values import format_change, format_value
+
+__all__ = [
+    "format_change",
+    "format_value",
+    "load_plan_json",
+    "plan_document",
+    "render_plan",
+    "render_plan_json",
+    "render_plan_markdown",
+    "render_plan_text",
+]

@@ -1,0 +1,198 @@
+"""The plan for people at a terminal, in Terraform's shape.
+
+::
+
+    jelmore-infra will perform the following actions against nats-server 2.14.6 (server n1, …):
+
+      # stream.JELMORE will be updated in place
+      ~ stream "JELMORE" {
+          ~ max_age  = 7d → 14d
+        }
+
+    Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.
+
+Changes are listed in the plan's order (the apply order); creates show every field, deletes a
+summary, updates and replaces only the changed fields as ``old → new`` with replacement reasons.
+Warnings (data loss first), unmanaged resources, errors and the summary line follow.
+
+:func:`render_plan` returns a rich ``Text`` (the CLI owns the Console and decides on colour);
+:func:`render_plan_text` returns a plain string, or one with ANSI colours. Everything is drawn from
+the :class:`~jelmore_infra.plan.Plan` alone, exactly like the JSON and Markdown views.
+
+Pure: no I/O (colour export renders into an in-memory buffer, never to a terminal).
+"""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.text import Text
+
+from jelmore_infra.model import ServerIdentity
+from jelmore_infra.plan import Action, Plan, PlanMessage, ResourceChange
+from jelmore_infra.render.values import action_phrase, change_lines, resource_label
+
+NO_CHANGES = "No changes. The server matches the topology."
+
+_ACTION_STYLE = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.REPLACE: "magenta",
+    Action.DELETE: "red",
+    Action.NOOP: "",
+}
+_LINE_STYLE = {"+": "green", "-": "red", "~": "yellow", "": "dim"}
+
+
+def server_description(server: ServerIdentity) -> str:
+    """``nats-server 2.14.6 (server n1, cluster c1, domain hub, account ACC)``."""
+    parts = [f"server {server.server_name}"]
+    if server.cluster:
+        parts.append(f"cluster {server.cluster}")
+    if server.domain:
+        parts.append(f"domain {server.domain}")
+    if server.account:
+        parts.append(f"account {server.account}")
+    return f"nats-server {server.version} ({', '.join(parts)})"
+
+
+def summary_line(plan: Plan) -> str:
+    """``Plan: N to add, N to change, N to replace, N to destroy.`` or the no-changes sentence."""
+    if not plan.has_changes and not plan.errors:
+        return NO_CHANGES
+    s = plan.summary()
+    return (
+        f"Plan: {s.add} to add, {s.change} to change, {s.replace} to replace, "
+        f"{s.destroy} to destroy."
+    )
+
+
+def cannot_apply_line(plan: Plan) -> str | None:
+    """The sentence saying why the plan cannot be applied, or ``None`` when it can."""
+    n = len(plan.errors)
+    if not n:
+        return None
+    return f"This plan cannot be applied: fix the {n} error{'s' if n != 1 else ''} above first."
+
+
+def adopted_addresses(plan: Plan) -> frozenset[str]:
+    return frozenset(m.address for m in plan.messages if m.kind == "adopt" and m.address)
+
+
+def ordered_warnings(plan: Plan) -> list[PlanMessage]:
+    """Warnings to list: data loss first, then the rest in plan order.
+
+    ``unmanaged`` warnings about an address in ``plan.unmanaged`` are left to the unmanaged list.
+    """
+    unmanaged = set(plan.unmanaged)
+    shown = [m for m in plan.warnings if not (m.kind == "unmanaged" and m.address in unmanaged)]
+    return sorted(shown, key=lambda m: m.kind != "data-loss")
+
+
+def message_text(message: PlanMessage) -> str:
+    return f"{message.address}: {message.message}" if message.address else message.message
+
+
+def _resource_block(change: ResourceChange, adopted: bool) -> list[Text]:
+    style = _ACTION_STYLE[change.action]
+    header = Text(f"  # {change.address} {action_phrase(change, adopted=adopted)}", style="bold")
+    opener = Text()
+    opener.append(f"{change.action.symbol:>3}", style=style)
+    opener.append(f" {resource_label(change)} {{")
+    lines = change_lines(change)
+    width = max((len(line.path) for line in lines if line.path), default=0)
+    out = [header, opener]
+    for line in lines:
+        text = Text("      ")
+        if not line.path:
+            text.append(f"  # {line.note}", style="dim")
+            out.append(text)
+            continue
+        text.append(line.symbol, style=_LINE_STYLE.get(line.symbol, ""))
+        text.append(f" {line.path:<{width}} = {line.text}")
+        if line.note:
+            text.append(f"   # {line.note}", style="magenta" if line.forces_replace else "dim")
+        out.append(text)
+    out.append(Text("    }"))
+    return out
+
+
+def render_plan(plan: Plan) -> Text:
+    """The whole plan as one rich ``Text`` (styles attached; print it on the CLI's Console)."""
+    lines: list[Text] = []
+    if plan.has_changes:
+        lines.append(
+            Text(
+                "jelmore-infra will perform the following actions against "
+                f"{server_description(plan.server)}:"
+            )
+        )
+    else:
+        lines.append(Text(f"Compared the topology with {server_description(plan.server)}."))
+    if plan.targets:
+        lines.append(Text(f"Only these targets were planned: {', '.join(plan.targets)}"))
+    adopted = adopted_addresses(plan)
+    for change in plan.changes:
+        if change.action is Action.NOOP:
+            continue
+        lines.append(Text(""))
+        lines.extend(_resource_block(change, change.address in adopted))
+    if plan.changes:
+        lines.append(Text(""))
+    warnings = ordered_warnings(plan)
+    if warnings:
+        lines.append(Text("Warnings:", style="bold yellow"))
+        for m in warnings:
+            loss = m.kind == "data-loss"
+            text = Text("  ")
+            text.append("!", style="bold red" if loss else "yellow")
+            text.append(" ")
+            text.append(
+                ("data loss: " if loss else "") + message_text(m), style="bold" if loss else ""
+            )
+            lines.append(text)
+    if plan.unmanaged:
+        lines.append(Text("Not managed by jelmore-infra, left alone:", style="bold"))
+        lines.extend(Text(f"  {address}") for address in plan.unmanaged)
+    for m in plan.errors:
+        text = Text("Error:", style="bold red")
+        text.append(f" {message_text(m)}")
+        lines.append(text)
+    lines.append(Text(summary_line(plan), style="bold"))
+    refusal = cannot_apply_line(plan)
+    if refusal:
+        lines.append(Text(refusal, style="bold red"))
+    return Text("\n").join(lines)
+
+
+def render_plan_text(plan: Plan, *, color: bool = False) -> str:
+    """The plan as a string ending in a newline; ``color=True`` adds ANSI colour codes."""
+    text = render_plan(plan)
+    if not color:
+        return text.plain + "\n"
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        force_terminal=True,
+        color_system="standard",
+        width=10_000,
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        legacy_windows=False,
+        no_color=False,
+        force_jupyter=False,
+    )
+    console.print(text)
+    return buffer.getvalue()
+
+
+__all__ = [
+    "NO_CHANGES",
+    "render_plan",
+    "render_plan_text",
+    "server_description",
+    "summary_line",
+]

@@ -1,0 +1,175 @@
+"""The plan as a GitHub pull-request comment (Markdown).
+
+Layout, most important first:
+
+1. a title carrying the summary (``### Plan: 1 to add, …`` or ``### No changes``);
+2. errors, then warnings with data loss first and in bold;
+3. a summary table: address | action | fields changed / reason;
+4. one collapsible ``<details>`` section per resource holding a ``diff`` block (``+``/``-``/``~``
+   lines with exact values and human units, the same lines as the terminal view);
+5. resources left alone because jelmore-infra does not manage them;
+6. the server the plan was made against.
+
+User text (messages, values) is escaped for Markdown, HTML and code fences, so names and
+descriptions cannot break the comment. Everything comes from the
+:class:`~jelmore_infra.plan.Plan` alone, like the human and JSON views.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from jelmore_infra.plan import Action, Plan, PlanMessage, ResourceChange
+from jelmore_infra.render.human import (
+    NO_CHANGES,
+    adopted_addresses,
+    cannot_apply_line,
+    ordered_warnings,
+    server_description,
+    summary_line,
+)
+from jelmore_infra.render.values import action_phrase, change_lines, resource_label
+
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>|~&])")
+_MD_LEADING = re.compile(r"^(\s*)([#+\-=>]|\d+(?=[.)]))")
+_ACTION_LABEL = {
+    Action.CREATE: "+ create",
+    Action.UPDATE: "~ update",
+    Action.REPLACE: "-/+ replace",
+    Action.DELETE: "- delete",
+    Action.NOOP: "no-op",
+}
+
+
+def escape(text: str) -> str:
+    """Text shown literally in Markdown, on one line (fit for table cells and list items)."""
+    one_line = " ".join(text.splitlines())
+    escaped = _MD_INLINE.sub(r"\\\1", one_line)
+    return _MD_LEADING.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", escaped)
+
+
+def code(text: str) -> str:
+    """An inline code span that survives backticks inside ``text``."""
+    text = " ".join(text.splitlines())
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    span = f"{fence}{pad}{text}{pad}{fence}"
+    return span.replace("|", "\\|")
+
+
+def _fence(body: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`{3,}", body)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _message_item(m: PlanMessage, *, bold: bool = False) -> str:
+    text = escape(m.message)
+    if m.address:
+        text = f"{code(m.address)}: {text}"
+    if bold:
+        return f"- **Data loss:** **{text}**"
+    return f"- {text}"
+
+
+def _diff_block(change: ResourceChange) -> list[str]:
+    lines = change_lines(change)
+    width = max((len(line.path) for line in lines if line.path), default=0)
+    body = [f"{change.action.symbol} {resource_label(change)} {{"]
+    for line in lines:
+        if not line.path:
+            body.append(f"      # {line.note}")
+            continue
+        text = f"{line.symbol}   {line.path:<{width}} = {line.text}"
+        if line.note:
+            text += f"   # {line.note}"
+        body.append(text)
+    body.append("  }")
+    text = "\n".join(body)
+    fence = _fence(text)
+    return [f"{fence}diff", text, fence]
+
+
+def _table_detail(change: ResourceChange) -> str:
+    if change.action is Action.REPLACE:
+        fields = ", ".join(code(f.path) for f in change.fields)
+        reasons = "; ".join(escape(r) for r in change.replace_reasons)
+        return f"{fields} — forces replacement: {reasons}" if reasons else fields
+    if change.action is Action.UPDATE:
+        return ", ".join(code(f.path) for f in change.fields)
+    if change.action is Action.CREATE:
+        return "new"
+    if change.action is Action.DELETE:
+        return "removed"
+    return ""
+
+
+def render_plan_markdown(plan: Plan) -> str:
+    """The plan as a Markdown pull-request comment (ends with a newline)."""
+    out: list[str] = []
+    summary = summary_line(plan)
+    refusal = cannot_apply_line(plan)
+    title = "No changes" if summary == NO_CHANGES else summary.rstrip(".")
+    if refusal:
+        title = f"❌ {title} — cannot be applied"
+    out += [f"### {title}", ""]
+    if not plan.has_changes and not plan.errors:
+        out += ["The server matches the topology.", ""]
+    if plan.targets:
+        out += ["Only these targets were planned: " + ", ".join(code(t) for t in plan.targets), ""]
+
+    if plan.errors:
+        n = len(plan.errors)
+        out += [f"#### Errors ({n})", ""]
+        out += [_message_item(m) for m in plan.errors]
+        out += ["", f"**{escape(refusal or '')}**", ""]
+    warnings = ordered_warnings(plan)
+    if warnings:
+        out += [f"#### Warnings ({len(warnings)})", ""]
+        out += [_message_item(m, bold=m.kind == "data-loss") for m in warnings]
+        out.append("")
+
+    changes = [c for c in plan.changes if c.action is not Action.NOOP]
+    adopted = adopted_addresses(plan)
+    if changes:
+        out += [
+            "#### Changes",
+            "",
+            "| Address | Action | Fields changed / reason |",
+            "|---|---|---|",
+        ]
+        for c in changes:
+            label = _ACTION_LABEL[c.action]
+            if c.address in adopted:
+                label += " (adopt)"
+            out.append(f"| {code(c.address)} | {code(label)} | {_table_detail(c)} |")
+        out += ["", "#### Details", ""]
+        for c in changes:
+            phrase = html.escape(action_phrase(c, adopted=c.address in adopted))
+            summary_html = f"<code>{html.escape(c.address)}</code> {phrase}"
+            out += [
+                "<details>",
+                f"<summary>{summary_html}</summary>",
+                "",
+                *_diff_block(c),
+                "",
+                "</details>",
+                "",
+            ]
+
+    if plan.unmanaged:
+        out += ["#### Not managed by jelmore-infra (left alone)", ""]
+        out += [f"- {code(a)}" for a in plan.unmanaged]
+        out.append("")
+
+    identity = escape(server_description(plan.server))
+    if plan.server.url:
+        identity += f" at {code(plan.server.url)}"
+    out.append(f"<sub>Planned by jelmore-infra against {identity}.</sub>")
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["code", "escape", "render_plan_markdown"]
