@@ -1,0 +1,162 @@
+"""The apply lock: a lease in a JetStream KV bucket (real server)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jelmore_infra.connection import ConnectionSettings
+from jelmore_infra.errors import LockError
+from jelmore_infra.live.jsapi import JetStreamAPI
+from jelmore_infra.live.lock import ApplyLock, current_holder, force_unlock
+from tests.support import raw
+from tests.support.cli import REPO, assert_clean_error, copy_topology, run_cli
+from tests.support.natsserver import NatsServer
+
+
+async def _api(url: str) -> JetStreamAPI:
+    return await JetStreamAPI.connect(ConnectionSettings(url=url))
+
+
+async def test_second_lock_fails_naming_the_holder(nats_server: NatsServer) -> None:
+    api = await _api(nats_server.url)
+    try:
+        first = ApplyLock(api)
+        await first.acquire()
+        second = ApplyLock(api)
+        with pytest.raises(LockError, match=r"another apply holds the lock.*pid \d+"):
+            await second.acquire()
+        holder = await current_holder(api)
+        assert holder is not None and holder.pid == os.getpid()
+        await first.release()
+        await second.acquire()
+        await second.release()
+        assert await current_holder(api) is None
+    finally:
+        await api.close()
+
+
+async def test_lock_waits_up_to_the_timeout_for_the_holder(nats_server: NatsServer) -> None:
+    api = await _api(nats_server.url)
+    try:
+        first = ApplyLock(api)
+        await first.acquire()
+
+        async def release_soon() -> None:
+            await asyncio.sleep(0.5)
+            await first.release()
+
+        task = asyncio.create_task(release_soon())
+        second = ApplyLock(api)
+        await second.acquire(timeout=10)
+        await task
+        assert second.seq is not None
+        await second.release()
+    finally:
+        await api.close()
+
+
+async def test_crashed_holders_lease_expires_on_its_own(nats_server: NatsServer) -> None:
+    api = await _api(nats_server.url)
+    try:
+        crashed = ApplyLock(api, ttl=1.0)
+        await crashed.acquire()
+        # Simulate a crash: stop renewing without releasing.
+        assert crashed._renewer is not None
+        crashed._renewer.cancel()
+        crashed.seq = None
+        with pytest.raises(LockError):
+            await ApplyLock(api, ttl=1.0).acquire()
+        survivor = ApplyLock(api, ttl=1.0)
+        await survivor.acquire(timeout=5)
+        await survivor.release()
+    finally:
+        await api.close()
+
+
+async def test_a_live_holder_keeps_its_lease_past_the_ttl(nats_server: NatsServer) -> None:
+    api = await _api(nats_server.url)
+    try:
+        holder = ApplyLock(api, ttl=1.0)
+        await holder.acquire()
+        await asyncio.sleep(2.5)
+        with pytest.raises(LockError):
+            await ApplyLock(api, ttl=1.0).acquire()
+        await holder.release()
+    finally:
+        await api.close()
+
+
+async def test_force_unlock_removes_the_lease(nats_server: NatsServer) -> None:
+    api = await _api(nats_server.url)
+    try:
+        held = ApplyLock(api)
+        await held.acquire()
+        who = await force_unlock(api)
+        assert who is not None and str(os.getpid()) in who
+        assert await current_holder(api) is None
+        await ApplyLock(api).acquire()
+        assert await force_unlock(api) is not None
+        assert await force_unlock(api) is None
+        held.seq = None
+    finally:
+        await api.close()
+
+
+def test_apply_fails_while_another_holds_the_lock_and_lock_false_skips_it(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    topo = copy_topology(tmp_path)
+
+    async def hold() -> None:
+        api = await _api(nats_server.url)
+        await ApplyLock(api).acquire()
+        await api.close()  # the lease stays until its TTL
+
+    asyncio.run(hold())
+    proc = run_cli("apply", "-s", nats_server.url, "--topology", str(topo), "--auto-approve")
+    assert_clean_error(proc)
+    assert "another apply holds the lock" in proc.stderr
+    assert "force-unlock" in proc.stderr
+    assert "JELMORE" not in raw.stream_names(nats_server.url)
+    unlocked = run_cli("force-unlock", "-s", nats_server.url, "--yes")
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert "Removed the apply lock" in unlocked.stdout
+    asyncio.run(hold())
+    skipped = run_cli(
+        "apply", "-s", nats_server.url, "--topology", str(topo), "--auto-approve", "--lock=false"
+    )
+    assert skipped.returncode == 0, skipped.stderr
+
+
+def test_two_racing_applies_exactly_one_proceeds_and_the_topology_ends_correct(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    topo = copy_topology(tmp_path)
+    # Enough work that the first apply still holds the lock when the second one starts.
+    extra = ["streams:"]
+    for i in range(200):
+        extra += [f"  RACE{i:03d}:", f"    subjects: [race{i:03d}.>]", "    storage: memory"]
+    (topo / "race.yaml").write_text("\n".join(extra) + "\n")
+    cmd = [sys.executable, "-m", "jelmore_infra", "apply", "-s", nats_server.url,
+           "--topology", str(topo), "--auto-approve"]
+    env = {**os.environ, "NO_COLOR": "1"}
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=REPO, env=env)
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    codes = sorted(r[0] for r in results)
+    loser = next(r for r in results if r[0] == 1)
+    winner = next(r for r in results if r[0] == 0)
+    assert codes == [0, 1], results
+    assert "another apply holds the lock" in loser[2]
+    assert "Apply complete!" in winner[1]
+    check = run_cli("plan", "-s", nats_server.url, "--topology", str(topo), "--detailed-exitcode")
+    assert check.returncode == 0, check.stdout + check.stderr

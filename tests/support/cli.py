@@ -1,0 +1,46 @@
+"""Run the real ``jelmore-infra`` command in a subprocess, as users and CI do."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TOPOLOGY = REPO / "topology"
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    full_env.pop("NATS_URL", None) if env is None or "NATS_URL" not in env else None
+    return subprocess.run(
+        [sys.executable, "-m", "jelmore_infra", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=input if input is not None else "",
+        cwd=cwd or REPO,
+        timeout=timeout,
+    )
+
+
+def copy_topology(dest: Path) -> Path:
+    """A private copy of the repository's topology/ to edit in a test."""
+    target = dest / "topology"
+    shutil.copytree(TOPOLOGY, target)
+    return target
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess[str]) -> None:
+    """Exit 1 with an ``Error:`` line and no traceback."""
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "Error:" in proc.stderr
