@@ -151,7 +151,8 @@ def test_two_racing_applies_exactly_one_proceeds_and_the_topology_ends_correct(
                          cwd=REPO, env=env)
         for _ in range(2)
     ]
-    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    results = [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
     codes = sorted(r[0] for r in results)
     loser = next(r for r in results if r[0] == 1)
     winner = next(r for r in results if r[0] == 0)
