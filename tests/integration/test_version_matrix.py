@@ -1,0 +1,254 @@
+"""The version matrix: on every supported nats-server version, a kitchen-sink live state that sets
+every field the version knows is imported, planned (no changes), drifted field by field (the plan
+shows exactly that field, in place, and apply reverts it), and edited with replace-forcing changes
+(the plan names the field, apply converges). The Jelmore topology is applied from empty too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from jelmore_infra.apply import apply_plan
+from jelmore_infra.connection import ConnectionSettings
+from jelmore_infra.diff import build_plan
+from jelmore_infra.live.jsapi import JetStreamAPI
+from jelmore_infra.live.read import read_live
+from jelmore_infra.model import ConsumerSpec, StreamSpec, Topology, parse_version
+from jelmore_infra.plan import Action, Plan
+from jelmore_infra.topology import load_topology
+from tests.support import kitchen_sink as ks
+from tests.support.cli import TOPOLOGY, run_cli
+from tests.support.natsserver import SUPPORTED_VERSIONS, NatsServer, binary_for
+
+pytestmark = pytest.mark.matrix
+
+
+@pytest.fixture(scope="module", params=SUPPORTED_VERSIONS)
+def versioned_server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
+    with NatsServer(binary=binary_for(request.param)) as server:
+        yield server
+
+
+def _version(server: NatsServer) -> tuple[int, int, int]:
+    return parse_version(Path(server.binary).parent.name)
+
+
+async def _raw(url: str, subject: str, body: Any = None) -> dict[str, Any]:
+    nc = await nats.connect(url)
+    try:
+        payload = b"" if body is None else json.dumps(body).encode()
+        return dict(json.loads((await nc.request(subject, payload, timeout=10)).data))
+    finally:
+        await nc.close()
+
+
+async def _create_kitchen_sink(url: str, version: tuple[int, int, int]) -> None:
+    for config in ks.streams(version):
+        reply = await _raw(url, f"$JS.API.STREAM.CREATE.{config['name']}", config)
+        assert "error" not in reply, reply
+    for stream, config in ks.consumers(version):
+        body = {"stream_name": stream, "config": config, "action": "create"}
+        reply = await _raw(url, f"$JS.API.CONSUMER.CREATE.{stream}.{config['durable_name']}", body)
+        assert "error" not in reply, reply
+
+
+async def _plan(url: str, topology: Topology) -> Plan:
+    api = await JetStreamAPI.connect(ConnectionSettings(url=url))
+    try:
+        live = await read_live(api)
+        return build_plan(topology, live, now=datetime.now(UTC))
+    finally:
+        await api.close()
+
+
+async def _apply(url: str, plan: Plan) -> None:
+    api = await JetStreamAPI.connect(ConnectionSettings(url=url))
+    try:
+        result = await apply_plan(api, plan)
+        assert result.ok, (
+            [(s.change.address, s.status, s.error) for s in result.steps],
+            result.convergence_errors,
+        )
+    finally:
+        await api.close()
+
+
+def _edit(topology: Topology, address: str, field: str, value: Any) -> Topology:
+    parts = address.split(".")
+    if parts[0] == "stream":
+        spec = topology.streams[parts[1]]
+        config = {**spec.config, field: value}
+        streams = {**topology.streams, parts[1]: dataclasses.replace(spec, config=config)}
+        return Topology(streams=streams, consumers=topology.consumers)
+    key = (parts[1], parts[2])
+    cspec: ConsumerSpec = topology.consumers[key]
+    cconfig = {**cspec.config, field: value}
+    if value is None:
+        cconfig.pop(field)
+    consumers = {**topology.consumers, key: dataclasses.replace(cspec, config=cconfig)}
+    return Topology(streams=topology.streams, consumers=consumers)
+
+
+def _summary(plan: Plan) -> list[tuple[str, str, list[str]]]:
+    return [(c.address, c.action.value, sorted(f.path for f in c.fields)) for c in plan.changes]
+
+
+def test_jelmore_topology_applies_from_empty_and_then_plans_no_changes(
+    versioned_server: NatsServer,
+) -> None:
+    topology = load_topology(TOPOLOGY)
+    url = versioned_server.url
+    first = asyncio.run(_plan(url, topology))
+    assert first.summary().add == 6 and not first.errors, first.messages
+    asyncio.run(_apply(url, first))
+    again = asyncio.run(_plan(url, topology))
+    assert _summary(again) == []
+
+
+def test_kitchen_sink_imports_and_plans_no_changes_then_each_drift_is_one_in_place_field(
+    versioned_server: NatsServer, tmp_path: Path
+) -> None:
+    url = versioned_server.url
+    version = _version(versioned_server)
+    asyncio.run(_create_kitchen_sink(url, version))
+    names = [s["name"] for s in ks.streams(version)]
+    out = tmp_path / "imported"
+    proc = run_cli("import", "-s", url, "-o", str(out), *names)
+    assert proc.returncode == 0, proc.stderr
+    for name in names:
+        assert (out / f"{name}.yaml").exists()
+    planned = run_cli("plan", "-s", url, "--topology", str(out), "--detailed-exitcode")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "No changes." in planned.stdout
+    topology = load_topology(out)
+
+    for address, field, value in ks.in_place_edits(version):
+        parts = address.split(".")
+        if parts[0] == "stream":
+            info = asyncio.run(_raw(url, f"$JS.API.STREAM.INFO.{parts[1]}"))
+            config = {**info["config"], field: value}
+            reply = asyncio.run(_raw(url, f"$JS.API.STREAM.UPDATE.{parts[1]}", config))
+        else:
+            info = asyncio.run(_raw(url, f"$JS.API.CONSUMER.INFO.{parts[1]}.{parts[2]}"))
+            config = {**info["config"], field: value}
+            body = {"stream_name": parts[1], "config": config, "action": "update"}
+            reply = asyncio.run(
+                _raw(url, f"$JS.API.CONSUMER.CREATE.{parts[1]}.{parts[2]}", body)
+            )
+        assert "error" not in reply, (address, field, reply)
+        plan = asyncio.run(_plan(url, topology))
+        assert not plan.errors, (address, field, plan.errors)
+        summary = _summary(plan)
+        assert len(summary) == 1, (address, field, summary)
+        got_address, action, paths = summary[0]
+        assert (got_address, action) == (address, "update"), (field, summary)
+        assert paths and all(p == field or p.startswith(f"{field}.") for p in paths), (
+            field,
+            paths,
+        )
+        asyncio.run(_apply(url, plan))
+        assert _summary(asyncio.run(_plan(url, topology))) == [], (address, field)
+
+
+def _replace_edits(version: tuple[int, int, int]) -> list[tuple[str, str, Any]]:
+    edits: list[tuple[str, str, Any]] = [
+        ("stream.KS_WQ", "storage", "memory"),
+        ("stream.KS_WQ", "retention", "limits"),
+        ("stream.KS_INTEREST", "first_seq", 500),
+        ("stream.KS_MIRROR", "mirror", {"name": "KS_LIMITS", "filter_subject": "ks.limits.a.>"}),
+        ("consumer.KS_LIMITS.last_msg", "deliver_policy", "new"),
+        ("consumer.KS_LIMITS.last_msg", "ack_policy", "all"),
+        ("consumer.KS_LIMITS.last_msg", "replay_policy", "original"),
+        ("consumer.KS_LIMITS.last_msg", "max_waiting", 64),
+        ("consumer.KS_LIMITS.last_msg", "mem_storage", True),
+        ("consumer.KS_LIMITS.push_all", "idle_heartbeat", 10 * ks.S),
+        ("consumer.KS_LIMITS.push_all", "flow_control", False),
+    ]
+    if version < (2, 12, 5):
+        edits.append(("stream.KS_LIMITS", "max_consumers", 30))
+    if version >= (2, 12, 0):
+        edits.append(("stream.KS_FEATURES", "persist_mode", None))
+    return edits
+
+
+def test_replace_forcing_edits_name_the_field_and_apply_converges(
+    versioned_server: NatsServer, tmp_path: Path
+) -> None:
+    url = versioned_server.url
+    version = _version(versioned_server)
+    names = [s["name"] for s in ks.streams(version)]
+    out = tmp_path / "imported"
+    if not asyncio.run(_raw(url, "$JS.API.STREAM.INFO.KS_LIMITS")).get("config"):
+        asyncio.run(_create_kitchen_sink(url, version))
+    proc = run_cli("import", "-s", url, "-o", str(out), *names)
+    assert proc.returncode == 0, proc.stderr
+    base = load_topology(out)
+    for address, field, value in _replace_edits(version):
+        topology = _edit(base, address, field, value) if value is not None else _drop(
+            base, address, field
+        )
+        plan = asyncio.run(_plan(url, topology))
+        assert not plan.errors, (address, field, plan.errors)
+        change = next(c for c in plan.changes if c.address == address)
+        assert change.action is Action.REPLACE, (address, field, _summary(plan))
+        assert any(f.forces_replace and f.path.split(".")[0] == field for f in change.fields), (
+            address,
+            field,
+            [(f.path, f.forces_replace) for f in change.fields],
+        )
+        assert any(field in reason for reason in change.replace_reasons)
+        asyncio.run(_apply(url, plan))
+        assert _summary(asyncio.run(_plan(url, topology))) == [], (address, field)
+        base = topology
+
+
+def _drop(topology: Topology, address: str, field: str) -> Topology:
+    parts = address.split(".")
+    spec: StreamSpec = topology.streams[parts[1]]
+    config = {k: v for k, v in spec.config.items() if k != field}
+    streams = {**topology.streams, parts[1]: dataclasses.replace(spec, config=config)}
+    return Topology(streams=streams, consumers=topology.consumers)
+
+
+def test_turning_off_a_one_way_flag_is_a_plan_error_not_a_failed_apply(
+    versioned_server: NatsServer, tmp_path: Path
+) -> None:
+    url = versioned_server.url
+    version = _version(versioned_server)
+    if not asyncio.run(_raw(url, "$JS.API.STREAM.INFO.KS_LIMITS")).get("config"):
+        asyncio.run(_create_kitchen_sink(url, version))
+    out = tmp_path / "imported"
+    assert run_cli("import", "-s", url, "-o", str(out), "KS_LIMITS").returncode == 0
+    topology = _edit(load_topology(out), "stream.KS_LIMITS", "deny_delete", False)
+    plan = asyncio.run(_plan(url, topology))
+    errors = [m for m in plan.errors if m.kind == "one-way"]
+    assert errors and errors[0].address == "stream.KS_LIMITS" and errors[0].field == "deny_delete"
+
+
+def test_fields_newer_than_the_server_are_plan_errors_naming_the_versions(
+    versioned_server: NatsServer,
+) -> None:
+    version = _version(versioned_server)
+    topology = load_topology(TOPOLOGY)
+    newest = {
+        (2, 10): ("allow_msg_ttl", True, "2.11"),
+        (2, 11): ("allow_atomic", True, "2.12"),
+        (2, 12): ("allow_batched", True, "2.14"),
+    }.get(version[:2])
+    if newest is None:
+        pytest.skip(f"nats-server {version} knows every field of the field table")
+    field, value, needed = newest
+    plan = asyncio.run(_plan(versioned_server.url, _edit(topology, "stream.JELMORE", field, value)))
+    errors = [m for m in plan.errors if m.kind == "needs-newer-server"]
+    assert errors, plan.messages
+    assert field in errors[0].message and needed in errors[0].message
+    assert ".".join(map(str, version)) in errors[0].message
