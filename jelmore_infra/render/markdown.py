@@ -34,7 +34,8 @@ from jelmore_infra.render.human import (
 from jelmore_infra.render.values import action_phrase, change_lines, resource_label
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]<>|~&])")
-_MD_LEADING = re.compile(r"^(\s*)([#+\-=>]|\d+(?=[.)]))")
+#: Line starts that would make a heading, list, quote or rule (``\1.`` is no escape: ``1\.`` is).
+_MD_LEADING = re.compile(r"^(\s*(?:\d+)?)([#+\-=>.)])")
 _ACTION_LABEL = {
     Action.CREATE: "+ create",
     Action.UPDATE: "~ update",
