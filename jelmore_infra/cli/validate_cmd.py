@@ -1,0 +1,94 @@
+"""``jelmore-infra validate`` (offline checks of topology files) and ``jelmore-infra schema``.
+
+``validate`` prints every problem as ``FILE:LINE:COL: error: message`` on stderr, sorted, with a
+count line, and exits 1; on success it prints one summary line and exits 0. ``--json`` prints one
+JSON document on stdout instead, with the same exit codes. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from jelmore_infra.diagnostics import Diagnostic
+
+
+def _display_dir(directory: str) -> str:
+    return directory if directory.endswith(("/", "\\")) else directory + "/"
+
+
+def _use_color(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    no_color = bool(root.obj and root.obj.get("no_color"))
+    return not no_color and sys.stderr.isatty()
+
+
+def _format(diag: Diagnostic, color: bool) -> str:
+    if not color:
+        return diag.format()
+    where = f"{click.style(str(diag.location), bold=True)}: " if diag.location else ""
+    severity = click.style(diag.severity, fg="red" if diag.severity == "error" else "yellow")
+    return f"{where}{severity}: {diag.message}"
+
+
+@click.command()
+@click.option(
+    "--topology",
+    "topology_dir",
+    default="topology",
+    show_default=True,
+    metavar="DIR",
+    help="Directory of topology files (*.yaml).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.pass_context
+def validate(ctx: click.Context, topology_dir: str, as_json: bool) -> int:
+    """Check topology files offline: schema and semantic checks, every problem at once."""
+    from jelmore_infra.topology import check_topology
+
+    topology, diags = check_topology(topology_dir)
+    errors = [d for d in diags if d.severity == "error"]
+    streams = len(topology.streams) if topology else 0
+    groups = len(topology.consumers) if topology else 0
+    if as_json:
+        import json
+
+        doc = {
+            "valid": topology is not None,
+            "diagnostics": [d.to_dict() for d in diags],
+            "streams": streams,
+            "consumer_groups": groups,
+        }
+        click.echo(json.dumps(doc, indent=2))
+        if topology is None:
+            ctx.exit(1)
+        return 0
+    shown = _display_dir(topology_dir)
+    if topology is None and len(errors) == 1 and errors[0].location is None:
+        # the directory itself is the problem: one line, like every other CLI error
+        click.echo(f"Error: {errors[0].message}", err=True)
+        ctx.exit(1)
+    color = _use_color(ctx)
+    for diag in diags:
+        click.echo(_format(diag, color), err=True)
+    if topology is None:
+        count = len(errors)
+        click.echo(f"{shown} is invalid: {count} error{'s' if count != 1 else ''}.", err=True)
+        ctx.exit(1)
+    click.echo(
+        f"{shown} is valid: {streams} stream{'s' if streams != 1 else ''}, "
+        f"{groups} consumer group{'s' if groups != 1 else ''}."
+    )
+    return 0
+
+
+@click.command()
+def schema() -> int:
+    """Print the JSON Schema of topology files (for editors and CI checks)."""
+    import json
+
+    from jelmore_infra.topology.schema import build_schema
+
+    click.echo(json.dumps(build_schema(), indent=2, ensure_ascii=False))
+    return 0

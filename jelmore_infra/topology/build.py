@@ -1,0 +1,92 @@
+"""Building the desired model from validated topology entries.
+
+Validation turns each stream and consumer group into a *draft*: the settings the user wrote, in
+JetStream wire form, with where each was written. This module turns drafts into
+:class:`~jelmore_infra.model.StreamSpec` / :class:`~jelmore_infra.model.ConsumerSpec`: it adds the
+name, the ``jelmore.managed-by`` ownership marker and a consumer group's runtime settings
+(``jelmore.retry-delays``, ``jelmore.dead-letter-*``) to ``metadata``. It never fills in server
+defaults (the normaliser does that). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jelmore_infra import model
+from jelmore_infra.diagnostics import Location
+from jelmore_infra.model import ConsumerSpec, JSONDict, StreamSpec, Topology
+from jelmore_infra.units import format_duration
+
+
+@dataclass(slots=True)
+class StreamDraft:
+    """A stream as written: user settings in wire form and their places (dotted paths)."""
+
+    name: str
+    location: Location
+    config: JSONDict = field(default_factory=dict)
+    locations: dict[str, Location] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class GroupDraft:
+    """A consumer group as written, with its ``jelmore:`` runtime settings apart."""
+
+    name: str
+    location: Location
+    stream: str | None = None
+    config: JSONDict = field(default_factory=dict)
+    locations: dict[str, Location] = field(default_factory=dict)
+    retry_delays: list[int] | None = None
+    dead_letter_stream: str | None = None
+    dead_letter_subject: str | None = None
+
+
+def group_metadata(draft: GroupDraft) -> dict[str, str]:
+    """The ``jelmore.*`` metadata keys carrying a group's runtime settings."""
+    meta: dict[str, str] = {}
+    if draft.retry_delays is not None:
+        meta[model.META_RETRY_DELAYS] = ",".join(format_duration(d) for d in draft.retry_delays)
+    if draft.dead_letter_stream is not None:
+        meta[model.META_DEAD_LETTER_STREAM] = draft.dead_letter_stream
+    if draft.dead_letter_subject is not None:
+        meta[model.META_DEAD_LETTER_SUBJECT] = draft.dead_letter_subject
+    return meta
+
+
+def build_stream(draft: StreamDraft) -> StreamSpec:
+    config: JSONDict = {"name": draft.name}
+    config.update(draft.config)
+    user_meta = draft.config.get("metadata") or {}
+    config["metadata"] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE, **user_meta}
+    return StreamSpec(draft.name, config, draft.location, dict(draft.locations))
+
+
+def build_consumer(draft: GroupDraft) -> ConsumerSpec:
+    assert draft.stream is not None
+    config: JSONDict = {"durable_name": draft.name}
+    config.update(draft.config)
+    user_meta = draft.config.get("metadata") or {}
+    config["metadata"] = {
+        model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE,
+        **user_meta,
+        **group_metadata(draft),
+    }
+    return ConsumerSpec(draft.stream, draft.name, config, draft.location, dict(draft.locations))
+
+
+def build_topology(streams: list[StreamDraft], groups: list[GroupDraft]) -> Topology:
+    """The desired model; consumers are keyed by ``(stream, name)``."""
+    stream_specs = {d.name: build_stream(d) for d in streams}
+    consumer_specs = {(d.stream, d.name): build_consumer(d) for d in groups if d.stream is not None}
+    return Topology(streams=stream_specs, consumers=consumer_specs)
+
+
+__all__ = [
+    "GroupDraft",
+    "StreamDraft",
+    "build_consumer",
+    "build_stream",
+    "build_topology",
+    "group_metadata",
+]

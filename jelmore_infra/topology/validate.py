@@ -1,0 +1,1128 @@
+"""Validating topology entries: the structural pass and the semantic checks.
+
+The structural pass walks each stream's and consumer group's settings along the field table
+(:mod:`jelmore_infra.fields`), the same table the JSON Schema is generated from: unknown keys (with
+a "did you mean"), values of the wrong kind, bad units, enums, subjects, names. Each value is turned
+into its JetStream wire form on the way (durations → nanoseconds, sizes → bytes), giving drafts.
+
+The semantic pass checks what a schema cannot express: subject overlaps between and within streams,
+consumer filters against their stream, cross-field rules the server enforces (from
+``jetstream-semantics.md`` §1.2 and §2.3), work-queue rules and the dead-letter settings.
+
+Every problem is collected, each with its own message and exact place. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from jelmore_infra import fields as F
+from jelmore_infra import model
+from jelmore_infra.diagnostics import Diagnostic, Location
+from jelmore_infra.subjects import (
+    is_subset_of_any,
+    is_valid_subject,
+    subject_is_subset,
+    subject_problem,
+    subjects_overlap,
+)
+from jelmore_infra.topology.build import GroupDraft, StreamDraft
+from jelmore_infra.topology.load import (
+    Entry,
+    LNode,
+    Map,
+    RawResource,
+    RawTopology,
+    Scalar,
+    Seq,
+    describe,
+    did_you_mean,
+    is_null,
+)
+from jelmore_infra.units import UnitError, format_duration, parse_count, parse_duration, parse_size
+
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+NAME_MAX = 255
+DESCRIPTION_MAX = 4096
+METADATA_MAX_BYTES = 128 * 1024
+MAX_REPLICAS = 5
+#: Keys of a consumer group besides the JetStream consumer fields.
+GROUP_KEYS = ("stream", "jelmore")
+JELMORE_KEYS = ("retry_delays", "dead_letter")
+DEAD_LETTER_KEYS = ("stream", "subject")
+RESERVED_META_PREFIXES = (model.JELMORE_META_PREFIX, model.SERVER_META_PREFIX)
+#: Stream settings a mirror may not have (the server refuses them).
+MIRROR_FORBIDDEN = (
+    "subjects",
+    "sources",
+    "first_seq",
+    "allow_msg_counter",
+    "allow_atomic",
+    "allow_batched",
+    "allow_msg_schedules",
+    "subject_delete_marker_ttl",
+)
+_NAME_BAD = {
+    ".": "'.'",
+    "*": "'*'",
+    ">": "'>'",
+    "/": "'/'",
+    "\\": "'\\'",
+}
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_SAMPLE_FREQ = re.compile(r"^\d+%?$")
+_PRIORITY_GROUP = re.compile(r"^[a-zA-Z0-9/_=-]{1,16}$")
+
+_INVALID = object()
+
+Diags = list[Diagnostic]
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a stream or consumer (a phrase), or ``None``."""
+    if not name:
+        return "is empty"
+    if len(name) > NAME_MAX:
+        return f"is {len(name)} characters long (at most {NAME_MAX} are allowed)"
+    bad = [label for ch, label in _NAME_BAD.items() if ch in name]
+    if any(c.isspace() for c in name):
+        bad.append("whitespace")
+    if bad:
+        return "must not contain " + ", ".join(bad)
+    return None
+
+
+class _Checker:
+    def __init__(self, diags: Diags) -> None:
+        self.diags = diags
+
+    def error(self, message: str, loc: Location, related: Iterable[Location] = ()) -> None:
+        self.diags.append(Diagnostic("error", message, loc, tuple(related)))
+
+
+# --- the structural pass ----------------------------------------------------------------------
+
+
+class _Converter(_Checker):
+    """Converts settings maps to wire-form configs along the field table."""
+
+    def settings(
+        self,
+        table: dict[str, F.Field],
+        node: Map,
+        prefix: str,
+        config: dict[str, Any],
+        locations: dict[str, Location],
+        label: str,
+        *,
+        skip: Iterable[str] = (),
+        reject: Callable[[Entry], bool] | None = None,
+        extra_choices: Iterable[str] = (),
+    ) -> None:
+        skipped = set(skip)
+        for key, entry in node.entries.items():
+            if key in skipped:
+                continue
+            if reject is not None and reject(entry):
+                continue
+            fld = table.get(key)
+            path = f"{prefix}{key}"
+            if fld is None:
+                self.unknown(key, entry, label, [*table, *extra_choices])
+                continue
+            value = self.value(fld, entry.value, path, locations)
+            if value is not _INVALID:
+                config[key] = value
+                locations[path] = entry.value.loc
+
+    def unknown(self, key: str, entry: Entry, label: str, choices: list[str]) -> None:
+        hint = did_you_mean(key, [c for c in choices if c not in ("name", "durable_name")])
+        message = f"unknown {label} setting '{key}'{hint}"
+        if not hint and label == "stream" and key in F.CONSUMER_FIELD_MAP:
+            message += "; it is a consumer group setting (put it under consumer_groups)"
+        elif not hint and label == "consumer group" and key in F.STREAM_FIELD_MAP:
+            message += "; it is a stream setting (put it under streams)"
+        self.error(message, entry.key_loc)
+
+    def value(self, fld: F.Field, node: LNode, path: str, locations: dict[str, Location]) -> Any:
+        kind = fld.kind
+        if is_null(node) and kind is not F.ValueKind.METADATA:
+            self.error(f"{path} has no value (give one, or remove the line)", node.loc)
+            return _INVALID
+        if kind is F.ValueKind.OBJECT:
+            return self.obj(fld, node, path, locations)
+        if kind is F.ValueKind.OBJECT_LIST:
+            items = self.seq(node, path, "a list of maps")
+            if items is None:
+                return _INVALID
+            out: list[Any] = []
+            for i, item in enumerate(items):
+                converted = self.obj(fld, item, f"{path}.{i}", locations)
+                if converted is not _INVALID:
+                    out.append(converted)
+                    locations[f"{path}.{i}"] = item.loc
+            return out if len(out) == len(items) else _INVALID
+        if kind is F.ValueKind.METADATA:
+            return self.metadata(node, path, locations)
+        if kind in (F.ValueKind.SUBJECT_LIST, F.ValueKind.STRING_LIST, F.ValueKind.DURATION_LIST):
+            what = {
+                F.ValueKind.SUBJECT_LIST: "a list of subjects",
+                F.ValueKind.STRING_LIST: "a list of names",
+                F.ValueKind.DURATION_LIST: "a list of durations like [1s, 5s, 30s]",
+            }[kind]
+            items = self.seq(node, path, what)
+            if items is None:
+                return _INVALID
+            one = {
+                F.ValueKind.SUBJECT_LIST: F.ValueKind.SUBJECT,
+                F.ValueKind.STRING_LIST: F.ValueKind.STRING,
+                F.ValueKind.DURATION_LIST: F.ValueKind.DURATION,
+            }[kind]
+            item_field = F.Field(fld.name, one)
+            values = []
+            for i, item in enumerate(items):
+                v = self.scalar(item_field, item, f"{path}[{i}]")
+                if v is not _INVALID:
+                    values.append(v)
+                    locations[f"{path}.{i}"] = item.loc
+            return values if len(values) == len(items) else _INVALID
+        return self.scalar(fld, node, path)
+
+    def seq(self, node: LNode, path: str, what: str) -> tuple[LNode, ...] | None:
+        if isinstance(node, Seq):
+            return node.items
+        hint = ""
+        if isinstance(node, Scalar) and isinstance(node.value, str):
+            hint = f" (write it as a list: [{node.raw}])"
+        self.error(f"{path} must be {what}, not {describe(node)}{hint}", node.loc)
+        return None
+
+    def obj(self, fld: F.Field, node: LNode, path: str, locations: dict[str, Location]) -> Any:
+        if not isinstance(node, Map):
+            self.error(f"{path} must be a map of settings, not {describe(node)}", node.loc)
+            return _INVALID
+        table = {f.name: f for f in fld.sub_fields}
+        out: dict[str, Any] = {}
+        before = len(self.diags)
+        label = {"sources": "source", "mirror": "mirror"}.get(fld.name, fld.name)
+        self.settings(table, node, f"{path}.", out, locations, label)
+        return out if len(self.diags) == before else _INVALID
+
+    def metadata(self, node: LNode, path: str, locations: dict[str, Location]) -> Any:
+        if is_null(node):
+            return {}
+        if not isinstance(node, Map):
+            self.error(f"{path} must be a map of text keys to text values", node.loc)
+            return _INVALID
+        out: dict[str, str] = {}
+        ok = True
+        for key, entry in node.entries.items():
+            if key.startswith(RESERVED_META_PREFIXES):
+                prefix = next(p for p in RESERVED_META_PREFIXES if key.startswith(p))
+                self.error(
+                    f"metadata key '{key}' is reserved: keys starting with '{prefix}' are "
+                    "written by jelmore-infra or the server",
+                    entry.key_loc,
+                )
+                ok = False
+                continue
+            value = entry.value
+            if not isinstance(value, Scalar) or not isinstance(value.value, str):
+                hint = (
+                    f"; put it in quotes: '{value.raw}'"
+                    if isinstance(value, Scalar) and value.raw
+                    else ""
+                )
+                self.error(
+                    f"metadata value of '{key}' must be text, not {describe(value)}{hint}",
+                    value.loc,
+                )
+                ok = False
+                continue
+            out[key] = value.value
+            locations[f"{path}.{key}"] = value.loc
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in out.items())
+        if size > METADATA_MAX_BYTES:
+            self.error(f"{path} is {size} bytes; the server allows at most 128 KiB", node.loc)
+            ok = False
+        return out if ok else _INVALID
+
+    def scalar(self, fld: F.Field, node: LNode, path: str) -> Any:
+        kind = fld.kind
+        if not isinstance(node, Scalar):
+            self.error(f"{path} must be {_kind_phrase(fld)}, not {describe(node)}", node.loc)
+            return _INVALID
+        v = node.value
+        try:
+            if kind is F.ValueKind.DURATION:
+                return self.duration(fld, node, path)
+            if kind is F.ValueKind.SIZE:
+                n = parse_size(v)
+                return self.bounded(fld, n, node, path, "size")
+            if kind is F.ValueKind.COUNT:
+                n = parse_count(v)
+                return self.bounded(fld, n, node, path, "count")
+        except UnitError as exc:
+            self.error(f"{path}: {exc}", node.loc)
+            return _INVALID
+        if kind is F.ValueKind.INT:
+            if isinstance(v, bool) or not isinstance(v, int):
+                self.error(f"{path} must be a whole number, not {describe(node)}", node.loc)
+                return _INVALID
+            if v < 0 or v > INT64_MAX:
+                self.error(f"{path} must be a whole number from 0 up, not {v}", node.loc)
+                return _INVALID
+            return v
+        if kind is F.ValueKind.BOOL:
+            if not isinstance(v, bool):
+                self.error(f"{path} must be true or false, not {describe(node)}", node.loc)
+                return _INVALID
+            return v
+        if kind is F.ValueKind.ENUM:
+            if not isinstance(v, str) or v not in fld.choices:
+                choices = ", ".join(fld.choices)
+                hint = did_you_mean(v, fld.choices) if isinstance(v, str) else ""
+                self.error(
+                    f"invalid {path} {describe(node)}: choose one of {choices}{hint}", node.loc
+                )
+                return _INVALID
+            return v
+        if kind is F.ValueKind.SUBJECT:
+            if not isinstance(v, str):
+                self.error(f"{path} must be a subject, not {describe(node)}", node.loc)
+                return _INVALID
+            wildcards = fld.name != "deliver_subject"
+            problem = subject_problem(v, wildcards=wildcards)
+            if problem is not None:
+                self.error(f"invalid subject '{v}' in {path}: it {problem}", node.loc)
+                return _INVALID
+            return v
+        if kind is F.ValueKind.TIME:
+            return self.time(node, path)
+        if kind is F.ValueKind.STRING:
+            if fld.name == "sample_freq":
+                text = str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                if not isinstance(text, str) or not _SAMPLE_FREQ.match(text):
+                    self.error(
+                        f"{path} must be a percentage like '50%' (or a number), "
+                        f"not {describe(node)}",
+                        node.loc,
+                    )
+                    return _INVALID
+                return text
+            if not isinstance(v, str):
+                hint = f"; put it in quotes: '{node.raw}'" if node.raw else ""
+                self.error(f"{path} must be text, not {describe(node)}{hint}", node.loc)
+                return _INVALID
+            if fld.name == "description" and len(v) > DESCRIPTION_MAX:
+                self.error(
+                    f"{path} is {len(v)} characters long (at most {DESCRIPTION_MAX})", node.loc
+                )
+                return _INVALID
+            return v
+        self.error(f"{path}: unsupported value", node.loc)  # pragma: no cover
+        return _INVALID
+
+    def duration(self, fld: F.Field, node: Scalar, path: str) -> Any:
+        ns = parse_duration(node.value, allow_unlimited=fld.unlimited)
+        if ns > INT64_MAX:
+            self.error(f"{path} {describe(node)} is too long", node.loc)
+            return _INVALID
+        if fld.minimum_ns is not None and 0 < ns < fld.minimum_ns:
+            self.error(
+                f"{path} must be at least {format_duration(fld.minimum_ns)} "
+                f"(or 0 to leave it unset), not {format_duration(ns)}",
+                node.loc,
+            )
+            return _INVALID
+        return ns
+
+    def bounded(self, fld: F.Field, n: int, node: Scalar, path: str, what: str) -> Any:
+        if n == -1 and not fld.unlimited:
+            self.error(f"{path} cannot be unlimited (-1); leave it out instead", node.loc)
+            return _INVALID
+        limit = INT32_MAX if fld.name == "max_msg_size" else INT64_MAX
+        if n > limit:
+            self.error(f"{path} {describe(node)} is too large (at most {limit:,})", node.loc)
+            return _INVALID
+        return n
+
+    def time(self, node: Scalar, path: str) -> Any:
+        text = node.raw.strip()
+        m = _RFC3339.match(text)
+        ok = m is not None
+        if m is not None:
+            offset = m.group(4)
+            offset = "+00:00" if offset in ("Z", "z") else offset
+            try:
+                datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{offset}")
+            except ValueError:
+                ok = False
+        if not ok:
+            self.error(
+                f"{path} must be an RFC 3339 time like '2026-01-31T12:00:00Z', "
+                f"not {describe(node)}",
+                node.loc,
+            )
+            return _INVALID
+        return text
+
+
+def _kind_phrase(fld: F.Field) -> str:
+    return {
+        F.ValueKind.DURATION: "a duration like '60s' or '7d'",
+        F.ValueKind.SIZE: "a size like 1024, '512KiB' or '10GB'",
+        F.ValueKind.COUNT: "a whole number or 'unlimited'",
+        F.ValueKind.INT: "a whole number",
+        F.ValueKind.BOOL: "true or false",
+        F.ValueKind.STRING: "text",
+        F.ValueKind.ENUM: "one of " + ", ".join(fld.choices),
+        F.ValueKind.SUBJECT: "a subject",
+        F.ValueKind.TIME: "an RFC 3339 time",
+    }.get(fld.kind, "a single value")
+
+
+def _check_name(conv: _Converter, kind: str, name: str, loc: Location) -> bool:
+    problem = name_problem(name)
+    if problem is None:
+        return True
+    shown = name if len(name) <= 40 else name[:37] + "..."
+    conv.error(f"invalid {kind} name '{shown}': it {problem}", loc)
+    return False
+
+
+def _convert_stream(conv: _Converter, res: RawResource) -> StreamDraft:
+    draft = StreamDraft(res.name, res.name_loc)
+    _check_name(conv, "stream", res.name, res.name_loc)
+    node = res.settings
+    if is_null(node):
+        return draft
+    if not isinstance(node, Map):
+        conv.error(
+            f"the settings of stream '{res.name}' must be a map, not {describe(node)}", node.loc
+        )
+        return draft
+
+    def reject(entry: Entry) -> bool:
+        if entry.key == "name":
+            conv.error(
+                f"do not write 'name' in the settings: the key '{res.name}' is the stream's name",
+                entry.key_loc,
+            )
+            return True
+        return False
+
+    conv.settings(
+        F.STREAM_FIELD_MAP, node, "", draft.config, draft.locations, "stream", reject=reject
+    )
+    return draft
+
+
+def _convert_group(conv: _Converter, res: RawResource) -> GroupDraft:
+    draft = GroupDraft(res.name, res.name_loc)
+    _check_name(conv, "consumer group", res.name, res.name_loc)
+    node = res.settings
+    if not isinstance(node, Map):
+        if is_null(node):
+            conv.error(
+                f"consumer group '{res.name}' needs settings, at least 'stream:'", res.name_loc
+            )
+        else:
+            conv.error(
+                f"the settings of consumer group '{res.name}' must be a map, not {describe(node)}",
+                node.loc,
+            )
+        return draft
+
+    stream = node.entries.get("stream")
+    if stream is None:
+        conv.error(
+            f"consumer group '{res.name}' needs 'stream:' (the stream it reads)", res.name_loc
+        )
+    elif not isinstance(stream.value, Scalar) or not isinstance(stream.value.value, str):
+        conv.error(f"stream must be a stream name, not {describe(stream.value)}", stream.value.loc)
+    else:
+        draft.stream = stream.value.value
+        draft.locations["stream"] = stream.value.loc
+
+    jelmore = node.entries.get("jelmore")
+    if jelmore is not None:
+        _convert_jelmore(conv, jelmore, draft)
+
+    def reject(entry: Entry) -> bool:
+        if entry.key in ("name", "durable_name"):
+            conv.error(
+                f"do not write '{entry.key}' in the settings: the key '{res.name}' is the "
+                "consumer group's durable name",
+                entry.key_loc,
+            )
+            return True
+        if entry.key in F.PUSH_ONLY_FIELDS:
+            conv.error(
+                f"'{entry.key}' is a push consumer setting: consumer groups are pull consumers",
+                entry.key_loc,
+            )
+            return True
+        return False
+
+    conv.settings(
+        F.CONSUMER_FIELD_MAP,
+        node,
+        "",
+        draft.config,
+        draft.locations,
+        "consumer group",
+        skip=GROUP_KEYS,
+        reject=reject,
+        extra_choices=GROUP_KEYS,
+    )
+    return draft
+
+
+def _convert_jelmore(conv: _Converter, entry: Entry, draft: GroupDraft) -> None:
+    node = entry.value
+    if is_null(node):
+        return
+    if not isinstance(node, Map):
+        conv.error(
+            f"jelmore must be a map with retry_delays and/or dead_letter, not {describe(node)}",
+            node.loc,
+        )
+        return
+    draft.locations["jelmore"] = node.loc
+    for key, item in node.entries.items():
+        if key == "retry_delays":
+            _convert_retry_delays(conv, item, draft)
+        elif key == "dead_letter":
+            _convert_dead_letter(conv, item, draft)
+        else:
+            conv.error(
+                f"unknown jelmore setting '{key}'{did_you_mean(key, JELMORE_KEYS)}; "
+                "the jelmore block has retry_delays and dead_letter",
+                item.key_loc,
+            )
+
+
+def _convert_retry_delays(conv: _Converter, item: Entry, draft: GroupDraft) -> None:
+    path = "jelmore.retry_delays"
+    items = conv.seq(item.value, path, "a list of durations like [2s, 4s, 8s]")
+    if items is None:
+        return
+    delays: list[int] = []
+    for i, node in enumerate(items):
+        if not isinstance(node, Scalar):
+            conv.error(f"{path}[{i}] must be a duration, not {describe(node)}", node.loc)
+            continue
+        try:
+            ns = parse_duration(node.value)
+        except UnitError as exc:
+            conv.error(f"{path}[{i}]: {exc}", node.loc)
+            continue
+        if ns <= 0:
+            conv.error(f"{path}[{i}] must be longer than 0 (a delay before a retry)", node.loc)
+            continue
+        delays.append(ns)
+        draft.locations[f"{path}.{i}"] = node.loc
+    if len(delays) == len(items):
+        draft.retry_delays = delays
+        draft.locations[path] = item.value.loc
+
+
+def _convert_dead_letter(conv: _Converter, item: Entry, draft: GroupDraft) -> None:
+    path = "jelmore.dead_letter"
+    node = item.value
+    if not isinstance(node, Map):
+        conv.error(
+            f"{path} must be a map with 'stream:' and 'subject:', not {describe(node)}", node.loc
+        )
+        return
+    draft.locations[path] = node.loc
+    for key, entry in node.entries.items():
+        value = entry.value
+        if key not in DEAD_LETTER_KEYS:
+            conv.error(
+                f"unknown dead_letter setting '{key}'{did_you_mean(key, DEAD_LETTER_KEYS)}; "
+                "dead_letter has 'stream:' and 'subject:'",
+                entry.key_loc,
+            )
+            continue
+        if not isinstance(value, Scalar) or not isinstance(value.value, str):
+            what = "a stream name" if key == "stream" else "a subject prefix"
+            conv.error(f"{path}.{key} must be {what}, not {describe(value)}", value.loc)
+            continue
+        if key == "subject":
+            problem = subject_problem(value.value, wildcards=False)
+            if problem is not None:
+                conv.error(f"invalid dead-letter subject '{value.value}': it {problem}", value.loc)
+                continue
+            draft.dead_letter_subject = value.value
+        else:
+            draft.dead_letter_stream = value.value
+        draft.locations[f"{path}.{key}"] = value.loc
+    for key in DEAD_LETTER_KEYS:
+        if key not in node.entries:
+            conv.error(f"{path} needs '{key}:'", node.loc)
+
+
+def convert_topology(raw: RawTopology, diags: Diags) -> tuple[list[StreamDraft], list[GroupDraft]]:
+    """The structural pass: every stream and group as a draft (invalid values left out)."""
+    conv = _Converter(diags)
+    streams = [_convert_stream(conv, r) for r in raw.streams]
+    groups = [_convert_group(conv, r) for r in raw.groups]
+    return streams, groups
+
+
+# --- the semantic pass ------------------------------------------------------------------------
+
+
+def effective_subjects(draft: StreamDraft) -> list[tuple[str, Location]]:
+    """The stream's subjects with their places; the server uses the name when none are given."""
+    cfg = draft.config
+    subjects = cfg.get("subjects") or []
+    if subjects:
+        return [
+            (s, draft.locations.get(f"subjects.{i}", draft.location))
+            for i, s in enumerate(subjects)
+        ]
+    if "mirror" in cfg or cfg.get("sources"):
+        return []
+    if name_problem(draft.name) is not None:
+        return []
+    return [(draft.name, draft.location)]
+
+
+class _Semantics(_Checker):
+    def __init__(self, diags: Diags, streams: list[StreamDraft], groups: list[GroupDraft]):
+        super().__init__(diags)
+        self.streams = streams
+        self.groups = groups
+        self.by_name = {s.name: s for s in streams}
+
+    @staticmethod
+    def at(draft: StreamDraft | GroupDraft, path: str) -> Location:
+        return draft.locations.get(path, draft.location)
+
+    def run(self) -> None:
+        for s in self.streams:
+            self.stream(s)
+        self.stream_overlaps()
+        for g in self.groups:
+            self.group(g)
+        self.workqueues()
+
+    # streams
+
+    def stream(self, s: StreamDraft) -> None:
+        cfg = s.config
+        at = self.at
+        subjects = effective_subjects(s)
+        for i, (subj, loc) in enumerate(subjects):
+            for prev, prev_loc in subjects[:i]:
+                if subj == prev:
+                    self.error(
+                        f"subject '{subj}' is listed twice in stream '{s.name}' "
+                        f"(first at {prev_loc})",
+                        loc,
+                        (prev_loc,),
+                    )
+                elif subjects_overlap(subj, prev):
+                    self.error(
+                        f"subject '{subj}' overlaps subject '{prev}' of the same stream "
+                        f"'{s.name}' (at {prev_loc})",
+                        loc,
+                        (prev_loc,),
+                    )
+            if subj == ">" and not cfg.get("no_ack"):
+                self.error("capturing all subjects ('>') requires no_ack: true", loc)
+        replicas = cfg.get("num_replicas")
+        if replicas is not None and not 1 <= replicas <= MAX_REPLICAS:
+            self.error(
+                f"num_replicas must be from 1 to {MAX_REPLICAS} for a stream, not {replicas}",
+                at(s, "num_replicas"),
+            )
+        if cfg.get("discard_new_per_subject"):
+            if cfg.get("discard") != "new":
+                self.error(
+                    "discard_new_per_subject needs discard: new", at(s, "discard_new_per_subject")
+                )
+            if not cfg.get("max_msgs_per_subject", 0) > 0:
+                self.error(
+                    "discard_new_per_subject needs max_msgs_per_subject greater than 0",
+                    at(s, "discard_new_per_subject"),
+                )
+        max_age = cfg.get("max_age", 0)
+        window = cfg.get("duplicate_window")
+        if window is not None and max_age > 0 and window > max_age:
+            self.error(
+                f"duplicate_window ({format_duration(window)}) cannot be longer than max_age "
+                f"({format_duration(max_age)}, at {at(s, 'max_age')})",
+                at(s, "duplicate_window"),
+                (at(s, "max_age"),),
+            )
+        if cfg.get("sealed"):
+            self.error(
+                "sealed cannot be true in a topology: a stream cannot be created sealed",
+                at(s, "sealed"),
+            )
+        if cfg.get("deny_purge") and cfg.get("allow_rollup_hdrs"):
+            self.error(
+                "allow_rollup_hdrs cannot be combined with deny_purge: true "
+                "(roll-ups require the purge permission)",
+                at(s, "allow_rollup_hdrs"),
+            )
+        self.stream_features(s)
+        self.stream_sources(s)
+        placement = cfg.get("placement") or {}
+        if placement.get("preferred"):
+            self.error(
+                "placement.preferred is not permitted in a stream's config (the server refuses it)",
+                at(s, "placement.preferred"),
+            )
+        republish = cfg.get("republish") or {}
+        dest = republish.get("dest")
+        if isinstance(dest, str) and is_valid_subject(dest):
+            for subj, loc in subjects:
+                if subjects_overlap(dest, subj):
+                    self.error(
+                        f"republish.dest '{dest}' overlaps the stream's subject '{subj}' "
+                        f"(at {loc}): republished messages would be stored again (a cycle)",
+                        at(s, "republish.dest"),
+                        (loc,),
+                    )
+                    break
+
+    def stream_features(self, s: StreamDraft) -> None:
+        cfg = s.config
+        at = self.at
+        discard_new = cfg.get("discard") == "new"
+        sdm = cfg.get("subject_delete_marker_ttl", 0) > 0
+        schedules = bool(cfg.get("allow_msg_schedules"))
+        if cfg.get("allow_msg_counter"):
+            loc = at(s, "allow_msg_counter")
+            if cfg.get("retention", "limits") != "limits":
+                self.error("a counter stream (allow_msg_counter) needs retention: limits", loc)
+            if discard_new:
+                self.error("a counter stream (allow_msg_counter) cannot use discard: new", loc)
+            if cfg.get("allow_msg_ttl") or sdm:
+                self.error("a counter stream (allow_msg_counter) cannot use message TTLs", loc)
+            if schedules:
+                self.error(
+                    "a counter stream (allow_msg_counter) cannot use allow_msg_schedules", loc
+                )
+        if schedules:
+            loc = at(s, "allow_msg_schedules")
+            if discard_new:
+                self.error("allow_msg_schedules cannot be used with discard: new", loc)
+            if cfg.get("sources"):
+                self.error("allow_msg_schedules cannot be used on a stream with sources", loc)
+        for cause, on in (("subject_delete_marker_ttl", sdm), ("allow_msg_schedules", schedules)):
+            if not on:
+                continue
+            if cfg.get("allow_rollup_hdrs") is False:
+                self.error(
+                    f"allow_rollup_hdrs: false conflicts with {cause}: the server turns "
+                    "roll-ups on for it (remove allow_rollup_hdrs)",
+                    at(s, "allow_rollup_hdrs"),
+                )
+            if cfg.get("deny_purge"):
+                self.error(
+                    f"deny_purge: true conflicts with {cause}: the server turns deny_purge off "
+                    "for it",
+                    at(s, "deny_purge"),
+                )
+        if sdm and cfg.get("allow_msg_ttl") is False:
+            self.error(
+                "allow_msg_ttl: false conflicts with subject_delete_marker_ttl: the server "
+                "turns message TTLs on for it",
+                at(s, "allow_msg_ttl"),
+            )
+        if cfg.get("persist_mode") == "async":
+            loc = at(s, "persist_mode")
+            if cfg.get("storage") == "memory":
+                self.error("persist_mode: async needs file storage", loc)
+            if cfg.get("num_replicas", 1) > 1:
+                self.error("persist_mode: async is not supported on replicated streams", loc)
+            if cfg.get("allow_atomic"):
+                self.error("persist_mode: async cannot be used with allow_atomic", loc)
+
+    def stream_sources(self, s: StreamDraft) -> None:
+        cfg = s.config
+        at = self.at
+        mirror = cfg.get("mirror")
+        if mirror is not None:
+            for forbidden in MIRROR_FORBIDDEN:
+                if cfg.get(forbidden):
+                    self.error(
+                        f"a mirror stream cannot have {forbidden} (the mirror defines its content)",
+                        at(s, forbidden),
+                    )
+            self.source(s, mirror, "mirror")
+        elif cfg.get("mirror_direct"):
+            self.error("mirror_direct needs a mirror", at(s, "mirror_direct"))
+        seen: dict[tuple[str, str, str], Location] = {}
+        for i, src in enumerate(cfg.get("sources") or []):
+            path = f"sources.{i}"
+            self.source(s, src, path)
+            key = (
+                str(src.get("name")),
+                str(src.get("filter_subject", "")),
+                str((src.get("external") or {}).get("api", "")),
+            )
+            loc = at(s, path)
+            if key in seen:
+                self.error(
+                    f"source '{key[0]}' is listed twice (first at {seen[key]})", loc, (seen[key],)
+                )
+            else:
+                seen[key] = loc
+
+    def source(self, s: StreamDraft, src: dict[str, Any], path: str) -> None:
+        loc = self.at(s, path)
+        name = src.get("name")
+        if not name:
+            self.error(f"{path} needs 'name:' (the stream to copy from)", loc)
+        elif name == s.name and "external" not in src:
+            self.error(f"stream '{s.name}' cannot copy from itself ({path})", loc)
+        if src.get("filter_subject") and src.get("subject_transforms"):
+            self.error(
+                f"{path} cannot have both filter_subject and subject_transforms",
+                self.at(s, f"{path}.filter_subject"),
+            )
+        if src.get("consumer"):
+            for key in ("opt_start_seq", "opt_start_time", "filter_subject"):
+                if key in src:
+                    self.error(
+                        f"{path}.{key} cannot be used with {path}.consumer",
+                        self.at(s, f"{path}.{key}"),
+                    )
+
+    def stream_overlaps(self) -> None:
+        subjects = [(s, effective_subjects(s)) for s in self.streams]
+        for j, (b, b_subjects) in enumerate(subjects):
+            for a, a_subjects in subjects[:j]:
+                for subj_b, loc_b in b_subjects:
+                    for subj_a, loc_a in a_subjects:
+                        if subjects_overlap(subj_a, subj_b):
+                            self.error(
+                                f"subject '{subj_b}' of stream '{b.name}' overlaps subject "
+                                f"'{subj_a}' of stream '{a.name}' (at {loc_a}); a subject can "
+                                "be stored by only one stream",
+                                loc_b,
+                                (loc_a,),
+                            )
+
+    # consumer groups
+
+    def group(self, g: GroupDraft) -> None:
+        cfg = g.config
+        at = self.at
+        stream = self.by_name.get(g.stream) if g.stream is not None else None
+        if g.stream is not None and stream is None:
+            self.error(
+                f"consumer group '{g.name}' reads stream '{g.stream}', which is not defined "
+                f"in the topology{did_you_mean(g.stream, self.by_name)}",
+                at(g, "stream"),
+            )
+        filters = self.filters(g, stream)
+        self.delivery(g, filters)
+        max_deliver = cfg.get("max_deliver")
+        backoff = cfg.get("backoff")
+        if backoff and max_deliver not in (None, 0, -1) and len(backoff) > max_deliver:
+            self.error(
+                f"backoff has {len(backoff)} delays but max_deliver is {max_deliver}: "
+                "there can be at most as many delays as deliveries",
+                at(g, "backoff"),
+                (at(g, "max_deliver"),),
+            )
+        if backoff and "ack_wait" in cfg and cfg["ack_wait"] != backoff[0]:
+            self.error(
+                f"ack_wait ({format_duration(cfg['ack_wait'])}) differs from the first backoff "
+                f"delay ({format_duration(backoff[0])}); the server replaces ack_wait with it "
+                "(remove ack_wait or make them equal)",
+                at(g, "ack_wait"),
+            )
+        if backoff and g.retry_delays is not None:
+            self.error(
+                "backoff cannot be combined with jelmore.retry_delays: the runtime retries with "
+                "delayed naks, which the server's backoff would lengthen (use one of them)",
+                at(g, "backoff"),
+            )
+        self.replicas(g, stream)
+        if cfg.get("ack_policy") == "flow_control":
+            self.error(
+                "ack_policy: flow_control needs a push consumer: consumer groups are pull "
+                "consumers",
+                at(g, "ack_policy"),
+            )
+        self.priority(g)
+        expires = cfg.get("max_expires", 0)
+        if 0 < expires < 1_000_000:
+            self.error("max_expires must be at least 1ms (or 0)", at(g, "max_expires"))
+        if stream is not None:
+            limits = stream.config.get("consumer_limits") or {}
+            cap = limits.get("max_ack_pending", 0)
+            if cap > 0 and cfg.get("max_ack_pending", 0) > cap:
+                self.error(
+                    f"max_ack_pending ({cfg['max_ack_pending']}) is above the limit of stream "
+                    f"'{stream.name}' (consumer_limits.max_ack_pending: {cap})",
+                    at(g, "max_ack_pending"),
+                )
+            cap = limits.get("inactive_threshold", 0)
+            if cap > 0 and cfg.get("inactive_threshold", 0) > cap:
+                self.error(
+                    f"inactive_threshold is above the limit of stream '{stream.name}' "
+                    f"(consumer_limits.inactive_threshold: {format_duration(cap)})",
+                    at(g, "inactive_threshold"),
+                )
+        self.dead_letter(g)
+
+    def filters(self, g: GroupDraft, stream: StreamDraft | None) -> list[tuple[str, Location]]:
+        cfg = g.config
+        at = self.at
+        if "filter_subject" in cfg and "filter_subjects" in cfg:
+            self.error(
+                "filter_subject cannot be combined with filter_subjects (use filter_subjects)",
+                at(g, "filter_subject"),
+            )
+        if "filter_subjects" in cfg and not cfg["filter_subjects"]:
+            self.error(
+                "filter_subjects is empty; leave it out to read every subject of the stream",
+                at(g, "filter_subjects"),
+            )
+        filters: list[tuple[str, Location]] = []
+        if "filter_subject" in cfg:
+            filters.append((cfg["filter_subject"], at(g, "filter_subject")))
+        for i, f in enumerate(cfg.get("filter_subjects") or []):
+            filters.append((f, at(g, f"filter_subjects.{i}")))
+        for i, (f, loc) in enumerate(filters):
+            for prev, prev_loc in filters[:i]:
+                if f == prev:
+                    self.error(
+                        f"filter '{f}' is listed twice (first at {prev_loc})", loc, (prev_loc,)
+                    )
+                elif subjects_overlap(f, prev):
+                    self.error(
+                        f"filter '{f}' overlaps filter '{prev}' (at {prev_loc}); the filters of "
+                        "one consumer must not overlap",
+                        loc,
+                        (prev_loc,),
+                    )
+        if (
+            stream is not None
+            and "mirror" not in stream.config
+            and not stream.config.get("sources")
+        ):
+            subjects = [s for s, _ in effective_subjects(stream)]
+            if subjects:
+                for f, loc in filters:
+                    if not is_subset_of_any(f, subjects):
+                        self.error(
+                            f"filter '{f}' is not within the subjects of stream "
+                            f"'{stream.name}' ({', '.join(subjects)})",
+                            loc,
+                        )
+        return filters
+
+    def delivery(self, g: GroupDraft, filters: list[tuple[str, Location]]) -> None:
+        cfg = g.config
+        at = self.at
+        policy = cfg.get("deliver_policy", "all")
+        loc = at(g, "deliver_policy")
+        if policy == "by_start_sequence" and "opt_start_seq" not in cfg:
+            self.error("deliver_policy: by_start_sequence needs opt_start_seq", loc)
+        if policy == "by_start_time" and "opt_start_time" not in cfg:
+            self.error("deliver_policy: by_start_time needs opt_start_time", loc)
+        if "opt_start_seq" in cfg and policy != "by_start_sequence":
+            self.error(
+                f"opt_start_seq is used only with deliver_policy: by_start_sequence "
+                f"(deliver_policy is {policy})",
+                at(g, "opt_start_seq"),
+            )
+        if "opt_start_time" in cfg and policy != "by_start_time":
+            self.error(
+                f"opt_start_time is used only with deliver_policy: by_start_time "
+                f"(deliver_policy is {policy})",
+                at(g, "opt_start_time"),
+            )
+        if policy == "last_per_subject" and not filters:
+            self.error(
+                "deliver_policy: last_per_subject needs filter_subject or filter_subjects", loc
+            )
+
+    def replicas(self, g: GroupDraft, stream: StreamDraft | None) -> None:
+        replicas = g.config.get("num_replicas")
+        if replicas is None:
+            return
+        loc = self.at(g, "num_replicas")
+        if not 0 <= replicas <= MAX_REPLICAS:
+            self.error(
+                f"num_replicas must be from 0 (the stream's) to {MAX_REPLICAS} for a consumer "
+                f"group, not {replicas}",
+                loc,
+            )
+            return
+        if stream is None:
+            return
+        stream_replicas = stream.config.get("num_replicas", 1)
+        if replicas > stream_replicas:
+            self.error(
+                f"num_replicas ({replicas}) cannot be more than its stream's "
+                f"({stream_replicas}, stream '{stream.name}')",
+                loc,
+            )
+        elif replicas not in (0, stream_replicas) and stream.config.get("retention") in (
+            "interest",
+            "workqueue",
+        ):
+            self.error(
+                f"on a {stream.config['retention']} stream, num_replicas must be 0 or the "
+                f"stream's ({stream_replicas})",
+                loc,
+            )
+
+    def priority(self, g: GroupDraft) -> None:
+        cfg = g.config
+        at = self.at
+        policy = cfg.get("priority_policy", "none")
+        groups = cfg.get("priority_groups") or []
+        if policy != "none" and not groups:
+            self.error(
+                f"priority_policy: {policy} needs at least one priority group (priority_groups)",
+                at(g, "priority_policy"),
+            )
+        if policy == "none":
+            if groups:
+                self.error(
+                    "priority_groups need a priority_policy other than none",
+                    at(g, "priority_groups"),
+                )
+            if "priority_timeout" in cfg:
+                self.error(
+                    "priority_timeout needs a priority_policy other than none",
+                    at(g, "priority_timeout"),
+                )
+        for i, name in enumerate(groups):
+            if not _PRIORITY_GROUP.match(name):
+                self.error(
+                    f"invalid priority group name '{name}': use 1 to 16 letters, digits or / _ = -",
+                    at(g, f"priority_groups.{i}"),
+                )
+
+    def dead_letter(self, g: GroupDraft) -> None:
+        at = self.at
+        name = g.dead_letter_stream
+        if name is None:
+            return
+        loc = at(g, "jelmore.dead_letter.stream")
+        dlq = self.by_name.get(name)
+        if dlq is None:
+            self.error(
+                f"dead-letter stream '{name}' is not defined in the topology"
+                f"{did_you_mean(name, self.by_name)}",
+                loc,
+            )
+            return
+        if name == g.stream:
+            self.error(
+                f"the dead-letter stream cannot be the group's own stream '{name}' "
+                "(failed events would be delivered again)",
+                loc,
+            )
+            return
+        subject = g.dead_letter_subject
+        if subject is None:
+            return
+        covered = f"{subject}.>"
+        subjects = [s for s, _ in effective_subjects(dlq)]
+        if not any(subject_is_subset(covered, s) for s in subjects):
+            self.error(
+                f"dead-letter subject '{covered}' is not within the subjects of stream "
+                f"'{name}' ({', '.join(subjects) or 'none'})",
+                at(g, "jelmore.dead_letter.subject"),
+            )
+
+    def workqueues(self) -> None:
+        by_stream: dict[str, list[GroupDraft]] = {}
+        for g in self.groups:
+            if g.stream is not None:
+                by_stream.setdefault(g.stream, []).append(g)
+        for stream in self.streams:
+            if stream.config.get("retention") != "workqueue":
+                continue
+            groups = by_stream.get(stream.name, [])
+            unfiltered: GroupDraft | None = None
+            seen: list[tuple[str, Location, GroupDraft]] = []
+            for g in groups:
+                cfg = g.config
+                ack = cfg.get("ack_policy", "none")
+                if ack != "explicit":
+                    self.error(
+                        f"consumer groups of work-queue stream '{stream.name}' need "
+                        f"ack_policy: explicit (here it is {ack})",
+                        self.at(g, "ack_policy"),
+                    )
+                policy = cfg.get("deliver_policy", "all")
+                if policy != "all":
+                    self.error(
+                        f"consumer groups of work-queue stream '{stream.name}' need "
+                        f"deliver_policy: all (here it is {policy})",
+                        self.at(g, "deliver_policy"),
+                    )
+                filters: list[tuple[str, Location]] = []
+                if "filter_subject" in cfg:
+                    filters.append((cfg["filter_subject"], self.at(g, "filter_subject")))
+                for i, f in enumerate(cfg.get("filter_subjects") or []):
+                    filters.append((f, self.at(g, f"filter_subjects.{i}")))
+                if unfiltered is not None:
+                    self.error(
+                        f"consumer group '{unfiltered.name}' (at {unfiltered.location}) reads "
+                        f"every subject of work-queue stream '{stream.name}', so it must be the "
+                        "stream's only consumer group",
+                        g.location,
+                        (unfiltered.location,),
+                    )
+                    continue
+                if not filters:
+                    if seen:
+                        first = seen[0][2]
+                        self.error(
+                            f"consumer group '{g.name}' has no filter, but work-queue stream "
+                            f"'{stream.name}' is also read by '{first.name}' (at "
+                            f"{first.location}); a group without filters must be the stream's "
+                            "only consumer group",
+                            g.location,
+                            (first.location,),
+                        )
+                    unfiltered = g
+                    continue
+                for f, loc in filters:
+                    for prev, prev_loc, other in seen:
+                        if other is not g and subjects_overlap(f, prev):
+                            self.error(
+                                f"filter '{f}' overlaps filter '{prev}' of consumer group "
+                                f"'{other.name}' (at {prev_loc}); on work-queue stream "
+                                f"'{stream.name}' each message goes to one group only",
+                                loc,
+                                (prev_loc,),
+                            )
+                            break
+                seen.extend((f, loc, g) for f, loc in filters)
+
+
+def check_semantics(streams: list[StreamDraft], groups: list[GroupDraft]) -> Diags:
+    """Every cross-field and cross-resource problem of the drafts."""
+    diags: Diags = []
+    _Semantics(diags, streams, groups).run()
+    return diags
+
+
+__all__ = [
+    "check_semantics",
+    "convert_topology",
+    "effective_subjects",
+    "name_problem",
+]
