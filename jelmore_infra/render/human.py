@@ -106,7 +106,7 @@ def _resource_block(change: ResourceChange, adopted: bool) -> list[Text]:
     for line in lines:
         text = Text("      ")
         if not line.path:
-            text.append(f"  # {line.note}", style="dim")
+            text.append(f"  # {line.note}", style="magenta" if line.forces_replace else "dim")
             out.append(text)
             continue
         text.append(line.symbol, style=_LINE_STYLE.get(line.symbol, ""))

@@ -95,12 +95,19 @@ def _diff_block(change: ResourceChange) -> list[str]:
 
 
 def _table_detail(change: ResourceChange) -> str:
+    changed = [f for f in change.fields if f.before != f.after]
     if change.action is Action.REPLACE:
-        fields = ", ".join(code(f.path) for f in change.fields)
+        fields = ", ".join(code(f.path) for f in changed)
         reasons = "; ".join(escape(r) for r in change.replace_reasons)
-        return f"{fields} — forces replacement: {reasons}" if reasons else fields
+        if not reasons:
+            return fields
+        return (
+            f"{fields} — forces replacement: {reasons}"
+            if fields
+            else f"forces replacement: {reasons}"
+        )
     if change.action is Action.UPDATE:
-        return ", ".join(code(f.path) for f in change.fields)
+        return ", ".join(code(f.path) for f in changed)
     if change.action is Action.CREATE:
         return "new"
     if change.action is Action.DELETE:

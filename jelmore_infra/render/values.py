@@ -180,7 +180,9 @@ class Line:
     """One line inside a resource block: ``{symbol} {path} = {text}  # {note}``.
 
     ``symbol`` is ``+`` (added), ``-`` (removed) or ``~`` (changed); ``path`` is empty for a
-    comment-only line (``note`` then holds the comment).
+    comment-only line (``note`` then holds the comment), used for a field change whose value does
+    not change (a replacement forced by something else, such as the consumer's stream being
+    replaced) and for the count of fields a delete does not show.
     """
 
     symbol: str
@@ -223,7 +225,8 @@ def change_lines(change: ResourceChange) -> list[Line]:
 
     Create: every field of ``after`` (``+``). Delete: a short summary of ``before`` (``-``) and
     a count of the other fields. Update and replace: only the changed fields, ``old → new``, with
-    the reason on fields that force the replacement.
+    the reason on fields that force the replacement; a field "change" whose old and new values are
+    equal only carries a reason and becomes a comment line.
     """
     kind = change.kind.value
     if change.action is Action.CREATE:
@@ -244,15 +247,18 @@ def change_lines(change: ResourceChange) -> list[Line]:
         return lines
     lines = []
     for fc in change.fields:
-        if fc.before is None and fc.after is not None:
+        reason = fc.reason or f"{fc.path} cannot be changed in place"
+        note: str | None = f"forces replacement: {reason}" if fc.forces_replace else fc.reason
+        if fc.before == fc.after:
+            # not a value change: a reason recorded on a field (e.g. the stream is replaced)
+            lines.append(Line("", "", "", note or f"{fc.path} is unchanged", fc.forces_replace))
+            continue
+        if fc.before is None:
             symbol = "+"
-        elif fc.after is None and fc.before is not None:
+        elif fc.after is None:
             symbol = "-"
         else:
             symbol = "~"
-        note = None
-        if fc.forces_replace:
-            note = f"forces replacement: {fc.reason or f'{fc.path} cannot be changed in place'}"
         lines.append(Line(symbol, fc.path, format_change(kind, fc), note, fc.forces_replace))
     return lines
 

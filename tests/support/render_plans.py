@@ -207,6 +207,7 @@ def plan_replace() -> Plan:
     git_after = {**git_before, "ack_policy": "explicit", "deliver_policy": "new"}
     dlq_before = {"name": "JELMORE_DLQ", "subjects": ["jelmore.dlq.>"], "storage": "memory"}
     dlq_after = {**dlq_before, "storage": "file"}
+    reader = {"durable_name": "dlq_reader", "ack_policy": "explicit"}
     return Plan(
         server=SERVER,
         changes=(
@@ -244,6 +245,23 @@ def plan_replace() -> Plan:
                 ),
                 fingerprint="sha256:dddd",
             ),
+            consumer_change(
+                "JELMORE_DLQ",
+                "dlq_reader",
+                Action.REPLACE,
+                reader,
+                reader,
+                (
+                    FieldChange(
+                        "stream",
+                        "JELMORE_DLQ",
+                        "JELMORE_DLQ",
+                        forces_replace=True,
+                        reason="stream JELMORE_DLQ is replaced",
+                    ),
+                ),
+                fingerprint="sha256:dddf",
+            ),
         ),
         messages=(
             PlanMessage(
@@ -264,6 +282,7 @@ def plan_replace() -> Plan:
         fingerprints={
             "consumer.JELMORE.git_monitors": "sha256:cccc",
             "stream.JELMORE_DLQ": "sha256:dddd",
+            "consumer.JELMORE_DLQ.dlq_reader": "sha256:dddf",
         },
     )
 

@@ -208,7 +208,16 @@ def test_replace_shows_symbol_and_reason_for_each_forcing_field() -> None:
         line.endswith("# forces replacement: deliver_policy cannot be changed in place")
         for line in lines
     )
-    assert lines[-1] == "Plan: 0 to add, 0 to change, 2 to replace, 0 to destroy."
+    assert lines[-1] == "Plan: 0 to add, 0 to change, 3 to replace, 0 to destroy."
+
+
+def test_replace_caused_by_something_else_shows_the_reason_without_a_fake_change() -> None:
+    lines = lines_of(plan_replace())
+    start = lines.index('-/+ consumer "JELMORE_DLQ/dlq_reader" {')
+    assert lines[start + 1 : start + 3] == [
+        "        # forces replacement: stream JELMORE_DLQ is replaced",
+        "    }",
+    ]
 
 
 def test_delete_shows_a_summary_of_what_is_destroyed() -> None:

@@ -178,3 +178,12 @@ def test_escape_makes_text_literal(text: str, expected: str) -> None:
 def test_code_span_survives_backticks_and_pipes() -> None:
     assert code("a`b") == "``a`b``"
     assert code("a|b") == "`a\\|b`"
+
+
+def test_replace_caused_by_the_stream_lists_the_reason_but_no_changed_field() -> None:
+    md = render_plan_markdown(CASES["replace"]())
+    assert (
+        "| `consumer.JELMORE_DLQ.dlq_reader` | `-/+ replace` | "
+        "forces replacement: stream JELMORE\\_DLQ is replaced |"
+    ) in md
+    assert re.search(r"^      # forces replacement: stream JELMORE_DLQ is replaced$", md, re.M)
