@@ -1,0 +1,313 @@
+"""Normalisation: one canonical form for desired and live JetStream configs, per server version.
+
+The server fills defaults, derives values and adds ``_nats.*`` metadata; a config the user wrote
+and the config the server reports for it must still compare equal, or every plan would show a
+perpetual diff. Both sides therefore go through the same function, which models the server's own
+defaulting (``checkStreamCfgLocked`` / ``setConsumerConfigDefaults``, see
+``jetstream-semantics.md`` §3.2 and §3.3) for the connected server version.
+
+Canonical spelling: server defaults are filled in (``storage: file``, ``max_msgs: -1``, …);
+``false`` booleans, zero numbers, empty strings, lists and objects are dropped (so "absent" and
+"false" are the same); ``_nats.*`` metadata keys are dropped; fields the version does not know, or
+that are not in the field table, are dropped; timestamps are RFC 3339 UTC. List order is kept (the
+diff compares subject lists as sets).
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from jelmore_infra import fields as F
+from jelmore_infra.model import SERVER_META_PREFIX
+
+Version = tuple[int, int, int]
+
+NS_PER_SECOND = 1_000_000_000
+DEFAULT_DUPLICATE_WINDOW = 120 * NS_PER_SECOND
+DEFAULT_ACK_WAIT = 30 * NS_PER_SECOND
+DEFAULT_MAX_WAITING = 512
+DEFAULT_MAX_ACK_PENDING = 1000
+DEFAULT_EPHEMERAL_INACTIVE = 5 * NS_PER_SECOND
+DEFAULT_PINNED_TTL = 120 * NS_PER_SECOND
+FLOW_CONTROL_HEARTBEAT = NS_PER_SECOND
+
+#: Stream limits where ``0`` (and, from 2.12, anything below -1) means unlimited (-1).
+STREAM_UNLIMITED_FIELDS = (
+    "max_consumers",
+    "max_msgs",
+    "max_bytes",
+    "max_msgs_per_subject",
+    "max_msg_size",
+)
+#: Version from which the server also maps values below -1 to -1.
+V_LIMIT_BELOW_MINUS_ONE: Version = (2, 12, 0)
+#: Version from which streams with sources no longer get the default duplicate window.
+V_SOURCES_NO_DEDUPE: Version = (2, 14, 0)
+
+#: Enum values that mean "the default" and are therefore written as absent.
+_DEFAULT_ENUM_SPELLINGS: dict[str, str] = {"persist_mode": "default", "priority_policy": "none"}
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value is False or value == 0 or value in ("", [], {})
+
+
+def canonical_time(value: Any) -> Any:
+    """An RFC 3339 timestamp as UTC with ``Z`` (fractions kept when non-zero); others unchanged."""
+    if not isinstance(value, str) or not value:
+        return value
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Python < 3.11 cannot read more than 6 fractional digits; trim nanoseconds to microseconds.
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        tail = rest[len(digits) :]
+        text = f"{head}.{digits[:6]}{tail}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    parsed = parsed.astimezone(UTC)
+    if parsed.microsecond:
+        return parsed.strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0") + "Z"
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _clean(value: Any, field: F.Field | None, version: Version) -> Any:
+    """Canonical spelling of one value (recursively for objects); ``None`` means absent."""
+    kind = field.kind if field else None
+    if kind is F.ValueKind.METADATA and isinstance(value, Mapping):
+        meta = {
+            str(k): str(v)
+            for k, v in value.items()
+            if not str(k).startswith(SERVER_META_PREFIX) and v is not None
+        }
+        return dict(sorted(meta.items())) or None
+    if kind is F.ValueKind.TIME:
+        value = canonical_time(value)
+    if field is not None and field.sub_fields and isinstance(value, Mapping):
+        sub_map = {f.name: f for f in field.sub_fields}
+        if kind is F.ValueKind.OBJECT:
+            return _clean_object(value, sub_map, version)
+    if field is not None and field.sub_fields and isinstance(value, list):
+        sub_map = {f.name: f for f in field.sub_fields}
+        items = [_clean_object(v, sub_map, version) if isinstance(v, Mapping) else v for v in value]
+        items = [i for i in items if not _is_empty(i)]
+        return items or None
+    if isinstance(value, list):
+        return list(value) or None
+    if isinstance(value, Mapping):
+        return dict(value) or None
+    if field is not None and _DEFAULT_ENUM_SPELLINGS.get(field.name) == value:
+        return None
+    return None if _is_empty(value) else value
+
+
+def _clean_object(
+    obj: Mapping[str, Any], sub_map: Mapping[str, F.Field], version: Version
+) -> dict[str, Any] | None:
+    out: dict[str, Any] = {}
+    for key, raw in obj.items():
+        sub = sub_map.get(key)
+        if sub is None or not sub.known_by(version):
+            continue
+        v = _clean(raw, sub, version)
+        if not _is_empty(v):
+            out[key] = v
+    return out or None
+
+
+def _limit(value: Any, version: Version) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return value
+    if value == 0 or (value < -1 and version >= V_LIMIT_BELOW_MINUS_ONE):
+        return -1
+    return value
+
+
+def _int(config: Mapping[str, Any], key: str) -> int:
+    value = config.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _clean_top(
+    config: Mapping[str, Any], table: Mapping[str, F.Field], version: Version
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in config.items():
+        field = table.get(key)
+        if field is None or not field.known_by(version):
+            continue
+        value = _clean(raw, field, version)
+        if not _is_empty(value):
+            out[key] = value
+    return out
+
+
+def normalize_stream(
+    config: Mapping[str, Any],
+    version: Version,
+    *,
+    server_limits: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The canonical form of a stream config as ``version`` would store it (see module doc).
+
+    ``server_limits`` may carry ``duplicate_window`` (ns), the server's
+    ``jetstream.limits.duplicate_window``.
+    """
+    c: dict[str, Any] = dict(config)
+    limits = server_limits or {}
+    c["storage"] = c.get("storage") or "file"
+    c["retention"] = c.get("retention") or "limits"
+    c["discard"] = c.get("discard") or "old"
+    c["compression"] = c.get("compression") or "none"
+    if not _int(c, "num_replicas"):
+        c["num_replicas"] = 1
+    for key in STREAM_UNLIMITED_FIELDS:
+        c[key] = _limit(c.get(key, 0) or 0, version)
+    mirror = c.get("mirror") or None
+    sources = c.get("sources") or None
+    if not c.get("subjects") and not mirror and not sources:
+        c["subjects"] = [c.get("name")]
+    if (
+        not _int(c, "duplicate_window")
+        and not mirror
+        and (version < V_SOURCES_NO_DEDUPE or not sources)
+    ):
+        window = DEFAULT_DUPLICATE_WINDOW
+        server_window = limits.get("duplicate_window")
+        if isinstance(server_window, int) and server_window > 0:
+            window = min(window, server_window)
+        max_age = _int(c, "max_age")
+        c["duplicate_window"] = max_age if 0 < max_age < window else window
+    if F.STREAM_FIELD_MAP["subject_delete_marker_ttl"].known_by(version) and (
+        _int(c, "subject_delete_marker_ttl") > 0
+    ):
+        c["allow_msg_ttl"] = True
+        c["allow_rollup_hdrs"] = True
+        c["deny_purge"] = False
+    if F.STREAM_FIELD_MAP["allow_msg_schedules"].known_by(version) and c.get("allow_msg_schedules"):
+        c["allow_rollup_hdrs"] = True
+        c["deny_purge"] = False
+    if c.get("sealed"):
+        # Sealing makes the server rewrite these (update path of checkStreamCfg).
+        c.update(max_age=0, discard="new", deny_delete=True, deny_purge=True)
+        c["allow_rollup_hdrs"] = False
+    republish = c.get("republish")
+    if isinstance(republish, Mapping) and republish:
+        c["republish"] = {**republish, "src": republish.get("src") or ">"}
+    return _clean_top(c, F.STREAM_FIELD_MAP, version)
+
+
+def normalize_consumer(
+    config: Mapping[str, Any],
+    version: Version,
+    *,
+    stream_config: Mapping[str, Any] | None = None,
+    server_limits: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The canonical form of a consumer config as ``version`` would store it (see module doc).
+
+    ``stream_config`` (the stream's config, raw or normalised) supplies the inherited
+    ``consumer_limits``. ``server_limits`` may carry ``max_ack_pending`` and
+    ``max_request_batch`` (the server's ``jetstream.limits``).
+    """
+    c: dict[str, Any] = dict(config)
+    limits = server_limits or {}
+    stream_limits: Mapping[str, Any] = (stream_config or {}).get("consumer_limits") or {}
+    if c.get("durable_name") and not c.get("name"):
+        c["name"] = c["durable_name"]
+    c["ack_policy"] = c.get("ack_policy") or "none"
+    c["deliver_policy"] = c.get("deliver_policy") or "all"
+    c["replay_policy"] = c.get("replay_policy") or "instant"
+    c["max_deliver"] = _limit(c.get("max_deliver", 0) or 0, version)
+    ack_policy = c["ack_policy"]
+    pull = not c.get("deliver_subject")
+    if ack_policy == "flow_control":
+        c["flow_control"] = True
+        c["idle_heartbeat"] = _int(c, "idle_heartbeat") or FLOW_CONTROL_HEARTBEAT
+    backoff = c.get("backoff") or []
+    if backoff:
+        c["ack_wait"] = backoff[0]
+    elif not _int(c, "ack_wait") and ack_policy in ("explicit", "all"):
+        c["ack_wait"] = DEFAULT_ACK_WAIT
+    if pull and not _int(c, "max_waiting"):
+        c["max_waiting"] = DEFAULT_MAX_WAITING
+    map_ = _int(c, "max_ack_pending")
+    if version >= V_LIMIT_BELOW_MINUS_ONE and map_ < -1:
+        map_ = -1
+    if map_ == 0:
+        map_ = _int(stream_limits, "max_ack_pending")
+    if map_ == 0 and ack_policy != "none":
+        map_ = DEFAULT_MAX_ACK_PENDING
+        cap = limits.get("max_ack_pending")
+        if isinstance(cap, int) and cap > 0:
+            map_ = min(map_, cap)
+    c["max_ack_pending"] = map_
+    inactive = _int(c, "inactive_threshold")
+    if inactive <= 0:
+        inactive = _int(stream_limits, "inactive_threshold")
+    if inactive == 0 and not c.get("durable_name"):
+        inactive = DEFAULT_EPHEMERAL_INACTIVE
+    c["inactive_threshold"] = inactive
+    batch_cap = limits.get("max_request_batch")
+    if pull and not _int(c, "max_batch") and isinstance(batch_cap, int) and batch_cap > 0:
+        c["max_batch"] = batch_cap
+    if c.get("priority_policy") == "pinned_client" and not _int(c, "priority_timeout"):
+        c["priority_timeout"] = DEFAULT_PINNED_TTL
+    if version >= V_LIMIT_BELOW_MINUS_ONE:
+        for key in ("max_waiting", "max_expires", "max_bytes", "idle_heartbeat", "max_batch"):
+            if _int(c, key) < 0:
+                c[key] = 0
+    # pause_until is managed through the PAUSE API and never diffed or sent.
+    c.pop("pause_until", None)
+    return _clean_top(c, F.CONSUMER_FIELD_MAP, version)
+
+
+def fingerprint(config: Mapping[str, Any]) -> str:
+    """A stable short digest of a normalised config (sha256 of its canonical JSON, 16 hex)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def wire_config(normalized: Mapping[str, Any], version: Version) -> dict[str, Any]:
+    """The full config apply sends (an update replaces the whole config on the server).
+
+    Every field of ``normalized`` the version knows, with every boolean the version knows spelled
+    out (``false`` when absent); nothing the version does not know, no ``_nats.*`` metadata.
+    Whether it is a stream or a consumer config is told by ``durable_name``.
+    """
+    is_consumer = "durable_name" in normalized or "ack_policy" in normalized
+    table = F.CONSUMER_FIELD_MAP if is_consumer else F.STREAM_FIELD_MAP
+    out: dict[str, Any] = {}
+    for name, field in table.items():
+        if not field.known_by(version) or field.update is F.Update.IGNORED:
+            continue
+        if name in normalized:
+            value = normalized[name]
+            if field.kind is F.ValueKind.METADATA and isinstance(value, Mapping):
+                value = {
+                    k: v for k, v in value.items() if not str(k).startswith(SERVER_META_PREFIX)
+                }
+            out[name] = _deep_copy(value)
+        elif field.kind is F.ValueKind.BOOL:
+            out[name] = False
+    return out
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
