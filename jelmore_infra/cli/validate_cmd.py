@@ -86,9 +86,7 @@ def validate(ctx: click.Context, topology_dir: str, as_json: bool) -> int:
 @click.command()
 def schema() -> int:
     """Print the JSON Schema of topology files (for editors and CI checks)."""
-    import json
+    from jelmore_infra.topology.schema import schema_text
 
-    from jelmore_infra.topology.schema import build_schema
-
-    click.echo(json.dumps(build_schema(), indent=2, ensure_ascii=False))
+    click.echo(schema_text(), nl=False)
     return 0
