@@ -275,9 +275,9 @@ def normalize_consumer(
 
 
 def fingerprint(config: Mapping[str, Any]) -> str:
-    """A stable short digest of a normalised config (sha256 of its canonical JSON, 16 hex)."""
+    """A stable short digest of a normalised config (``sha256:`` + 16 hex of its canonical JSON)."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def wire_config(normalized: Mapping[str, Any], version: Version) -> dict[str, Any]:
