@@ -26,6 +26,8 @@ class StreamDraft:
     location: Location
     config: JSONDict = field(default_factory=dict)
     locations: dict[str, Location] = field(default_factory=dict)
+    #: Every setting written, valid or not (so checks do not complain about a missing one).
+    written: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -37,6 +39,7 @@ class GroupDraft:
     stream: str | None = None
     config: JSONDict = field(default_factory=dict)
     locations: dict[str, Location] = field(default_factory=dict)
+    written: set[str] = field(default_factory=set)
     retry_delays: list[int] | None = None
     dead_letter_stream: str | None = None
     dead_letter_subject: str | None = None

@@ -234,6 +234,9 @@ def _yaml_error(filename: str, text: str, exc: Exception) -> Diagnostic:
             loc = Location(filename, 1, 1)
     problem = getattr(exc, "problem", None)
     context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None and mark is not None and context_mark.line != mark.line:
+        context = f"{context} (started at line {context_mark.line + 1})"
     if problem:
         detail = f"{context}: {problem}" if context else str(problem)
     elif getattr(exc, "reason", None):

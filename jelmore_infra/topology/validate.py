@@ -416,6 +416,7 @@ def _convert_stream(conv: _Converter, res: RawResource) -> StreamDraft:
             return True
         return False
 
+    draft.written.update(node.entries)
     conv.settings(
         F.STREAM_FIELD_MAP, node, "", draft.config, draft.locations, "stream", reject=reject
     )
@@ -438,6 +439,7 @@ def _convert_group(conv: _Converter, res: RawResource) -> GroupDraft:
             )
         return draft
 
+    draft.written.update(node.entries)
     stream = node.entries.get("stream")
     if stream is None:
         conv.error(
@@ -645,11 +647,13 @@ class _Semantics(_Checker):
                 at(s, "num_replicas"),
             )
         if cfg.get("discard_new_per_subject"):
-            if cfg.get("discard") != "new":
+            if cfg.get("discard") != "new" and "discard" not in s.written - set(cfg):
                 self.error(
                     "discard_new_per_subject needs discard: new", at(s, "discard_new_per_subject")
                 )
-            if not cfg.get("max_msgs_per_subject", 0) > 0:
+            if not cfg.get("max_msgs_per_subject", 0) > 0 and "max_msgs_per_subject" not in (
+                s.written - set(cfg)
+            ):
                 self.error(
                     "discard_new_per_subject needs max_msgs_per_subject greater than 0",
                     at(s, "discard_new_per_subject"),
@@ -932,9 +936,11 @@ class _Semantics(_Checker):
         at = self.at
         policy = cfg.get("deliver_policy", "all")
         loc = at(g, "deliver_policy")
-        if policy == "by_start_sequence" and "opt_start_seq" not in cfg:
+        if "deliver_policy" in g.written and "deliver_policy" not in cfg:
+            return  # reported already: an invalid value
+        if policy == "by_start_sequence" and "opt_start_seq" not in g.written:
             self.error("deliver_policy: by_start_sequence needs opt_start_seq", loc)
-        if policy == "by_start_time" and "opt_start_time" not in cfg:
+        if policy == "by_start_time" and "opt_start_time" not in g.written:
             self.error("deliver_policy: by_start_time needs opt_start_time", loc)
         if "opt_start_seq" in cfg and policy != "by_start_sequence":
             self.error(
@@ -948,7 +954,11 @@ class _Semantics(_Checker):
                 f"(deliver_policy is {policy})",
                 at(g, "opt_start_time"),
             )
-        if policy == "last_per_subject" and not filters:
+        if (
+            policy == "last_per_subject"
+            and not filters
+            and not ({"filter_subject", "filter_subjects"} & g.written)
+        ):
             self.error(
                 "deliver_policy: last_per_subject needs filter_subject or filter_subjects", loc
             )
@@ -1077,6 +1087,15 @@ class _Semantics(_Checker):
                     filters.append((cfg["filter_subject"], self.at(g, "filter_subject")))
                 for i, f in enumerate(cfg.get("filter_subjects") or []):
                     filters.append((f, self.at(g, f"filter_subjects.{i}")))
+                if unfiltered is not None and not filters:
+                    self.error(
+                        f"work-queue stream '{stream.name}' can have only one consumer group "
+                        f"without filters: '{unfiltered.name}' (at {unfiltered.location}) "
+                        "already reads every subject",
+                        g.location,
+                        (unfiltered.location,),
+                    )
+                    continue
                 if unfiltered is not None:
                     self.error(
                         f"consumer group '{unfiltered.name}' (at {unfiltered.location}) reads "
