@@ -1,0 +1,249 @@
+"""No perpetual diffs, checked against every supported nats-server.
+
+For each version: create representative streams and consumer groups, once from the configs as
+written (the server fills its defaults: this checks the normaliser models the server) and once by
+sending exactly what apply sends (``wire_config`` of the normalised desired config, pedantic from
+2.11: this checks the server accepts it unchanged), read them back with
+``$JS.API.STREAM.INFO`` / ``CONSUMER.INFO``, and check that the normalised live config equals the
+normalised desired one and that the whole plan is empty. Then change one field out of band and
+check the plan sees it. Raw nats-py requests with JSON dicts, no client dataclasses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.client import Client
+
+from jelmore_infra.diff import build_plan
+from jelmore_infra.model import (
+    ConsumerSpec,
+    LiveConsumer,
+    LiveState,
+    LiveStream,
+    ServerIdentity,
+    StreamSpec,
+    Topology,
+    parse_version,
+)
+from jelmore_infra.normalize import normalize_consumer, normalize_stream, wire_config
+from jelmore_infra.plan import Action
+from tests.support.natsserver import SUPPORTED_VERSIONS, NatsServer, binary_for
+
+pytestmark = pytest.mark.matrix
+
+S = 1_000_000_000
+MARK = {"jelmore.managed-by": "jelmore-infra"}
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def desired_streams(version: tuple[int, int, int]) -> dict[str, dict[str, Any]]:
+    streams: dict[str, dict[str, Any]] = {
+        "MIN": {},
+        "JELMORE": {
+            "description": "Jelmore session events",
+            "subjects": ["jelmore.session.>"],
+            "retention": "limits",
+            "storage": "file",
+            "max_age": 7 * 86400 * S,
+            "max_msgs": 100000,
+            "max_bytes": 10_000_000_000,
+            "discard": "old",
+            "duplicate_window": 60 * S,
+            "num_replicas": 1,
+        },
+        "JELMORE_DLQ": {
+            "subjects": ["jelmore.dlq.>"],
+            "storage": "file",
+            "max_age": 30 * 86400 * S,
+            "max_msgs": 10000,
+            "max_bytes": 1_000_000_000,
+        },
+        "SHORT": {"subjects": ["short.>"], "max_age": 30 * S, "storage": "memory"},
+        "SRC": {"sources": [{"name": "JELMORE"}, {"name": "SHORT", "filter_subject": "short.a"}]},
+        "MIR": {"mirror": {"name": "JELMORE"}},
+        "LIM": {
+            "subjects": ["lim.b", "lim.a"],
+            "consumer_limits": {"inactive_threshold": 3600 * S, "max_ack_pending": 50},
+        },
+        "REPUB": {"subjects": ["rp.>"], "republish": {"dest": "out.>"}, "deny_delete": True},
+    }
+    if version >= (2, 11, 0):
+        streams["SDM"] = {"subjects": ["sdm.>"], "subject_delete_marker_ttl": 60 * S}
+    return {name: {"name": name, "metadata": MARK, **cfg} for name, cfg in streams.items()}
+
+
+def desired_consumers() -> dict[tuple[str, str], dict[str, Any]]:
+    consumers: dict[tuple[str, str], dict[str, Any]] = {
+        ("MIN", "plain"): {},
+        ("JELMORE", "session_handlers"): {
+            "description": "General session event processing",
+            "filter_subjects": ["jelmore.session.>"],
+            "ack_policy": "explicit",
+            "ack_wait": 30 * S,
+            "max_deliver": 3,
+            "max_ack_pending": 1000,
+            "metadata": {**MARK, "jelmore.retry-delays": "2s,4s,8s"},
+        },
+        ("JELMORE", "file_watchers"): {
+            "filter_subjects": [
+                "jelmore.session.file_modified",
+                "jelmore.session.directory_changed",
+            ],
+            "ack_policy": "explicit",
+            "backoff": [2 * S, 4 * S],
+            "max_deliver": 3,
+        },
+        ("LIM", "inherits"): {"ack_policy": "explicit", "inactive_threshold": 3600 * S},
+        ("MIN", "pusher"): {"ack_policy": "explicit", "deliver_subject": "push.out"},
+    }
+    return {
+        key: {"durable_name": key[1], **cfg, "metadata": {**MARK, **(cfg.get("metadata") or {})}}
+        for key, cfg in consumers.items()
+    }
+
+
+@pytest.fixture(scope="module", params=SUPPORTED_VERSIONS)
+def server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
+    try:
+        binary = binary_for(request.param)
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    with NatsServer(binary=binary) as srv:
+        yield srv
+
+
+@pytest.fixture
+async def nc(server: NatsServer) -> AsyncIterator[Client]:
+    conn = await nats.connect(server.url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def api(nc: Client, subject: str, body: Any = None) -> dict[str, Any]:
+    payload = b"" if body is None else json.dumps(body).encode()
+    resp = await nc.request(subject, payload, timeout=10)
+    data: dict[str, Any] = json.loads(resp.data)
+    assert "error" not in data, f"{subject}: {data.get('error')}"
+    return data
+
+
+def version_of(server: NatsServer) -> tuple[int, int, int]:
+    return parse_version(server.version)
+
+
+async def reset(nc: Client) -> None:
+    names = (await api(nc, "$JS.API.STREAM.NAMES")).get("streams") or []
+    for name in names:
+        await api(nc, f"$JS.API.STREAM.DELETE.{name}")
+
+
+async def create_all(nc: Client, version: tuple[int, int, int], how: str = "wire") -> Topology:
+    """Create everything: ``wire`` sends what apply sends (pedantic from 2.11); ``raw`` sends the
+    user's config as written, so the server fills its own defaults."""
+    wire = how == "wire"
+    pedantic = {"pedantic": True} if wire and version >= (2, 11, 0) else {}
+    streams = desired_streams(version)
+    for name in ("JELMORE", "SHORT", *sorted(set(streams) - {"JELMORE", "SHORT"})):
+        body = (
+            wire_config(normalize_stream(streams[name], version), version)
+            if wire
+            else streams[name]
+        )
+        await api(nc, f"$JS.API.STREAM.CREATE.{name}", {**body, **pedantic})
+    consumers = desired_consumers()
+    for (stream, name), cfg in consumers.items():
+        norm = normalize_consumer(cfg, version, stream_config=streams[stream])
+        config = wire_config(norm, version) if wire else cfg
+        body = {"stream_name": stream, "config": config, **pedantic}
+        await api(nc, f"$JS.API.CONSUMER.CREATE.{stream}.{name}", body)
+    return Topology(
+        {n: StreamSpec(n, c) for n, c in streams.items()},
+        {k: ConsumerSpec(k[0], k[1], c) for k, c in consumers.items()},
+    )
+
+
+async def read_live(nc: Client, server: NatsServer, desired: Topology) -> LiveState:
+    info = await api(nc, "$JS.API.INFO")
+    streams = {}
+    consumers = {}
+    for name in desired.streams:
+        data = await api(nc, f"$JS.API.STREAM.INFO.{name}")
+        streams[name] = LiveStream(name, data["config"], data["state"])
+    for stream, name in desired.consumers:
+        data = await api(nc, f"$JS.API.CONSUMER.INFO.{stream}.{name}")
+        consumers[(stream, name)] = LiveConsumer(stream, name, data["config"])
+    identity = ServerIdentity(
+        server_name="t",
+        server_id="x",
+        version=server.version,
+        api_level=int((info.get("api") or {}).get("level") or 0),
+    )
+    return LiveState(server=identity, streams=streams, consumers=consumers)
+
+
+@pytest.mark.parametrize("how", ["raw", "wire"])
+async def test_created_configs_read_back_as_no_change(
+    nc: Client, server: NatsServer, how: str
+) -> None:
+    version = version_of(server)
+    await reset(nc)
+    desired = await create_all(nc, version, how)
+    live = await read_live(nc, server, desired)
+    for name, spec in desired.streams.items():
+        assert normalize_stream(spec.config, version) == normalize_stream(
+            live.streams[name].config, version
+        ), name
+    for key, cspec in desired.consumers.items():
+        stream_cfg = desired.streams[key[0]].config
+        live_stream_cfg = live.streams[key[0]].config
+        assert normalize_consumer(cspec.config, version, stream_config=stream_cfg) == (
+            normalize_consumer(live.consumers[key].config, version, stream_config=live_stream_cfg)
+        ), key
+    plan = build_plan(desired, live, now=NOW)
+    assert plan.changes == ()
+    assert [m for m in plan.messages if m.kind != "note"] == []
+
+
+async def test_an_out_of_band_change_is_planned_and_an_update_converges(
+    nc: Client, server: NatsServer
+) -> None:
+    version = version_of(server)
+    await reset(nc)
+    desired = await create_all(nc, version)
+    jelmore = (await api(nc, "$JS.API.STREAM.INFO.JELMORE"))["config"]
+    await api(nc, "$JS.API.STREAM.UPDATE.JELMORE", {**jelmore, "max_msgs": 5000})
+    worker = (await api(nc, "$JS.API.CONSUMER.INFO.JELMORE.session_handlers"))["config"]
+    worker = {**worker, "max_deliver": 7}
+    await api(
+        nc,
+        "$JS.API.CONSUMER.CREATE.JELMORE.session_handlers",
+        {"stream_name": "JELMORE", "config": worker},
+    )
+    plan = build_plan(desired, await read_live(nc, server, desired), now=NOW)
+    assert [(c.address, c.action) for c in plan.changes] == [
+        ("stream.JELMORE", Action.UPDATE),
+        ("consumer.JELMORE.session_handlers", Action.UPDATE),
+    ]
+    assert [(f.path, f.before, f.after) for f in plan.changes[0].fields] == [
+        ("max_msgs", 5000, 100000)
+    ]
+    assert [(f.path, f.before, f.after) for f in plan.changes[1].fields] == [("max_deliver", 7, 3)]
+    # Carry the plan out the way apply does: send the full `after` config.
+    pedantic = {"pedantic": True} if version >= (2, 11, 0) else {}
+    stream_change, consumer_change = plan.changes
+    await api(nc, "$JS.API.STREAM.UPDATE.JELMORE", {**(stream_change.after or {}), **pedantic})
+    await api(
+        nc,
+        "$JS.API.CONSUMER.CREATE.JELMORE.session_handlers",
+        {"stream_name": "JELMORE", "config": consumer_change.after, **pedantic},
+    )
+    again = build_plan(desired, await read_live(nc, server, desired), now=NOW)
+    assert again.changes == ()
