@@ -1,0 +1,126 @@
+"""Subject validity, matching, overlap and containment, checked against brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jelmore_infra.subjects import (
+    is_valid_subject,
+    subject_is_subset,
+    subject_matches,
+    subject_problem,
+    subjects_overlap,
+)
+
+
+@pytest.mark.parametrize(
+    "subject", ["a", "jelmore.session.>", "a.*.c", "*", ">", "a.b-c_d.é", "$JS.API.>"]
+)
+def test_valid_subjects(subject: str) -> None:
+    assert is_valid_subject(subject)
+    assert subject_problem(subject) is None
+
+
+@pytest.mark.parametrize(
+    ("subject", "problem"),
+    [
+        ("", "is empty"),
+        ("a..b", "empty token"),
+        (".a", "empty token"),
+        ("a.", "empty token"),
+        ("a b", "whitespace"),
+        ("a.\tb", "whitespace"),
+        ("a.>.b", "'>' may only be the last token"),
+        ("a*", "wildcard inside the token"),
+        ("a.b>", "wildcard inside the token"),
+    ],
+)
+def test_invalid_subjects_say_why(subject: str, problem: str) -> None:
+    assert not is_valid_subject(subject)
+    reason = subject_problem(subject)
+    assert reason is not None and problem in reason
+
+
+def test_literal_subjects_refuse_wildcards() -> None:
+    assert is_valid_subject("a.b", wildcards=False)
+    assert not is_valid_subject("a.*", wildcards=False)
+    assert not is_valid_subject(">", wildcards=False)
+    assert subject_problem("a.>", wildcards=False) is not None
+
+
+def test_examples_of_matching_and_overlap() -> None:
+    assert subject_matches("jelmore.session.>", "jelmore.session.started")
+    assert subject_matches("jelmore.session.>", "jelmore.session.a.b")
+    assert not subject_matches("jelmore.session.>", "jelmore.session")
+    assert subject_matches("a.*.c", "a.b.c")
+    assert not subject_matches("a.*", "a.b.c")
+    assert subjects_overlap("jelmore.>", "jelmore.dlq.>")
+    assert subjects_overlap("a.*.c", "a.b.*")
+    assert not subjects_overlap("a.*", "a.b.c")
+    assert not subjects_overlap("jelmore.session.>", "jelmore.dlq.>")
+    assert subject_is_subset("jelmore.dlq.g.>", "jelmore.dlq.>")
+    assert subject_is_subset("a.b", "a.*")
+    assert not subject_is_subset("a.*", "a.b")
+    assert not subject_is_subset("a.>", "a.*")
+    assert subject_is_subset("a.*", "a.>")
+
+
+TOKENS = ["a", "b", "*", ">"]
+LITERAL_TOKENS = ["a", "b", "c"]  # "c" stands for any token no pattern names
+
+
+def patterns() -> st.SearchStrategy[str]:
+    return (
+        st.lists(st.sampled_from(TOKENS), min_size=1, max_size=4)
+        .map(".".join)
+        .filter(is_valid_subject)
+    )
+
+
+def literals(max_len: int) -> list[str]:
+    out: list[str] = []
+    for n in range(1, max_len + 1):
+        out.extend(".".join(p) for p in itertools.product(LITERAL_TOKENS, repeat=n))
+    return out
+
+
+ALL_LITERALS = literals(5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(patterns(), patterns())
+def test_overlap_agrees_with_brute_force(a: str, b: str) -> None:
+    expected = any(subject_matches(a, s) and subject_matches(b, s) for s in ALL_LITERALS)
+    assert subjects_overlap(a, b) == expected
+    assert subjects_overlap(b, a) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(patterns(), patterns())
+def test_subset_agrees_with_brute_force(a: str, b: str) -> None:
+    expected = all(subject_matches(b, s) for s in ALL_LITERALS if subject_matches(a, s))
+    assert subject_is_subset(a, b) == expected
+
+
+@given(patterns())
+def test_a_pattern_overlaps_and_contains_itself(a: str) -> None:
+    assert subjects_overlap(a, a)
+    assert subject_is_subset(a, a)
+
+
+@given(st.text(alphabet="ab*>. \t", max_size=8))
+def test_problem_and_validity_agree(text: str) -> None:
+    assert (subject_problem(text) is None) == is_valid_subject(text)
+    assert (subject_problem(text, wildcards=False) is None) == is_valid_subject(
+        text, wildcards=False
+    )
+
+
+@given(st.lists(st.sampled_from(LITERAL_TOKENS), min_size=1, max_size=4).map(".".join))
+def test_a_literal_matches_itself_and_the_catch_all(literal: str) -> None:
+    assert subject_matches(literal, literal)
+    assert subject_matches(">", literal)
