@@ -1,0 +1,313 @@
+"""Loading topology directories into the desired model, and writing it back as YAML (import)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from textwrap import dedent
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jelmore_infra import model
+from jelmore_infra.errors import TopologyError
+from jelmore_infra.topology import check_topology, load_topology, parse_sources
+from jelmore_infra.topology.emit import dump_topology, human_size
+
+REPO = Path(__file__).resolve().parents[2]
+SECOND = 1_000_000_000
+DAY = 86400 * SECOND
+
+
+def test_repository_topology_carries_the_seed_numbers() -> None:
+    topology = load_topology(REPO / "topology")
+    assert set(topology.streams) == {"JELMORE", "JELMORE_DLQ"}
+    main = topology.streams["JELMORE"].config
+    assert main["subjects"] == ["jelmore.session.>"]
+    assert main["storage"] == "file"
+    assert main["max_age"] == 7 * DAY
+    assert main["max_msgs"] == 100_000
+    assert main["max_bytes"] == 10_000_000_000
+    assert main["discard"] == "old"
+    assert main["duplicate_window"] == 60 * SECOND
+    dlq = topology.streams["JELMORE_DLQ"].config
+    assert dlq["subjects"] == ["jelmore.dlq.>"]
+    assert dlq["storage"] == "file"
+    assert dlq["max_age"] == 30 * DAY
+    assert dlq["max_msgs"] == 10_000
+    assert dlq["max_bytes"] == 1_000_000_000
+    filters = {
+        name: c.config["filter_subjects"] for (stream, name), c in topology.consumers.items()
+    }
+    assert filters == {
+        "session_handlers": ["jelmore.session.>"],
+        "file_watchers": ["jelmore.session.directory_changed", "jelmore.session.file_modified"],
+        "git_monitors": ["jelmore.session.git_activity"],
+        "system_monitors": ["jelmore.session.status", "jelmore.session.failed"],
+    }
+    for (stream, name), spec in topology.consumers.items():
+        assert stream == "JELMORE" and spec.stream == "JELMORE" and spec.name == name
+        assert spec.config["durable_name"] == name
+        assert spec.config["max_deliver"] == 3
+        assert spec.config["ack_policy"] == "explicit"
+        meta = spec.config["metadata"]
+        assert meta[model.META_RETRY_DELAYS] == "2s,4s,8s"
+        assert meta[model.META_DEAD_LETTER_STREAM] == "JELMORE_DLQ"
+        assert meta[model.META_DEAD_LETTER_SUBJECT] == f"jelmore.dlq.{name}"
+        assert meta[model.MANAGED_BY_KEY] == model.MANAGED_BY_VALUE
+
+
+def test_model_holds_only_what_the_user_wrote_plus_name_and_marker() -> None:
+    topology, diags = parse_sources(
+        [
+            (
+                "t.yaml",
+                "streams:\n  S:\n    subjects: [s.>]\n    metadata: {team: core}\n"
+                "consumer_groups:\n  g:\n    stream: S\n",
+            )
+        ]
+    )
+    assert diags == [] and topology is not None
+    assert topology.streams["S"].config == {
+        "name": "S",
+        "subjects": ["s.>"],
+        "metadata": {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE, "team": "core"},
+    }
+    assert topology.consumers[("S", "g")].config == {
+        "durable_name": "g",
+        "metadata": {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE},
+    }
+
+
+def test_locations_point_at_each_value() -> None:
+    text = "streams:\n  S:\n    subjects:\n      - a.>\n    placement: {cluster: c1}\n"
+    topology, _ = parse_sources([("t.yaml", text)])
+    assert topology is not None
+    spec = topology.streams["S"]
+    assert str(spec.location) == "t.yaml:2:3"
+    assert str(spec.locations["subjects.0"]) == "t.yaml:4:9"
+    assert str(spec.locations["placement.cluster"]) == "t.yaml:5:26"
+
+
+def test_files_are_merged_in_sorted_order_and_other_files_ignored(tmp_path: Path) -> None:
+    (tmp_path / "b.yml").write_text("consumer_groups:\n  g:\n    stream: S\n")
+    (tmp_path / "a.yaml").write_text("streams:\n  S: {}\n")
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "comments.yaml").write_text("# nothing here yet\n")
+    (tmp_path / "notes.txt").write_text("streams: [broken")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.yaml").write_text("streams: [broken")
+    topology = load_topology(tmp_path)
+    assert list(topology.streams) == ["S"]
+    assert list(topology.consumers) == [("S", "g")]
+
+
+def test_paths_in_diagnostics_are_shown_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "topo").mkdir()
+    (tmp_path / "topo" / "s.yaml").write_text("streams:\n  S:\n    max_age: 1x\n")
+    monkeypatch.chdir(tmp_path)
+    _, diags = check_topology("topo")
+    assert [str(d.location) for d in diags] == [os.path.join("topo", "s.yaml") + ":3:14"]
+
+
+def test_load_topology_raises_with_every_diagnostic(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("streams:\n  S:\n    max_age: 1x\n    num_replicas: 9\n")
+    with pytest.raises(TopologyError) as info:
+        load_topology(tmp_path)
+    assert len(info.value.diagnostics) == 2
+    assert str(info.value) == "topology is invalid: 2 errors"
+
+
+def test_missing_or_empty_directory_is_one_clear_error(tmp_path: Path) -> None:
+    topology, diags = check_topology(tmp_path / "nope")
+    assert topology is None
+    assert [d.message for d in diags] == [
+        f"topology directory '{tmp_path / 'nope'}' does not exist"
+    ]
+    topology, diags = check_topology(tmp_path)
+    assert topology is None
+    assert [d.message for d in diags] == [f"no topology files (*.yaml) in '{tmp_path}'"]
+
+
+def test_a_file_that_is_not_utf8_is_reported_with_its_place(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_bytes(b"streams:\n  S:\n    description: caf\xe9\n")
+    topology, diags = check_topology(tmp_path)
+    assert topology is None
+    assert diags[0].message == "the file is not valid UTF-8 text"
+    assert diags[0].location is not None and diags[0].location.line == 3
+
+
+def test_anchors_and_merge_keys_are_read() -> None:
+    text = dedent("""\
+        streams:
+          S: {subjects: [s.>]}
+        consumer_groups:
+          a: &defaults
+            stream: S
+            ack_policy: explicit
+            max_deliver: 3
+            filter_subjects: [s.a]
+          b:
+            <<: *defaults
+            filter_subjects: [s.b]
+        """)
+    topology, diags = parse_sources([("t.yaml", text)])
+    assert diags == [] and topology is not None
+    b = topology.consumers[("S", "b")].config
+    assert b["max_deliver"] == 3 and b["filter_subjects"] == ["s.b"]
+
+
+def test_recursive_aliases_are_an_error_not_a_crash() -> None:
+    text = "streams:\n  S: &x\n    metadata: *x\n"
+    topology, diags = parse_sources([("t.yaml", text)])
+    assert topology is None
+    assert any("contains itself" in d.message for d in diags)
+
+
+def test_alias_bombs_are_refused() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 8):
+        refs = ", ".join([f"*a{i - 1}"] * 10)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    lines.append("streams: {S: {metadata: {k: v}}}")
+    topology, diags = parse_sources([("t.yaml", "\n".join(lines) + "\n")])
+    assert topology is None
+    assert any("expands to more than" in d.message for d in diags)
+
+
+def test_max_age_accepts_unlimited() -> None:
+    for value in ("unlimited", "-1", "0"):
+        topology, diags = parse_sources([("t.yaml", f"streams:\n  S:\n    max_age: {value}\n")])
+        assert diags == [] and topology is not None
+        assert topology.streams["S"].config["max_age"] == 0
+
+
+def test_unquoted_timestamps_keep_their_text() -> None:
+    text = dedent("""\
+        streams:
+          S: {subjects: [s.>]}
+        consumer_groups:
+          g:
+            stream: S
+            deliver_policy: by_start_time
+            opt_start_time: 2026-01-31T12:00:00Z
+        """)
+    topology, diags = parse_sources([("t.yaml", text)])
+    assert diags == [] and topology is not None
+    assert topology.consumers[("S", "g")].config["opt_start_time"] == "2026-01-31T12:00:00Z"
+
+
+# --- dump_topology (import) -------------------------------------------------------------------
+
+
+def _wire(
+    topology: model.Topology,
+) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
+    streams = [dict(s.config) for s in topology.streams.values()]
+    consumers = [(c.stream, dict(c.config)) for c in topology.consumers.values()]
+    return streams, consumers
+
+
+def test_repository_topology_round_trips_through_dump() -> None:
+    topology = load_topology(REPO / "topology")
+    streams, consumers = _wire(topology)
+    text = dump_topology(streams, consumers)
+    assert "max_bytes: 10GB" in text and "max_age: 7d" in text
+    assert "retry_delays: [2s, 4s, 8s]" in text
+    assert model.MANAGED_BY_KEY not in text
+    assert text.startswith("# yaml-language-server: $schema=")
+    again, diags = parse_sources([("x.yaml", text)])
+    assert diags == [] and again is not None
+    assert _wire(again) == (streams, consumers)
+
+
+def test_dump_drops_server_metadata_and_unknown_fields() -> None:
+    stream = {
+        "name": "S",
+        "subjects": ["s.>"],
+        "max_bytes": 1536,
+        "metadata": {"_nats.req.level": "0", model.MANAGED_BY_KEY: "jelmore-infra", "team": "x"},
+        "future_field": True,
+    }
+    text = dump_topology([stream], [])
+    assert "_nats" not in text and "managed-by" not in text
+    assert "team: x" in text and "max_bytes: 1536" in text
+    assert "#   stream.S: future_field" in text
+
+
+def test_human_sizes_are_exact() -> None:
+    assert human_size(10_000_000_000) == "10GB"
+    assert human_size(2**30) == "1GiB"
+    assert human_size(512 * 1024) == "512KiB"
+    assert human_size(1536) == 1536
+    assert human_size(-1) == -1
+    assert human_size(0) == 0
+
+
+durations = st.integers(min_value=1, max_value=10**6).map(lambda n: n * 100_000_000)
+sizes = st.one_of(
+    st.integers(min_value=1, max_value=2**40),
+    st.sampled_from([10**9, 10 * 10**9, 2**30, 512 * 1024, 1000, 1024]),
+)
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=30)
+meta_keys = st.from_regex(r"\A[a-z][a-z0-9_-]{0,10}\Z")
+
+
+@st.composite
+def topologies(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
+    streams: list[dict[str, Any]] = []
+    consumers: list[tuple[str, dict[str, Any]]] = []
+    for i in range(draw(st.integers(min_value=1, max_value=3))):
+        name = f"S{i}"
+        cfg: dict[str, Any] = {"name": name, "subjects": [f"s{i}.>"]}
+        if draw(st.booleans()):
+            cfg["max_age"] = draw(durations)
+        if draw(st.booleans()):
+            cfg["max_bytes"] = draw(sizes)
+        if draw(st.booleans()):
+            cfg["max_msgs"] = draw(st.integers(min_value=-1, max_value=10**9))
+        if draw(st.booleans()):
+            cfg["storage"] = draw(st.sampled_from(["file", "memory"]))
+        if draw(st.booleans()):
+            cfg["description"] = draw(texts)
+        meta = draw(st.dictionaries(meta_keys, texts, max_size=2))
+        cfg["metadata"] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE, **meta}
+        streams.append(cfg)
+        for j in range(draw(st.integers(min_value=0, max_value=2))):
+            c: dict[str, Any] = {"durable_name": f"g{i}_{j}"}
+            c["filter_subjects"] = [f"s{i}.g{j}.>"]
+            if draw(st.booleans()):
+                c["ack_policy"] = "explicit"
+                c["ack_wait"] = draw(durations)
+            if draw(st.booleans()):
+                c["max_deliver"] = draw(st.integers(min_value=1, max_value=10))
+            c_meta: dict[str, str] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE}
+            if draw(st.booleans()):
+                delays = draw(st.lists(durations, min_size=1, max_size=3))
+                c_meta[model.META_RETRY_DELAYS] = ",".join(_fmt(d) for d in delays)
+            c["metadata"] = c_meta
+            consumers.append((name, c))
+    return streams, consumers
+
+
+def _fmt(ns: int) -> str:
+    from jelmore_infra.units import format_duration
+
+    return format_duration(ns)
+
+
+@settings(max_examples=60, deadline=None)
+@given(topologies())
+def test_dump_then_parse_gives_back_the_same_wire_configs(
+    data: tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]],
+) -> None:
+    streams, consumers = data
+    text = dump_topology(streams, consumers)
+    topology, diags = parse_sources([("x.yaml", text)])
+    assert diags == [], text
+    assert topology is not None
+    assert _wire(topology) == (streams, consumers)
