@@ -1,0 +1,543 @@
+"""``jelmore-infra events …``: publish, subscribe, replay, health, load tests and the dead-letter
+queue, on top of the runtime shim (the seed's ``nats_subscriber.py`` and ``nats_test_utils.py``).
+
+The runtime (and so nats-py) is imported inside the command functions only, to keep the CLI fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import click
+
+from jelmore_infra.cli.common import ConnectionSettings, connection_options, make_console
+from jelmore_infra.errors import JelmoreError
+
+T = TypeVar("T")
+
+_EVENT_TYPES = (
+    "session.created",
+    "session.output",
+    "session.completed",
+    "session.failed",
+    "session.status",
+    "session.directory_changed",
+    "session.file_modified",
+    "session.git_activity",
+)
+
+
+def _prefix_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--prefix",
+        envvar="NATS_SUBJECT_PREFIX",
+        default=None,
+        metavar="PREFIX",
+        help="Subject prefix (env NATS_SUBJECT_PREFIX, default jelmore).",
+    )(func)
+
+
+def _run(settings: ConnectionSettings, prefix: str | None, main: Callable[[], Awaitable[T]]) -> T:
+    """Configure the runtime, run ``main`` in a fresh event loop, always close the connection."""
+    from jelmore_infra import runtime
+
+    runtime.configure(connection=settings, prefix=prefix, client_id="jelmore-infra-cli")
+
+    async def wrapper() -> T:
+        try:
+            return await main()
+        finally:
+            await runtime.close()
+
+    return asyncio.run(wrapper())
+
+
+async def _until_stopped(duration: float | None) -> None:
+    """Wait for ``duration`` seconds, or until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        if duration is None:
+            await stop.wait()
+        else:
+            try:
+                await asyncio.wait_for(stop.wait(), duration)
+            except TimeoutError:
+                pass
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+
+
+def _compact(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@click.group()
+def events() -> None:
+    """Publish, consume and inspect Jelmore events (needs the topology: `jelmore-infra apply`)."""
+
+
+# -- publish -------------------------------------------------------------------------------------
+
+
+@events.command()
+@click.option(
+    "--event-type",
+    "-t",
+    required=True,
+    type=click.Choice(_EVENT_TYPES),
+    help="Event type.",
+)
+@click.option("--session-id", default=None, help="Session id (default: a new UUID).")
+@click.option("--payload", default="{}", metavar="JSON", help="Payload as JSON (default {}).")
+@click.option("--header", "headers", multiple=True, metavar="NAME=VALUE", help="Extra header.")
+@click.option("--message-id", default=None, help="Message id (Nats-Msg-Id; default: new).")
+@_prefix_option
+@connection_options
+@click.pass_context
+def publish(
+    ctx: click.Context,
+    event_type: str,
+    session_id: str | None,
+    payload: str,
+    headers: tuple[str, ...],
+    message_id: str | None,
+    prefix: str | None,
+    settings: ConnectionSettings,
+) -> None:
+    """Publish one event and wait for the stream's acknowledgement."""
+    import uuid
+
+    try:
+        data = json.loads(payload)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from None
+    extra: dict[str, str] = {}
+    for item in headers:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--header")
+        extra[name] = value
+    sid = session_id or str(uuid.uuid4())
+    mid = message_id or uuid.uuid4().hex
+
+    async def main() -> bool:
+        from jelmore_infra.runtime import publish_event
+
+        return await publish_event(event_type, sid, data, extra or None, message_id=mid)
+
+    ok = _run(settings, prefix, main)
+    console = make_console(ctx)
+    if not ok:
+        raise JelmoreError(f"event {mid} was not acknowledged by the stream (see the log above)")
+    console.print(f"published {event_type} session={sid} message_id={mid}")
+
+
+# -- subscribe -----------------------------------------------------------------------------------
+
+
+@events.command()
+@click.argument("mode", type=click.Choice(["all", "specific", "dlq"]))
+@click.option("--subjects", default=None, metavar="A,B", help="Subjects (mode specific).")
+@click.option("--consumer-group", "-g", default=None, help="Consume as this consumer group.")
+@click.option("--duration", type=float, default=None, metavar="S", help="Stop after S seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
+@_prefix_option
+@connection_options
+@click.pass_context
+def subscribe(
+    ctx: click.Context,
+    mode: str,
+    subjects: str | None,
+    consumer_group: str | None,
+    duration: float | None,
+    as_json: bool,
+    prefix: str | None,
+    settings: ConnectionSettings,
+) -> None:
+    """Print events as they arrive: `all`, `specific --subjects A,B`, or `dlq`.
+
+    Without --consumer-group a private, temporary consumer reads new events (nothing is left on
+    the server). With one, this process joins the group and acknowledges what it prints.
+    """
+    console = make_console(ctx)
+    if mode == "specific" and not subjects:
+        raise click.UsageError("mode specific needs --subjects A,B")
+    if mode != "specific" and subjects:
+        raise click.UsageError("--subjects is only for mode specific")
+    if mode == "dlq" and consumer_group:
+        raise click.UsageError(
+            "the dead-letter queue has no consumer groups; drop --consumer-group"
+        )
+    count = 0
+
+    async def handler(event: dict[str, Any], msg: Any) -> None:
+        nonlocal count
+        count += 1
+        if as_json:
+            click.echo(json.dumps({"subject": msg.subject, **event}, ensure_ascii=False))
+            return
+        if mode == "dlq":
+            console.print(
+                f"{event.get('dlq_timestamp', '')}  {event.get('consumer_group', '')}  "
+                f"{event.get('event_type', '')}  session={event.get('session_id', '')}  "
+                f"attempts={event.get('retry_count', '')}  reason={event.get('failure_reason', '')}"
+            )
+        else:
+            console.print(
+                f"{event.get('timestamp', '')}  {event.get('event_type', msg.subject)}  "
+                f"session={event.get('session_id', '')}  {_compact(event.get('payload'))}"
+            )
+
+    async def main() -> None:
+        from jelmore_infra.runtime import settings as current
+        from jelmore_infra.runtime import subscribe_to_events
+
+        prefix_now = current().prefix
+        wanted: list[str] | None
+        deliver = "new"
+        if mode == "all":
+            wanted = None if consumer_group else [f"{prefix_now}.session.>"]
+        elif mode == "specific":
+            wanted = [s.strip() for s in (subjects or "").split(",") if s.strip()]
+        else:
+            wanted = [f"{prefix_now}.dlq.>"]
+            deliver = "all"
+        sub = await subscribe_to_events(wanted, handler, consumer_group, deliver=deliver)
+        where = f"group {consumer_group}" if consumer_group else ", ".join(wanted or [])
+        make_console(ctx, stderr=True).print(f"listening on {where} (Ctrl-C to stop)")
+        try:
+            await _until_stopped(duration)
+        finally:
+            await sub.stop()
+
+    _run(settings, prefix, main)
+    make_console(ctx, stderr=True).print(f"{count} event(s) received")
+
+
+# -- replay --------------------------------------------------------------------------------------
+
+
+@events.command()
+@click.option("--hours", type=float, default=1.0, show_default=True, help="How far back.")
+@click.option("--subjects", default=None, metavar="A,B", help="Subjects (default: all events).")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
+@_prefix_option
+@connection_options
+@click.pass_context
+def replay(
+    ctx: click.Context,
+    hours: float,
+    subjects: str | None,
+    as_json: bool,
+    prefix: str | None,
+    settings: ConnectionSettings,
+) -> None:
+    """Print the events stored in the last H hours, oldest first."""
+    console = make_console(ctx)
+    start = datetime.now(UTC) - timedelta(hours=hours)
+    wanted = [s.strip() for s in subjects.split(",") if s.strip()] if subjects else None
+
+    async def main() -> list[dict[str, Any]]:
+        from jelmore_infra.runtime import replay_events
+
+        return await replay_events(wanted, start)
+
+    found = _run(settings, prefix, main)
+    for event in found:
+        if as_json:
+            click.echo(json.dumps(event, ensure_ascii=False))
+        else:
+            console.print(
+                f"{event.get('timestamp', '')}  {event.get('event_type', '')}  "
+                f"session={event.get('session_id', '')}  {_compact(event.get('payload'))}"
+            )
+    make_console(ctx, stderr=True).print(f"{len(found)} event(s) in the last {hours:g} hour(s)")
+
+
+# -- health --------------------------------------------------------------------------------------
+
+
+@events.command()
+@click.option("--group", "groups", multiple=True, help="Expected consumer group (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@_prefix_option
+@connection_options
+@click.pass_context
+def health(
+    ctx: click.Context,
+    groups: tuple[str, ...],
+    as_json: bool,
+    prefix: str | None,
+    settings: ConnectionSettings,
+) -> None:
+    """Stream health, consumer lag per group and DLQ size; exit code 1 when critical."""
+
+    async def main() -> dict[str, Any]:
+        from jelmore_infra.runtime import get_health_status
+
+        return await get_health_status(list(groups) or None)
+
+    status = _run(settings, prefix, main)
+    if as_json:
+        click.echo(json.dumps(status, indent=2))
+    else:
+        _print_health(ctx, status)
+    if status["stream_health"] == "critical":
+        ctx.exit(1)
+
+
+def _print_health(ctx: click.Context, status: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = make_console(ctx)
+    colour = {"ok": "green", "degraded": "yellow", "critical": "red"}[status["stream_health"]]
+    console.print(f"[{colour}]{status['stream_health'].upper()}[/]  {status.get('server', '')}")
+    for reason in status.get("reasons", []):
+        console.print(f"  - {reason}")
+    table = Table(title="consumer lag")
+    for column in ("group", "pending", "unacknowledged", "redelivered", "waiting pulls"):
+        table.add_column(column, justify="left" if column == "group" else "right")
+    for group, lag in sorted(status.get("consumer_lag", {}).items()):
+        table.add_row(
+            group,
+            str(lag["pending"]),
+            str(lag["ack_pending"]),
+            str(lag["redelivered"]),
+            str(lag["waiting"]),
+        )
+    console.print(table)
+    dlq = status.get("dlq_size")
+    console.print(f"dead-letter queue: {'missing' if dlq is None else dlq} event(s)")
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+
+@events.command()
+@click.option("--rate", type=click.IntRange(min=1), default=100, show_default=True, help="ev/s.")
+@click.option("--duration", type=float, default=10.0, show_default=True, help="Seconds.")
+@click.option("--event-type", default="session.output", type=click.Choice(_EVENT_TYPES))
+@click.option(
+    "--size",
+    type=click.IntRange(min=0),
+    default=256,
+    show_default=True,
+    help="Payload padding in bytes.",
+)
+@click.option(
+    "--window",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Publishes in flight at most.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_prefix_option
+@connection_options
+@click.pass_context
+def load(
+    ctx: click.Context,
+    rate: int,
+    duration: float,
+    event_type: str,
+    size: int,
+    window: int,
+    as_json: bool,
+    prefix: str | None,
+    settings: ConnectionSettings,
+) -> None:
+    """Publish at a target rate; report achieved rate, ack latency p50/p99 and errors."""
+    console = make_console(ctx)
+    err_console = make_console(ctx, stderr=True)
+
+    async def main() -> dict[str, Any]:
+        from jelmore_infra.runtime.loadtest import run_load
+
+        return await run_load(
+            rate=rate,
+            duration=duration,
+            event_type=event_type,
+            size=size,
+            window=window,
+            console=None if as_json else err_console,
+        )
+
+    result = _run(settings, prefix, main)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        lat = result["ack_latency"]
+        console.print(
+            f"target {rate}/s for {duration:g}s: sent {result['sent']}, acknowledged "
+            f"{result['acknowledged']}, errors {result['errors']}, achieved "
+            f"{result['achieved_rate']:.0f}/s, ack latency p50 {lat['p50_ms']} ms, "
+            f"p99 {lat['p99_ms']} ms"
+        )
+    if result["achieved_rate"] < 0.95 * rate:
+        err_console.print(
+            f"[yellow]warning:[/] achieved {result['achieved_rate']:.0f}/s is below the target "
+            f"{rate}/s"
+        )
+
+
+# -- dead-letter queue -----------------------------------------------------------------------------
+
+
+@events.group()
+def dlq() -> None:
+    """Inspect, re-publish and route dead-lettered events."""
+
+
+@dlq.command("list")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show the newest N."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_prefix_option
+@connection_options
+@click.pass_context
+def dlq_list(
+    ctx: click.Context, limit: int, as_json: bool, prefix: str | None, settings: ConnectionSettings
+) -> None:
+    """List dead-lettered events (newest last)."""
+
+    async def main() -> list[tuple[int, dict[str, Any]]]:
+        from jelmore_infra.runtime.dlqtools import list_dead_letters
+
+        return await list_dead_letters(limit)
+
+    rows = _run(settings, prefix, main)
+    if as_json:
+        for seq, record in rows:
+            click.echo(json.dumps({"dlq_seq": seq, **record}, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table()
+    for column in ("seq", "dead-lettered", "group", "event", "session", "attempts", "reason"):
+        table.add_column(column)
+    for seq, record in rows:
+        table.add_row(
+            str(seq),
+            str(record.get("dlq_timestamp", "")),
+            str(record.get("consumer_group", "")),
+            str(record.get("event_type", "")),
+            str(record.get("session_id", "")),
+            str(record.get("retry_count", "")),
+            _compact(record.get("failure_reason", ""), 60).strip('"'),
+        )
+    console = make_console(ctx)
+    console.print(table)
+    console.print(f"{len(rows)} dead-lettered event(s) shown")
+
+
+@dlq.command("show")
+@click.argument("seq", type=click.IntRange(min=1))
+@_prefix_option
+@connection_options
+def dlq_show(seq: int, prefix: str | None, settings: ConnectionSettings) -> None:
+    """Show one dead-lettered event (by its DLQ sequence) in full."""
+
+    async def main() -> dict[str, Any]:
+        from jelmore_infra.runtime.dlqtools import show_dead_letter
+
+        return await show_dead_letter(seq)
+
+    click.echo(json.dumps(_run(settings, prefix, main), indent=2, ensure_ascii=False))
+
+
+@dlq.command("replay")
+@click.option(
+    "--seq",
+    "seqs",
+    multiple=True,
+    type=click.IntRange(min=1),
+    help="DLQ sequence to re-publish (repeatable).",
+)
+@click.option("--all", "replay_all", is_flag=True, help="Re-publish every dead-lettered event.")
+@click.option("--group", default=None, help="Only events dead-lettered by this consumer group.")
+@click.option(
+    "--keep", is_flag=True, help="Keep the DLQ copies (a later replay would re-publish them again)."
+)
+@_prefix_option
+@connection_options
+@click.pass_context
+def dlq_replay(
+    ctx: click.Context,
+    seqs: tuple[int, ...],
+    replay_all: bool,
+    group: str | None,
+    keep: bool,
+    prefix: str | None,
+    settings: ConnectionSettings,
+) -> None:
+    """Re-publish dead-lettered events to their original subjects, once each.
+
+    Each re-published event is removed from the DLQ (unless --keep); a re-run within the stream's
+    duplicate window is stored once thanks to its Nats-Msg-Id.
+    """
+    if not seqs and not replay_all:
+        raise click.UsageError("give --seq N (repeatable) or --all")
+
+    async def main() -> dict[str, Any]:
+        from jelmore_infra.runtime.dlqtools import replay_dead_letters
+
+        return await replay_dead_letters(list(seqs) or None, group=group, delete=not keep)
+
+    result = _run(settings, prefix, main)
+    console = make_console(ctx)
+    console.print(
+        f"re-published {result['republished']} event(s), {result['failed']} failed, "
+        f"{result['skipped']} skipped"
+    )
+    for line in result["errors"]:
+        make_console(ctx, stderr=True).print(f"  - {line}")
+    if result["failed"]:
+        ctx.exit(1)
+
+
+@dlq.command("route")
+@click.option("--duration", type=float, default=None, metavar="S", help="Stop after S seconds.")
+@_prefix_option
+@connection_options
+@click.pass_context
+def dlq_route(
+    ctx: click.Context, duration: float | None, prefix: str | None, settings: ConnectionSettings
+) -> None:
+    """Run the dead-letter router (workers of consumer groups already run one)."""
+
+    async def main() -> int:
+        from jelmore_infra.runtime import DeadLetterRouter
+        from jelmore_infra.runtime.bus import get_bus
+
+        router = DeadLetterRouter(get_bus())
+        if not await router.start():
+            raise JelmoreError(
+                "the topology has no dead-letter safety net (advisory stream and dlq_router "
+                "consumer): run `jelmore-infra apply`"
+            )
+        make_console(ctx, stderr=True).print("routing max-deliveries advisories (Ctrl-C to stop)")
+        try:
+            await _until_stopped(duration)
+        finally:
+            await router.stop()
+        return router.routed
+
+    routed = _run(settings, prefix, main)
+    make_console(ctx).print(f"{routed} event(s) routed to the dead-letter queue")

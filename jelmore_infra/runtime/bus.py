@@ -1,0 +1,457 @@
+"""The one runtime module that talks to nats-py: the shared connection and thin JetStream calls.
+
+Everything else in ``jelmore_infra.runtime`` goes through a ``Bus``: management requests are raw
+``$JS.API`` JSON (wire form, honouring a JetStream domain), publishes are requests whose PubAck is
+parsed here, and pull consumers are bound (never created) through ``pull_subscribe_bind``.
+
+One ``Bus`` per process (``get_bus()``): the connection opens lazily on first use, reconnects
+forever (``max_reconnect_attempts=-1``) and logs one line per connection problem instead of
+nats-py's tracebacks. nats exceptions never leave this module; callers see ``BusError`` subclasses
+(``BusTimeout``, ``BusUnavailable``) or ``JetStreamAPIError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from jelmore_infra.errors import ConnectionFailed, JelmoreError, JetStreamAPIError
+from jelmore_infra.runtime.envelope import parse_timestamp
+from jelmore_infra.runtime.metrics import METRICS
+from jelmore_infra.runtime.settings import RuntimeSettings, from_env
+
+log = logging.getLogger("jelmore_infra.runtime")
+
+#: JetStream error codes the runtime treats as "does not exist"
+ERR_STREAM_NOT_FOUND = 10059
+ERR_CONSUMER_NOT_FOUND = 10014
+ERR_MESSAGE_NOT_FOUND = 10037
+
+
+class BusError(JelmoreError):
+    """A request could not be completed (the server did not answer in time or is unavailable)."""
+
+
+class BusTimeout(BusError):
+    """No answer within the timeout (the request may still have been carried out)."""
+
+
+class BusUnavailable(BusError):
+    """Nobody answered (no responders: JetStream or the stream is not available right now)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PubAck:
+    stream: str
+    seq: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message read directly from a stream by sequence."""
+
+    stream: str
+    subject: str
+    seq: int
+    data: bytes
+    headers: dict[str, str]
+    time: datetime | None
+
+
+class PullHandle:
+    """A bound pull subscription on an existing consumer."""
+
+    def __init__(self, bus: Bus, stream: str, consumer: str, sub: Any) -> None:
+        self.bus = bus
+        self.stream = stream
+        self.consumer = consumer
+        self._sub = sub
+
+    async def fetch(self, batch: int, timeout: float) -> list[Msg]:  # noqa: ASYNC109
+        """Up to ``batch`` messages; an empty list when none arrived within ``timeout``."""
+        try:
+            msgs: list[Msg] = await self._sub.fetch(batch=batch, timeout=timeout)
+            return msgs
+        except (nats.errors.TimeoutError, TimeoutError):
+            return []
+        except nats.js.errors.NotFoundError as exc:
+            raise BusUnavailable(
+                f"consumer {self.consumer} on stream {self.stream} is gone: {exc}"
+            ) from None
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"fetch from {self.stream}/{self.consumer} failed: {exc!r}") from None
+
+    async def unsubscribe(self) -> None:
+        try:
+            await self._sub.unsubscribe()
+        except (nats.errors.Error, OSError):
+            pass
+
+
+def _ssl_context(settings: RuntimeSettings) -> ssl.SSLContext | None:
+    conn = settings.connection
+    if not (conn.tls_ca or conn.tls_cert or any(u.startswith("tls://") for u in conn.servers())):
+        return None
+    ctx = (
+        ssl.create_default_context(cafile=conn.tls_ca)
+        if conn.tls_ca
+        else ssl.create_default_context()
+    )
+    if conn.tls_cert and conn.tls_key:
+        ctx.load_cert_chain(conn.tls_cert, conn.tls_key)
+    return ctx
+
+
+def parse_headers(raw: bytes) -> dict[str, str]:
+    """``NATS/1.0\\r\\nName: value\\r\\n\\r\\n`` → ``{"Name": "value"}`` (last value wins)."""
+    result: dict[str, str] = {}
+    lines = raw.decode("utf-8", errors="replace").split("\r\n")
+    for line in lines[1:]:
+        if not line or ":" not in line:
+            continue
+        name, value = line.split(":", 1)
+        result[name.strip()] = value.strip()
+    return result
+
+
+class Bus:
+    """A lazily opened, forever-reconnecting connection and the JetStream calls the runtime uses."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.settings = settings
+        self._nc: Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+        self._last_error = ""
+        self._connected_once = False
+        self._closing = False
+
+    # -- connection -------------------------------------------------------------------------
+
+    @property
+    def api_prefix(self) -> str:
+        return self.settings.connection.api_prefix()
+
+    @property
+    def is_connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def connect(self) -> Client:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # A new event loop (e.g. a second asyncio.run): the old connection cannot be used.
+            self._nc = None
+            self._lock = asyncio.Lock()
+            self._loop = loop
+        assert self._lock is not None
+        if self._nc is not None and not self._nc.is_closed:
+            return self._nc
+        async with self._lock:
+            if self._nc is not None and not self._nc.is_closed:
+                return self._nc
+            self._nc = await self._open()
+            return self._nc
+
+    async def _open(self) -> Client:
+        conn = self.settings.connection
+        options: dict[str, Any] = {
+            "servers": conn.servers(),
+            "name": self.settings.client_id,
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": self.settings.reconnect_wait,
+            "connect_timeout": max(1, int(min(conn.timeout, self.settings.connect_timeout))),
+            "error_cb": self._on_error,
+            "disconnected_cb": self._on_disconnect,
+            "reconnected_cb": self._on_reconnect,
+        }
+        if conn.creds:
+            options["user_credentials"] = conn.creds
+        if conn.nkey:
+            options["nkeys_seed"] = conn.nkey
+        if conn.user:
+            options["user"] = conn.user
+        if conn.password:
+            options["password"] = conn.password
+        if conn.token:
+            options["token"] = conn.token
+        tls = _ssl_context(self.settings)
+        if tls is not None:
+            options["tls"] = tls
+        self._last_error = ""
+        try:
+            nc = await asyncio.wait_for(nats.connect(**options), self.settings.connect_timeout)
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
+            reason = self._last_error or str(exc) or type(exc).__name__
+            raise ConnectionFailed(
+                f"cannot connect to {self.settings.safe_url()}: {reason}"
+            ) from None
+        self._connected_once = True
+        self._last_error = ""
+        return nc
+
+    async def _on_error(self, exc: Exception) -> None:
+        text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        if text != self._last_error:
+            self._last_error = text
+            if self._connected_once and not self._closing:
+                log.warning("nats connection problem (%s): %s", self.settings.safe_url(), text)
+
+    async def _on_disconnect(self) -> None:
+        if self._closing:
+            return
+        METRICS.disconnects += 1
+        log.warning("nats disconnected from %s; reconnecting", self.settings.safe_url())
+
+    async def _on_reconnect(self) -> None:
+        METRICS.reconnects += 1
+        self._last_error = ""
+        log.warning("nats reconnected to %s", self.settings.safe_url())
+
+    async def close(self) -> None:
+        nc, self._nc = self._nc, None
+        if nc is None or nc.is_closed:
+            return
+        self._closing = True
+        try:
+            if self._loop is asyncio.get_running_loop():
+                await nc.drain()
+        except (nats.errors.Error, OSError, RuntimeError):
+            pass
+        try:
+            await nc.close()
+        except (nats.errors.Error, OSError, RuntimeError):
+            pass
+        finally:
+            self._closing = False
+
+    async def flush(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        nc = await self.connect()
+        try:
+            await nc.flush(timeout=max(1, int(timeout)))
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"flush failed: {exc!r}") from None
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def request(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> Msg:
+        nc = await self.connect()
+        wait = timeout if timeout is not None else self.settings.connection.timeout
+        try:
+            return await nc.request(
+                subject, data, timeout=wait, headers=dict(headers or {}) or None
+            )
+        except nats.errors.NoRespondersError:
+            raise BusUnavailable(f"no responders for {subject}") from None
+        except nats.errors.TimeoutError:
+            raise BusTimeout(f"no answer for {subject} within {wait:g}s") from None
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"request to {subject} failed: {exc!r}") from None
+
+    async def api(
+        self,
+        suffix: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
+        """A ``$JS.API.<suffix>`` request; an error answer raises ``JetStreamAPIError``."""
+        subject = f"{self.api_prefix}.{suffix}"
+        payload = json.dumps(body).encode() if body is not None else b""
+        msg = await self.request(subject, payload, timeout=timeout)
+        try:
+            answer = json.loads(msg.data or b"{}")
+        except ValueError:
+            raise BusError(f"{subject} answered with invalid JSON") from None
+        if not isinstance(answer, dict):
+            raise BusError(f"{subject} answered with a non-object")
+        err = answer.get("error")
+        if err:
+            raise JetStreamAPIError(
+                subject,
+                int(err.get("code", 0)),
+                int(err.get("err_code", 0)),
+                str(err.get("description", "unknown error")),
+            )
+        return answer
+
+    async def publish(
+        self,
+        subject: str,
+        data: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout: float,  # noqa: ASYNC109
+    ) -> PubAck:
+        """A JetStream publish (request/reply); raises ``BusTimeout``/``BusUnavailable`` (both
+        retryable with the same ``Nats-Msg-Id``) or ``JetStreamAPIError``."""
+        msg = await self.request(subject, data, headers=headers, timeout=timeout)
+        try:
+            answer = json.loads(msg.data or b"{}")
+        except ValueError:
+            raise BusError(f"publish to {subject}: invalid acknowledgement") from None
+        err = answer.get("error") if isinstance(answer, dict) else None
+        if err:
+            raise JetStreamAPIError(
+                subject,
+                int(err.get("code", 0)),
+                int(err.get("err_code", 0)),
+                str(err.get("description", "publish failed")),
+            )
+        if not isinstance(answer, dict) or "seq" not in answer:
+            raise BusError(f"publish to {subject}: unexpected answer {answer!r}")
+        return PubAck(
+            str(answer.get("stream", "")), int(answer["seq"]), bool(answer.get("duplicate"))
+        )
+
+    async def core_publish(self, subject: str, data: bytes, *, reply: str = "") -> None:
+        nc = await self.connect()
+        try:
+            await nc.publish(subject, data, reply=reply)
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"publish to {subject} failed: {exc!r}") from None
+
+    # -- acknowledgements ---------------------------------------------------------------------
+
+    async def term(self, msg: Msg, reason: str) -> None:
+        """``+TERM <reason>``: stop redelivering; the reason goes into the server's advisory."""
+        if not msg.reply:
+            return
+        text = reason.replace("\r", " ").replace("\n", " ")[:500]
+        await self.core_publish(msg.reply, b"+TERM " + text.encode("utf-8"))
+        msg._ackd = True
+
+    # -- streams and consumers --------------------------------------------------------------
+
+    async def stream_info(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.api(f"STREAM.INFO.{name}")
+        except JetStreamAPIError as exc:
+            if exc.err_code == ERR_STREAM_NOT_FOUND:
+                return None
+            raise
+
+    async def stream_names(self, subject: str | None = None) -> list[str]:
+        names: list[str] = []
+        offset = 0
+        while True:
+            body: dict[str, Any] = {"offset": offset}
+            if subject:
+                body["subject"] = subject
+            answer = await self.api("STREAM.NAMES", body)
+            page = answer.get("streams") or []
+            names.extend(str(n) for n in page)
+            offset += len(page)
+            if not page or offset >= int(answer.get("total", 0)):
+                return names
+
+    async def consumer_info(self, stream: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.api(f"CONSUMER.INFO.{stream}.{name}")
+        except JetStreamAPIError as exc:
+            if exc.err_code in (ERR_CONSUMER_NOT_FOUND, ERR_STREAM_NOT_FOUND):
+                return None
+            raise
+
+    async def consumer_infos(self, stream: str) -> list[dict[str, Any]]:
+        infos: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            answer = await self.api(f"CONSUMER.LIST.{stream}", {"offset": offset})
+            page = answer.get("consumers") or []
+            infos.extend(page)
+            offset += len(page)
+            if not page or offset >= int(answer.get("total", 0)):
+                return infos
+
+    async def create_consumer(self, stream: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a consumer (used only for the runtime's own ephemeral and replay consumers)."""
+        name = config.get("name") or config.get("durable_name")
+        suffix = f"CONSUMER.CREATE.{stream}.{name}" if name else f"CONSUMER.CREATE.{stream}"
+        return await self.api(suffix, {"stream_name": stream, "config": dict(config)})
+
+    async def delete_consumer(self, stream: str, name: str) -> bool:
+        try:
+            await self.api(f"CONSUMER.DELETE.{stream}.{name}")
+            return True
+        except JetStreamAPIError as exc:
+            if exc.err_code in (ERR_CONSUMER_NOT_FOUND, ERR_STREAM_NOT_FOUND):
+                return False
+            raise
+
+    async def get_message(self, stream: str, seq: int) -> StoredMessage | None:
+        """The message ``seq`` of ``stream``; ``None`` when it no longer exists."""
+        try:
+            answer = await self.api(f"STREAM.MSG.GET.{stream}", {"seq": seq})
+        except JetStreamAPIError as exc:
+            if exc.err_code in (ERR_MESSAGE_NOT_FOUND, ERR_STREAM_NOT_FOUND):
+                return None
+            raise
+        raw = answer.get("message") or {}
+        data = base64.b64decode(raw.get("data") or b"")
+        hdrs = parse_headers(base64.b64decode(raw["hdrs"])) if raw.get("hdrs") else {}
+        when = parse_timestamp(raw["time"]) if raw.get("time") else None
+        return StoredMessage(
+            stream, str(raw.get("subject", "")), int(raw.get("seq", seq)), data, hdrs, when
+        )
+
+    async def delete_message(self, stream: str, seq: int) -> bool:
+        try:
+            await self.api(f"STREAM.MSG.DELETE.{stream}", {"seq": seq, "no_erase": True})
+            return True
+        except JetStreamAPIError as exc:
+            if exc.err_code in (ERR_MESSAGE_NOT_FOUND, ERR_STREAM_NOT_FOUND):
+                return False
+            raise
+
+    async def bind(self, stream: str, consumer: str) -> PullHandle:
+        """Bind to an existing pull consumer (nothing is created or changed on the server)."""
+        nc = await self.connect()
+        js = nc.jetstream(domain=self.settings.connection.js_domain)
+        try:
+            sub = await js.pull_subscribe_bind(durable=consumer, stream=stream)
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"cannot bind to {stream}/{consumer}: {exc!r}") from None
+        return PullHandle(self, stream, consumer, sub)
+
+
+_BUS: Bus | None = None
+
+
+def configure(settings: RuntimeSettings) -> Bus:
+    """Replace the process's bus (the caller closes the previous one first)."""
+    global _BUS
+    _BUS = Bus(settings)
+    return _BUS
+
+
+def get_bus() -> Bus:
+    """The process's bus, created from the environment on first use."""
+    global _BUS
+    if _BUS is None:
+        _BUS = Bus(from_env())
+    return _BUS
+
+
+def current_bus() -> Bus | None:
+    return _BUS

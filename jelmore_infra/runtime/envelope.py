@@ -1,0 +1,182 @@
+"""The event envelope, its subject and its headers (the seed document's format).
+
+An event on the wire is the JSON object::
+
+    {"event_type": "session.created", "session_id": "…", "timestamp": "2024-01-01T12:00:00.000Z",
+     "message_id": "…", "retry_count": 0, "payload": {…}}
+
+published to ``<prefix>.<event_type>`` (``jelmore.session.created``) with the headers
+``Nats-Msg-Id`` (= message_id, the stream's de-duplication key), ``Event-Type`` and ``Session-Id``
+plus any custom headers.
+
+Pure: no I/O. The clock and the id generator are passed in by callers that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jelmore_infra.errors import JelmoreError
+
+#: The event types of the seed document; anything else is refused.
+EVENT_TYPES: tuple[str, ...] = (
+    "session.created",
+    "session.output",
+    "session.completed",
+    "session.failed",
+    "session.status",
+    "session.directory_changed",
+    "session.file_modified",
+    "session.git_activity",
+)
+
+HDR_MSG_ID = "Nats-Msg-Id"
+HDR_EVENT_TYPE = "Event-Type"
+HDR_SESSION_ID = "Session-Id"
+#: Header names NATS reserves for control purposes; never copied from one message to another.
+CONTROL_HEADER_PREFIX = "Nats-"
+
+_HEADER_NAME_RE = re.compile(r"^[!-9;-~]+$")  # printable ASCII without ':' and spaces
+
+
+class EventError(JelmoreError):
+    """An event cannot be published as given (unknown type, bad payload, bad header)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """An event ready to publish: subject, serialised body, headers, and its id."""
+
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+    message_id: str
+    event_type: str
+    session_id: str
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and a ``Z``: ``2024-01-01T12:00:00.000Z``."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Read an envelope or server timestamp (``Z`` or offset, any fraction) as an aware UTC time."""
+    value = text.strip()
+    if value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    # Python < 3.12 accepts at most 6 fractional digits; servers send 9.
+    match = re.match(r"^(.*\.\d{1,6})\d*(.*)$", value)
+    if match:
+        value = match.group(1) + match.group(2)
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def check_event_type(event_type: str) -> str:
+    if event_type not in EVENT_TYPES:
+        known = ", ".join(EVENT_TYPES)
+        raise EventError(f"unknown event type {event_type!r} (known: {known})")
+    return event_type
+
+
+def subject_for(prefix: str, event_type: str) -> str:
+    """``jelmore`` + ``session.created`` → ``jelmore.session.created``."""
+    return f"{prefix}.{check_event_type(event_type)}"
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+def build_event(
+    prefix: str,
+    event_type: str,
+    session_id: str,
+    payload: Any,
+    *,
+    now: datetime,
+    message_id: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    retry_count: int = 0,
+) -> OutgoingEvent:
+    """The envelope, subject and headers of one event; raises ``EventError`` when it is invalid."""
+    subject = subject_for(prefix, event_type)
+    if not isinstance(session_id, str) or not session_id:
+        raise EventError("session_id must be a non-empty string")
+    mid = message_id or new_message_id()
+    envelope = {
+        "event_type": event_type,
+        "session_id": session_id,
+        "timestamp": format_timestamp(now),
+        "message_id": mid,
+        "retry_count": retry_count,
+        "payload": payload,
+    }
+    data = encode_json(envelope, what=f"payload of {event_type} event")
+    hdrs = merge_headers(
+        headers, {HDR_MSG_ID: mid, HDR_EVENT_TYPE: event_type, HDR_SESSION_ID: session_id}
+    )
+    return OutgoingEvent(subject, data, hdrs, mid, event_type, session_id)
+
+
+def encode_json(value: Any, *, what: str) -> bytes:
+    """Compact JSON (UTF-8); anything JSON cannot represent is an ``EventError``."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise EventError(f"{what} is not JSON-serialisable: {exc}") from None
+    return text.encode("utf-8")
+
+
+def merge_headers(custom: Mapping[str, str] | None, fixed: Mapping[str, str]) -> dict[str, str]:
+    """Custom headers plus the fixed ones (which win); names and values are validated."""
+    result: dict[str, str] = {}
+    for name, value in (custom or {}).items():
+        check_header(name, value)
+        result[str(name)] = str(value)
+    for name, value in fixed.items():
+        check_header(name, value)
+        result[name] = value
+    return result
+
+
+def check_header(name: object, value: object) -> None:
+    if not isinstance(name, str) or not _HEADER_NAME_RE.match(name):
+        raise EventError(f"invalid header name {name!r}")
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise EventError(f"header {name} must be a string, got {type(value).__name__}")
+    text = str(value)
+    if "\r" in text or "\n" in text:
+        raise EventError(f"header {name} must not contain line breaks")
+
+
+def decode_event(data: bytes) -> dict[str, Any]:
+    """The envelope of a received message; raises ``EventError`` when it is not a JSON object."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EventError(f"message is not a JSON event: {exc}") from None
+    if not isinstance(value, dict):
+        raise EventError(f"message is not a JSON object but {type(value).__name__}")
+    return value
+
+
+def user_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """Headers without NATS control headers (``Nats-*``), which must never be copied."""
+    return {
+        k: v
+        for k, v in (headers or {}).items()
+        if not k.lower().startswith(CONTROL_HEADER_PREFIX.lower())
+    }

@@ -1,0 +1,243 @@
+"""Monitoring: ``get_stream_info``, ``get_health_status`` and ``get_performance_metrics``.
+
+Health rules (the seed's thresholds): the event stream, a dead-letter stream or an expected
+consumer group missing → ``critical``; a group's backlog (``num_pending``) over 1000 → ``critical``,
+over 100 → ``degraded``; more than 10 events in the DLQ → ``degraded``; the advisory safety net
+(stream or ``dlq_router`` consumer) missing → ``degraded``. Every non-ok status carries reasons.
+
+Expected groups are those given to ``get_health_status(groups=...)``, else the comma-separated
+``JELMORE_CONSUMER_GROUPS`` environment variable, else the groups found on the server.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from jelmore_infra.errors import JelmoreError
+from jelmore_infra.runtime.bus import Bus, BusError, get_bus
+from jelmore_infra.runtime.discovery import (
+    ROUTER_CONSUMER,
+    TopologyMissing,
+    advisory_stream,
+    dlq_streams,
+    group_policies,
+    main_stream,
+)
+from jelmore_infra.runtime.envelope import format_timestamp
+from jelmore_infra.runtime.metrics import METRICS
+
+LAG_WARN = 100
+LAG_CRITICAL = 1000
+DLQ_WARN = 10
+
+OK = "ok"
+DEGRADED = "degraded"
+CRITICAL = "critical"
+_RANK = {OK: 0, DEGRADED: 1, CRITICAL: 2}
+
+
+def stream_summary(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The seed's per-stream shape from a ``$JS.API.STREAM.INFO`` answer."""
+    config = info.get("config") or {}
+    state = info.get("state") or {}
+    return {
+        "name": config.get("name"),
+        "subjects": list(config.get("subjects") or []),
+        "messages": int(state.get("messages", 0)),
+        "bytes": int(state.get("bytes", 0)),
+        "first_seq": int(state.get("first_seq", 0)),
+        "last_seq": int(state.get("last_seq", 0)),
+        "first_time": _time(state.get("first_ts")),
+        "last_time": _time(state.get("last_ts")),
+        "consumer_count": int(state.get("consumer_count", 0)),
+        "max_msgs": config.get("max_msgs"),
+        "max_bytes": config.get("max_bytes"),
+        "max_age_seconds": (int(config.get("max_age", 0)) // 1_000_000_000) or None,
+    }
+
+
+def _time(value: Any) -> str | None:
+    if not value or str(value).startswith("0001-01-01"):
+        return None
+    return str(value)
+
+
+async def get_stream_info() -> dict[str, Any]:
+    """``{"main_stream": {...}, "dlq_stream": {...} or None}`` (messages, bytes, times…)."""
+    bus = get_bus()
+    main = await main_stream(bus)
+    info = await bus.stream_info(main)
+    if info is None:
+        raise TopologyMissing(f"stream {main} disappeared")
+    result: dict[str, Any] = {"main_stream": stream_summary(info), "dlq_stream": None}
+    dlqs = await dlq_streams(bus, main)
+    for name in dlqs:
+        dlq_info = await bus.stream_info(name)
+        if dlq_info is not None:
+            result["dlq_stream"] = stream_summary(dlq_info)
+            break
+    return result
+
+
+def classify(
+    *,
+    main: str | None,
+    groups_found: Mapping[str, Mapping[str, int]],
+    expected: Sequence[str],
+    dlq_names: Sequence[str],
+    dlq_present: Mapping[str, int | None],
+    advisory: str | None,
+    router_present: bool,
+) -> tuple[str, list[str]]:
+    """The status and its reasons from what was read (pure, for tests)."""
+    reasons: list[tuple[str, str]] = []
+    if main is None:
+        return CRITICAL, ["event stream missing: run `jelmore-infra apply`"]
+    if not groups_found and not expected:
+        reasons.append((CRITICAL, f"no consumer groups on stream {main}"))
+    for group in expected:
+        if group not in groups_found:
+            reasons.append((CRITICAL, f"consumer group {group} missing on stream {main}"))
+    for group, lag in sorted(groups_found.items()):
+        pending = lag.get("pending", 0)
+        if pending > LAG_CRITICAL:
+            reasons.append((CRITICAL, f"{group}: lag {pending} > {LAG_CRITICAL}"))
+        elif pending > LAG_WARN:
+            reasons.append((DEGRADED, f"{group}: lag {pending} > {LAG_WARN}"))
+    if not dlq_names:
+        reasons.append((CRITICAL, "no dead-letter stream"))
+    for name in dlq_names:
+        size = dlq_present.get(name)
+        if size is None:
+            reasons.append((CRITICAL, f"dead-letter stream {name} missing"))
+        elif size > DLQ_WARN:
+            reasons.append((DEGRADED, f"{name}: {size} dead-lettered events > {DLQ_WARN}"))
+    if advisory is None:
+        reasons.append((DEGRADED, "max-deliveries advisory stream missing (no DLQ safety net)"))
+    elif not router_present:
+        reasons.append((DEGRADED, f"consumer {ROUTER_CONSUMER} missing on stream {advisory}"))
+    status = OK
+    for level, _ in reasons:
+        if _RANK[level] > _RANK[status]:
+            status = level
+    return status, [text for _, text in reasons]
+
+
+async def get_health_status(groups: Sequence[str] | None = None) -> dict[str, Any]:
+    """``stream_health`` (ok/degraded/critical), ``reasons``, ``consumer_lag`` per group
+    (pending, ack_pending, redelivered, waiting) and ``dlq_size``. Never raises for a server
+    problem: an unreachable server is ``critical`` with the reason."""
+    bus = get_bus()
+    checked = format_timestamp(datetime.now(UTC))
+    try:
+        return await _health(bus, groups, checked)
+    except (JelmoreError, BusError) as exc:
+        return {
+            "stream_health": CRITICAL,
+            "reasons": [str(exc)],
+            "consumer_lag": {},
+            "dlq_size": None,
+            "checked_at": checked,
+            "server": bus.settings.safe_url(),
+        }
+
+
+async def _health(bus: Bus, groups: Sequence[str] | None, checked: str) -> dict[str, Any]:
+    expected = list(groups or [])
+    if not expected and os.environ.get("JELMORE_CONSUMER_GROUPS"):
+        expected = [g.strip() for g in os.environ["JELMORE_CONSUMER_GROUPS"].split(",") if g]
+    try:
+        main: str | None = await main_stream(bus)
+    except TopologyMissing:
+        main = None
+    lag: dict[str, dict[str, int]] = {}
+    dlq_names: list[str] = []
+    dlq_sizes: dict[str, int | None] = {}
+    advisory: str | None = None
+    router_present = False
+    if main is not None:
+        for info in await bus.consumer_infos(main):
+            config = info.get("config") or {}
+            name = str(config.get("durable_name") or "")
+            if not name or config.get("deliver_subject"):
+                continue
+            if expected and name not in expected:
+                continue
+            meta = config.get("metadata") or {}
+            if not expected and not any(k.startswith("jelmore.") for k in meta):
+                continue
+            lag[name] = {
+                "pending": int(info.get("num_pending", 0)),
+                "ack_pending": int(info.get("num_ack_pending", 0)),
+                "redelivered": int(info.get("num_redelivered", 0)),
+                "waiting": int(info.get("num_waiting", 0)),
+            }
+        dlq_names = await dlq_streams(bus, main)
+        for name in dlq_names:
+            dlq_info = await bus.stream_info(name)
+            dlq_sizes[name] = (
+                None if dlq_info is None else int((dlq_info.get("state") or {}).get("messages", 0))
+            )
+        advisory = await advisory_stream(bus, main)
+        if advisory is not None:
+            router_present = await bus.consumer_info(advisory, ROUTER_CONSUMER) is not None
+    status, reasons = classify(
+        main=main,
+        groups_found=lag,
+        expected=expected,
+        dlq_names=dlq_names,
+        dlq_present=dlq_sizes,
+        advisory=advisory,
+        router_present=router_present,
+    )
+    sizes = [s for s in dlq_sizes.values() if s is not None]
+    return {
+        "stream_health": status,
+        "reasons": reasons,
+        "consumer_lag": lag,
+        "dlq_size": sum(sizes) if sizes else (None if not dlq_names else 0),
+        "main_stream": main,
+        "dlq_streams": dlq_names,
+        "advisory_stream": advisory,
+        "checked_at": checked,
+        "server": bus.settings.safe_url(),
+    }
+
+
+async def get_performance_metrics() -> dict[str, Any]:
+    """This process's publish/consume counts, rates, latency percentiles, errors, redeliveries
+    and dead-letter counts, plus the server's stream and consumer statistics."""
+    bus = get_bus()
+    result: dict[str, Any] = {"process": METRICS.snapshot()}
+    try:
+        main = await main_stream(bus)
+        server: dict[str, Any] = {}
+        info = await bus.stream_info(main)
+        if info is not None:
+            server["main_stream"] = stream_summary(info)
+        consumers: dict[str, Any] = {}
+        for policy in await group_policies(bus, main):
+            cinfo = await bus.consumer_info(main, policy.consumer)
+            if cinfo is None:
+                continue
+            consumers[policy.consumer] = {
+                "delivered_stream_seq": int((cinfo.get("delivered") or {}).get("stream_seq", 0)),
+                "ack_floor_stream_seq": int((cinfo.get("ack_floor") or {}).get("stream_seq", 0)),
+                "pending": int(cinfo.get("num_pending", 0)),
+                "ack_pending": int(cinfo.get("num_ack_pending", 0)),
+                "redelivered": int(cinfo.get("num_redelivered", 0)),
+                "waiting": int(cinfo.get("num_waiting", 0)),
+            }
+        server["consumer_groups"] = consumers
+        for name in await dlq_streams(bus, main):
+            dlq_info = await bus.stream_info(name)
+            if dlq_info is not None:
+                server["dlq_stream"] = stream_summary(dlq_info)
+                break
+        result["server"] = server
+    except (JelmoreError, BusError) as exc:
+        result["server"] = {"error": str(exc)}
+    return result

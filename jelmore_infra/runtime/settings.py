@@ -1,0 +1,78 @@
+"""Runtime settings: where the shared connection goes and which subject prefix events use.
+
+Values come from ``configure(...)`` arguments first, then the environment (``NATS_URL``,
+``NATS_SUBJECT_PREFIX``, ``NATS_CLIENT_ID``), then defaults. Authentication and TLS come from a
+``ConnectionSettings`` (the same object the CLI builds from its ``nats``-style options). Secrets
+stay inside that object and are never logged.
+
+Pure apart from reading the environment in ``from_env``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from jelmore_infra.connection import DEFAULT_URL, ConnectionSettings
+from jelmore_infra.errors import JelmoreError
+
+DEFAULT_PREFIX = "jelmore"
+DEFAULT_CLIENT_ID = "jelmore-runtime"
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+
+class SettingsError(JelmoreError):
+    """A runtime setting has an unusable value."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    """Everything the shared connection and the event API need to know."""
+
+    connection: ConnectionSettings = field(default_factory=ConnectionSettings)
+    prefix: str = DEFAULT_PREFIX
+    client_id: str = DEFAULT_CLIENT_ID
+    #: seconds to wait for the first connection before reporting that the server is unreachable
+    connect_timeout: float = 10.0
+    #: seconds between reconnect attempts (reconnecting never stops)
+    reconnect_wait: float = 0.5
+
+    @property
+    def url(self) -> str:
+        return self.connection.url
+
+    def safe_url(self) -> str:
+        return self.connection.safe_url()
+
+    def main_subjects(self) -> str:
+        """The wildcard every session event subject falls under: ``<prefix>.session.>``."""
+        return f"{self.prefix}.session.>"
+
+    def dlq_subjects(self) -> str:
+        """The wildcard dead-lettered events are published under: ``<prefix>.dlq.>``."""
+        return f"{self.prefix}.dlq.>"
+
+
+def from_env(
+    env: Mapping[str, str] | None = None,
+    *,
+    url: str | None = None,
+    prefix: str | None = None,
+    client_id: str | None = None,
+    connection: ConnectionSettings | None = None,
+) -> RuntimeSettings:
+    """Build settings: explicit values win over ``NATS_*`` environment variables and defaults."""
+    environ = os.environ if env is None else env
+    conn = connection or ConnectionSettings()
+    chosen_url = url or (connection.url if connection else None) or environ.get("NATS_URL")
+    conn = replace(conn, url=chosen_url or DEFAULT_URL)
+    chosen_prefix = (prefix or environ.get("NATS_SUBJECT_PREFIX") or DEFAULT_PREFIX).strip()
+    if not _PREFIX_RE.match(chosen_prefix):
+        raise SettingsError(
+            f"subject prefix {chosen_prefix!r} is not a valid subject (letters, digits, - and _,"
+            " separated by dots)"
+        )
+    chosen_id = client_id or environ.get("NATS_CLIENT_ID") or DEFAULT_CLIENT_ID
+    return RuntimeSettings(connection=conn, prefix=chosen_prefix, client_id=chosen_id)

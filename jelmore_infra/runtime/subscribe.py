@@ -1,0 +1,427 @@
+"""Consuming events: ``subscribe_to_events`` and the ``Subscription`` it returns.
+
+With a ``consumer_group`` the subscription binds to the group's provisioned durable pull consumer
+(it never creates or changes consumers); every process subscribed to the group shares the work.
+The group's policy (attempts, retry delays, dead-letter target, ack wait) is read from the server.
+Per message:
+
+* the handler ``async def handler(event: dict, msg) -> None`` runs while a heartbeat task sends
+  ``in_progress()`` every ack_wait/3, so a still-working handler is never redelivered elsewhere;
+* success → ``ack`` (with ``auto_ack``; otherwise the handler acks itself);
+* failure with attempts left → ``nak(delay)`` with the group's next retry delay;
+* failure on the last attempt (or ``PermanentError``, or a body that is not a JSON event) → the
+  event is published to the DLQ (idempotently) and terminated with the reason; if the DLQ publish
+  fails the message is handed back and the advisory router dead-letters it later.
+
+Each group worker also runs the process's shared dead-letter router (see ``router``).
+
+Without a group an ephemeral consumer (in memory, removed on stop or after a short inactivity)
+reads the subjects: a live tail for one process, with no retries and nothing left behind.
+
+``stop()`` (or ``unsubscribe()``) stops fetching, hands messages fetched but not started back at
+once (``nak`` without delay), lets running handlers finish (up to ``drain_timeout``) and unbinds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from jelmore_infra.errors import JelmoreError
+from jelmore_infra.runtime.bus import Bus, BusError, BusUnavailable, PullHandle, get_bus
+from jelmore_infra.runtime.discovery import TopologyMissing, group_policy, stream_for
+from jelmore_infra.runtime.dlq import HDR_TARGET_GROUP
+from jelmore_infra.runtime.envelope import EventError, decode_event
+from jelmore_infra.runtime.metrics import METRICS
+from jelmore_infra.runtime.retry import Action, GroupPolicy, PermanentError, decide, failure_reason
+from jelmore_infra.runtime.router import (
+    DeadLetterRouter,
+    acquire_shared_router,
+    dead_letter,
+    release_shared_router,
+)
+
+log = logging.getLogger("jelmore_infra.runtime")
+
+Handler = Callable[[dict[str, Any], Any], Awaitable[None]]
+
+NS = 1_000_000_000
+EPHEMERAL_INACTIVE = 15.0
+EPHEMERAL_ACK_WAIT = 30.0
+
+
+class SubscriptionError(JelmoreError):
+    """The subjects or group given to ``subscribe_to_events`` do not fit the topology."""
+
+
+class Subscription:
+    """A running consumer: a fetch loop feeding at most ``concurrency`` handler tasks."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        handler: Handler,
+        *,
+        stream: str,
+        consumer: str,
+        policy: GroupPolicy | None,
+        auto_ack: bool,
+        batch: int,
+        concurrency: int,
+        fetch_timeout: float,
+        drain_timeout: float,
+        ephemeral: bool,
+        ack_wait: float,
+    ) -> None:
+        self.bus = bus
+        self.handler = handler
+        self.stream = stream
+        self.consumer = consumer
+        self.policy = policy
+        self.auto_ack = auto_ack
+        self.batch = max(1, batch)
+        self.concurrency = max(1, concurrency)
+        self.fetch_timeout = fetch_timeout
+        self.drain_timeout = drain_timeout
+        self.ephemeral = ephemeral
+        self.ack_wait = ack_wait
+        self.handled = 0
+        self.failed = 0
+        self._handle: PullHandle | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._active: set[asyncio.Task[None]] = set()
+        self._slot_free = asyncio.Event()
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._router: DeadLetterRouter | None = None
+
+    @property
+    def consumer_group(self) -> str | None:
+        return None if self.ephemeral else self.consumer
+
+    @property
+    def running(self) -> bool:
+        return self._loop_task is not None and not self._stopping
+
+    async def start(self, *, with_router: bool) -> None:
+        self._handle = await self.bus.bind(self.stream, self.consumer)
+        if with_router:
+            self._router = await acquire_shared_router(self.bus)
+        self._loop_task = asyncio.create_task(self._run(), name=f"jelmore-sub-{self.consumer}")
+
+    async def wait(self) -> None:
+        """Wait until the subscription has stopped."""
+        await self._stopped.wait()
+
+    async def unsubscribe(self) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop gracefully: no new fetches, unstarted messages handed back at once, running
+        handlers given ``drain_timeout`` seconds, then unbind (and delete an ephemeral consumer)."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        self._slot_free.set()
+        if self._loop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._active:
+            _done, pending = await asyncio.wait(set(self._active), timeout=self.drain_timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self._handle is not None:
+            await self._handle.unsubscribe()
+        if self.ephemeral:
+            with contextlib.suppress(JelmoreError, BusError):
+                await self.bus.delete_consumer(self.stream, self.consumer)
+        if self._router is not None:
+            self._router = None
+            await release_shared_router()
+        self._stopped.set()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- the fetch loop ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self._handle is not None
+        failures = 0
+        while not self._stopping:
+            free = self.concurrency - len(self._active)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                msgs = await self._handle.fetch(min(self.batch, free), timeout=self.fetch_timeout)
+                failures = 0
+            except BusUnavailable as exc:
+                failures += 1
+                if failures == 1:
+                    log.error("%s: %s", self.consumer, exc)
+                if self.ephemeral and await self._recreate_ephemeral():
+                    continue
+                await asyncio.sleep(min(0.5 * failures, 5.0))
+                continue
+            except BusError as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("%s: %s", self.consumer, exc)
+                await asyncio.sleep(min(0.2 * failures, 2.0))
+                continue
+            for msg in msgs:
+                if self._stopping:
+                    await self._hand_back(msg)
+                    continue
+                task = asyncio.create_task(self._process(msg))
+                self._active.add(task)
+                task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._active.discard(task)
+        self._slot_free.set()
+
+    async def _hand_back(self, msg: Any) -> None:
+        METRICS.nacked_on_stop += 1
+        with contextlib.suppress(Exception):
+            await msg.nak()
+
+    async def _recreate_ephemeral(self) -> bool:
+        """An ephemeral consumer removed by the server (inactivity): create a fresh one."""
+        try:
+            info = await self.bus.consumer_info(self.stream, self.consumer)
+            if info is None:
+                config = _ephemeral_config(self.consumer, self._filters, "new", self.ack_wait)
+                await self.bus.create_consumer(self.stream, config)
+                self._handle = await self.bus.bind(self.stream, self.consumer)
+            return True
+        except (JelmoreError, BusError):
+            return False
+
+    _filters: Sequence[str] = ()
+
+    # -- one message --------------------------------------------------------------------------
+
+    async def _process(self, msg: Any) -> None:
+        try:
+            meta = msg.metadata
+            num_delivered = int(meta.num_delivered)
+            stream_seq = int(meta.sequence.stream)
+        except Exception:  # not a JetStream message; nothing to ack
+            return
+        target = (msg.headers or {}).get(HDR_TARGET_GROUP)
+        if target and not self.ephemeral and target != self.consumer:
+            # a dead-letter replay meant for another group: nothing to do here
+            with contextlib.suppress(Exception):
+                await msg.ack()
+            return
+        exc: BaseException | None = None
+        event: dict[str, Any] = {}
+        try:
+            event = decode_event(msg.data)
+        except EventError as err:
+            exc = PermanentError(str(err))
+        METRICS.record_consumed(str(event.get("event_type", "")), num_delivered)
+        started = time.monotonic()
+        if exc is None:
+            heartbeat = asyncio.create_task(self._heartbeat(msg))
+            try:
+                await self.handler(event, msg)
+            except asyncio.CancelledError:
+                heartbeat.cancel()
+                # stopped while running: hand the event back so another worker takes it now
+                await self._hand_back(msg)
+                raise
+            except Exception as err:  # any handler failure is a failed attempt
+                exc = err
+            finally:
+                heartbeat.cancel()
+        METRICS.record_handled(time.monotonic() - started, ok=exc is None)
+        if exc is None:
+            self.handled += 1
+            if self.auto_ack and not msg.is_acked:
+                with contextlib.suppress(Exception):
+                    await msg.ack()
+            return
+        self.failed += 1
+        if msg.is_acked:
+            log.warning(
+                "%s: handler failed after acknowledging event %d: %s",
+                self.consumer,
+                stream_seq,
+                failure_reason(exc),
+            )
+            return
+        await self._failed(msg, exc, num_delivered, stream_seq)
+
+    async def _failed(
+        self, msg: Any, exc: BaseException, num_delivered: int, stream_seq: int
+    ) -> None:
+        reason = failure_reason(exc)
+        if self.policy is None:  # ephemeral tail: no retries, no DLQ
+            log.warning("%s: handler failed on event %d: %s", self.consumer, stream_seq, reason)
+            with contextlib.suppress(Exception):
+                await self.bus.term(msg, reason)
+            return
+        decision = decide(num_delivered, self.policy.max_deliver, self.policy.retry_delays, exc)
+        if decision.action is Action.RETRY:
+            METRICS.retries_scheduled += 1
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=decision.delay)
+            return
+        try:
+            ok = await dead_letter(
+                self.bus,
+                self.policy,
+                subject=msg.subject,
+                data=msg.data,
+                headers=dict(msg.headers or {}),
+                stream_seq=stream_seq,
+                num_delivered=num_delivered,
+                reason=reason,
+                original_time=None,
+            )
+        except JelmoreError as err:
+            log.warning("%s: dead-lettering event %d failed: %s", self.consumer, stream_seq, err)
+            ok = False
+        if ok:
+            with contextlib.suppress(Exception):
+                await self.bus.term(msg, reason)
+        else:
+            # Hand it back: on the last attempt the server's max-deliveries advisory lets the
+            # router dead-letter it; a PermanentError before that gets a normal retry.
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=decision.delay or None)
+
+    async def _heartbeat(self, msg: Any) -> None:
+        interval = max(self.ack_wait / 3, 0.05)
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                if msg.is_acked:
+                    return
+                await msg.in_progress()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a lost heartbeat only risks a redelivery
+            return
+
+
+def _ephemeral_config(
+    name: str, filters: Sequence[str], deliver: str, ack_wait: float
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "name": name,
+        "deliver_policy": deliver,
+        "ack_policy": "explicit",
+        "ack_wait": int(ack_wait * NS),
+        "max_deliver": -1,
+        "max_ack_pending": 1000,
+        "inactive_threshold": int(EPHEMERAL_INACTIVE * NS),
+        "mem_storage": True,
+        "num_replicas": 1,
+    }
+    if len(filters) == 1:
+        config["filter_subject"] = filters[0]
+    elif filters:
+        config["filter_subjects"] = list(filters)
+    return config
+
+
+async def subscribe_to_events(
+    subjects: Sequence[str] | str | None,
+    handler: Handler,
+    consumer_group: str | None = None,
+    auto_ack: bool = True,
+    *,
+    batch: int = 100,
+    concurrency: int = 100,
+    fetch_timeout: float = 1.0,
+    drain_timeout: float = 10.0,
+    deliver: str = "new",
+    route_dead_letters: bool = True,
+) -> Subscription:
+    """Start consuming and return the running ``Subscription``.
+
+    With ``consumer_group``: bind to that group's durable consumer; ``subjects`` may be ``None`` or
+    must equal the group's filter subjects (a group cannot be narrowed without losing events).
+    Without: an ephemeral consumer on ``subjects`` (``deliver`` = ``"new"`` or ``"all"``).
+    """
+    bus = get_bus()
+    wanted = [subjects] if isinstance(subjects, str) else list(subjects or [])
+    if consumer_group:
+        policy = await group_policy(bus, consumer_group)
+        if wanted and sorted(set(wanted)) != sorted(set(policy.filter_subjects)):
+            raise SubscriptionError(
+                f"consumer group {consumer_group} receives {', '.join(policy.filter_subjects)};"
+                f" subjects {', '.join(wanted)} differ (pass no subjects, or subscribe without a"
+                " group to read other subjects)"
+            )
+        sub = Subscription(
+            bus,
+            handler,
+            stream=policy.stream,
+            consumer=consumer_group,
+            policy=policy,
+            auto_ack=auto_ack,
+            batch=batch,
+            concurrency=concurrency,
+            fetch_timeout=fetch_timeout,
+            drain_timeout=drain_timeout,
+            ephemeral=False,
+            ack_wait=policy.ack_wait,
+        )
+        await sub.start(with_router=route_dead_letters)
+        return sub
+    if not wanted:
+        wanted = [bus.settings.main_subjects()]
+    if deliver not in ("new", "all"):
+        raise SubscriptionError(f"deliver must be 'new' or 'all', got {deliver!r}")
+    streams = {await stream_for(bus, s) for s in wanted}
+    if len(streams) > 1:
+        raise SubscriptionError(
+            f"subjects {', '.join(wanted)} are in different streams ({', '.join(sorted(streams))})"
+        )
+    stream = streams.pop()
+    name = f"tail-{uuid.uuid4().hex[:12]}"
+    try:
+        await bus.create_consumer(
+            stream, _ephemeral_config(name, wanted, deliver, EPHEMERAL_ACK_WAIT)
+        )
+    except JelmoreError as exc:
+        raise TopologyMissing(f"cannot read {', '.join(wanted)} from {stream}: {exc}") from None
+    sub = Subscription(
+        bus,
+        handler,
+        stream=stream,
+        consumer=name,
+        policy=None,
+        auto_ack=auto_ack,
+        batch=batch,
+        concurrency=concurrency,
+        fetch_timeout=fetch_timeout,
+        drain_timeout=drain_timeout,
+        ephemeral=True,
+        ack_wait=EPHEMERAL_ACK_WAIT,
+    )
+    sub._filters = tuple(wanted)
+    try:
+        await sub.start(with_router=False)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await bus.delete_consumer(stream, name)
+        raise
+    return sub

@@ -1,0 +1,229 @@
+"""Provision the Jelmore topology on a test server with raw ``$JS.API`` requests (until
+``jelmore-infra apply`` exists), for the runtime tests.
+
+Creates exactly what topology/*.yaml declares — streams JELMORE (``jelmore.session.>``) and
+JELMORE_DLQ (``jelmore.dlq.>``), the four consumer groups as durable pull consumers (ack explicit,
+ack_wait 30s, max_deliver 3, max_ack_pending 1000, metadata retry-delays "2s,4s,8s", dead-letter
+stream/subject, managed-by) — plus the dead-letter safety net the runtime needs:
+
+* stream ``JELMORE_ADVISORIES`` on ``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.JELMORE.*``
+  (file storage, limits retention, max_age 7d);
+* its durable pull consumer ``dlq_router`` (ack explicit, ack_wait 30s, max_deliver unlimited,
+  max_ack_pending 1000).
+
+``add_group`` adds a test consumer group with scaled-down delays / ack wait, read by the runtime
+from the server like any other group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import nats
+
+from jelmore_infra.units import parse_duration
+
+MANAGED = {"jelmore.managed-by": "jelmore-infra"}
+MAIN = "JELMORE"
+DLQ = "JELMORE_DLQ"
+ADVISORIES = "JELMORE_ADVISORIES"
+ROUTER = "dlq_router"
+
+GROUPS: dict[str, list[str]] = {
+    "session_handlers": ["jelmore.session.>"],
+    "file_watchers": ["jelmore.session.directory_changed", "jelmore.session.file_modified"],
+    "git_monitors": ["jelmore.session.git_activity"],
+    "system_monitors": ["jelmore.session.status", "jelmore.session.failed"],
+}
+
+
+def ns(text: str) -> int:
+    return parse_duration(text)
+
+
+def stream_configs() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": MAIN,
+            "description": "Jelmore session events",
+            "subjects": ["jelmore.session.>"],
+            "retention": "limits",
+            "storage": "file",
+            "max_age": ns("7d"),
+            "max_msgs": 100000,
+            "max_bytes": 10_000_000_000,
+            "discard": "old",
+            "duplicate_window": ns("60s"),
+            "num_replicas": 1,
+            "metadata": dict(MANAGED),
+        },
+        {
+            "name": DLQ,
+            "description": "Jelmore dead-letter queue",
+            "subjects": ["jelmore.dlq.>"],
+            "retention": "limits",
+            "storage": "file",
+            "max_age": ns("30d"),
+            "max_msgs": 10000,
+            "max_bytes": 1_000_000_000,
+            "discard": "old",
+            "num_replicas": 1,
+            "metadata": dict(MANAGED),
+        },
+        {
+            "name": ADVISORIES,
+            "description": "Max-deliveries advisories of JELMORE consumers (DLQ safety net)",
+            "subjects": [f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{MAIN}.*"],
+            "retention": "limits",
+            "storage": "file",
+            "max_age": ns("7d"),
+            "discard": "old",
+            "num_replicas": 1,
+            "metadata": dict(MANAGED),
+        },
+    ]
+
+
+def group_config(
+    name: str,
+    filter_subjects: Sequence[str],
+    *,
+    retry_delays: str = "2s,4s,8s",
+    ack_wait: str = "30s",
+    max_deliver: int = 3,
+    dead_letter_subject: str | None = None,
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "durable_name": name,
+        "description": f"consumer group {name}",
+        "deliver_policy": "all",
+        "ack_policy": "explicit",
+        "ack_wait": ns(ack_wait),
+        "max_deliver": max_deliver,
+        "max_ack_pending": 1000,
+        "replay_policy": "instant",
+        "metadata": {
+            **MANAGED,
+            "jelmore.retry-delays": retry_delays,
+            "jelmore.dead-letter-stream": DLQ,
+            "jelmore.dead-letter-subject": dead_letter_subject or f"jelmore.dlq.{name}",
+        },
+    }
+    if len(filter_subjects) == 1:
+        config["filter_subject"] = filter_subjects[0]
+    else:
+        config["filter_subjects"] = list(filter_subjects)
+    return config
+
+
+def router_config() -> dict[str, Any]:
+    return {
+        "durable_name": ROUTER,
+        "description": "routes max-deliveries advisories to the dead-letter queue",
+        "deliver_policy": "all",
+        "ack_policy": "explicit",
+        "ack_wait": ns("30s"),
+        "max_deliver": -1,
+        "max_ack_pending": 1000,
+        "metadata": dict(MANAGED),
+    }
+
+
+async def _api(nc: Any, subject: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    msg = await nc.request(f"$JS.API.{subject}", json.dumps(body or {}).encode(), timeout=5)
+    answer: dict[str, Any] = json.loads(msg.data)
+    if answer.get("error"):
+        raise RuntimeError(f"{subject}: {answer['error']}")
+    return answer
+
+
+async def provision_async(
+    url: str,
+    *,
+    retry_delays: str = "2s,4s,8s",
+    ack_wait: str = "30s",
+    max_deliver: int = 3,
+    advisories: bool = True,
+    groups: bool = True,
+) -> None:
+    nc = await nats.connect(url)
+    try:
+        for config in stream_configs():
+            if config["name"] == ADVISORIES and not advisories:
+                continue
+            await _api(nc, f"STREAM.CREATE.{config['name']}", config)
+        if groups:
+            for name, filters in GROUPS.items():
+                config = group_config(
+                    name,
+                    filters,
+                    retry_delays=retry_delays,
+                    ack_wait=ack_wait,
+                    max_deliver=max_deliver,
+                )
+                await _api(
+                    nc, f"CONSUMER.CREATE.{MAIN}.{name}", {"stream_name": MAIN, "config": config}
+                )
+        if advisories:
+            await _api(
+                nc,
+                f"CONSUMER.CREATE.{ADVISORIES}.{ROUTER}",
+                {"stream_name": ADVISORIES, "config": router_config()},
+            )
+    finally:
+        await nc.close()
+
+
+async def add_group_async(
+    url: str,
+    name: str,
+    filter_subjects: Sequence[str],
+    *,
+    retry_delays: str = "200ms,400ms,800ms",
+    ack_wait: str = "2s",
+    max_deliver: int = 3,
+    deliver_policy: str = "new",
+) -> None:
+    nc = await nats.connect(url)
+    try:
+        config = group_config(
+            name,
+            filter_subjects,
+            retry_delays=retry_delays,
+            ack_wait=ack_wait,
+            max_deliver=max_deliver,
+        )
+        config["deliver_policy"] = deliver_policy
+        await _api(nc, f"CONSUMER.CREATE.{MAIN}.{name}", {"stream_name": MAIN, "config": config})
+    finally:
+        await nc.close()
+
+
+async def delete_async(url: str, kind: str, *names: str) -> None:
+    """``delete_async(url, "STREAM", "JELMORE")`` or ``("CONSUMER", "JELMORE", "g")``."""
+    nc = await nats.connect(url)
+    try:
+        msg = await nc.request(f"$JS.API.{kind}.DELETE.{'.'.join(names)}", b"", timeout=5)
+        json.loads(msg.data)
+    finally:
+        await nc.close()
+
+
+async def purge_async(url: str, *streams: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        for stream in streams:
+            await nc.request(f"$JS.API.STREAM.PURGE.{stream}", b"{}", timeout=5)
+    finally:
+        await nc.close()
+
+
+def provision(url: str, **kwargs: Any) -> None:
+    asyncio.run(provision_async(url, **kwargs))
+
+
+def add_group(url: str, name: str, filter_subjects: Sequence[str], **kwargs: Any) -> None:
+    asyncio.run(add_group_async(url, name, filter_subjects, **kwargs))
