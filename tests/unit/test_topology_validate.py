@@ -1,0 +1,362 @@
+"""Semantic checks: what the server would refuse (or silently rewrite) is caught offline, and
+valid topologies, however many features they use, pass without false alarms."""
+
+from __future__ import annotations
+
+from textwrap import dedent
+
+import pytest
+
+from jelmore_infra.topology.load import parse_sources
+from jelmore_infra.topology.validate import name_problem
+
+
+def check(text: str) -> list[str]:
+    topology, diags = parse_sources([("t.yaml", dedent(text))])
+    assert (topology is None) == any(d.severity == "error" for d in diags)
+    return [d.message for d in diags]
+
+
+VALID = {
+    "everything_a_stream_can_be": """\
+        streams:
+          ORDERS:
+            description: orders
+            subjects: [orders.>, refunds.*]
+            retention: interest
+            max_consumers: unlimited
+            max_msgs: 1_000_000
+            max_bytes: 512MiB
+            max_age: 1h30m
+            max_msgs_per_subject: 10
+            max_msg_size: 1MB
+            discard: new
+            discard_new_per_subject: true
+            storage: memory
+            num_replicas: 3
+            duplicate_window: 2m
+            placement: {cluster: east, tags: [ssd]}
+            compression: s2
+            first_seq: 100
+            subject_transform: {src: "orders.>", dest: "o.>"}
+            republish: {src: "orders.>", dest: "copy.orders.>", headers_only: true}
+            allow_direct: true
+            deny_delete: true
+            deny_purge: true
+            consumer_limits: {inactive_threshold: 1h, max_ack_pending: 5000}
+            metadata: {team: payments, "owner": "x"}
+            allow_msg_ttl: true
+          COPY:
+            mirror:
+              name: ORDERS
+              opt_start_seq: 5
+              filter_subject: orders.eu.>
+            mirror_direct: true
+          AGG:
+            subjects: [agg.>]
+            sources:
+              - name: ORDERS
+                subject_transforms: [{src: "orders.>", dest: "agg.orders.>"}]
+              - name: REMOTE
+                external: {api: "$JS.hub.API", deliver: "deliver.hub"}
+          MARKERS:
+            subjects: [markers.>]
+            subject_delete_marker_ttl: 10m
+            max_age: 1d
+          COUNTERS:
+            subjects: [counters.>]
+            allow_msg_counter: true
+          SCHEDULED:
+            subjects: [scheduled.>]
+            allow_msg_schedules: true
+            allow_atomic: true
+          FAST:
+            subjects: [fast.>]
+            persist_mode: async
+            allow_batched: true
+          PLAIN: {}
+        """,
+    "consumer_groups_with_many_settings": """\
+        streams:
+          ORDERS:
+            subjects: [orders.>]
+            num_replicas: 3
+        consumer_groups:
+          billing:
+            stream: ORDERS
+            description: bills
+            deliver_policy: by_start_sequence
+            opt_start_seq: 10
+            ack_policy: explicit
+            max_deliver: 3
+            backoff: [1s, 5s, 30s]
+            ack_wait: 1s
+            filter_subject: orders.new
+            replay_policy: instant
+            sample_freq: 50%
+            max_waiting: 100
+            max_ack_pending: unlimited
+            headers_only: false
+            max_batch: 100
+            max_expires: 30s
+            max_bytes: 1MiB
+            inactive_threshold: 1d
+            num_replicas: 3
+            mem_storage: false
+            metadata: {team: billing}
+            priority_groups: [jobs]
+            priority_policy: pinned_client
+            priority_timeout: 2m
+          history:
+            stream: ORDERS
+            deliver_policy: by_start_time
+            opt_start_time: "2026-01-31T12:00:00.5+01:00"
+          latest:
+            stream: ORDERS
+            deliver_policy: last_per_subject
+            filter_subjects: [orders.a.*, orders.b.*]
+          forever:
+            stream: ORDERS
+            max_deliver: -1
+            backoff: [1s, 2s, 3s, 4s, 5s]
+        """,
+    "work_queue_with_disjoint_groups": """\
+        streams:
+          JOBS:
+            subjects: [jobs.>]
+            retention: workqueue
+        consumer_groups:
+          a:
+            stream: JOBS
+            ack_policy: explicit
+            filter_subjects: [jobs.a.>]
+          b:
+            stream: JOBS
+            ack_policy: explicit
+            deliver_policy: all
+            filter_subject: jobs.b.*
+        """,
+    "stream_named_subject_and_filters_from_sources": """\
+        streams:
+          ORDERS: {}
+          AGG:
+            sources: [{name: ORDERS}]
+        consumer_groups:
+          direct:
+            stream: ORDERS
+            filter_subject: ORDERS
+          sourced:
+            stream: AGG
+            filter_subject: anything.goes
+        """,
+    "backoff_as_long_as_max_deliver": """\
+        streams:
+          S: {subjects: [s.>]}
+        consumer_groups:
+          g:
+            stream: S
+            max_deliver: 3
+            backoff: [1s, 2s, 3s]
+        """,
+    "empty_sections": """\
+        streams:
+        consumer_groups:
+        """,
+}
+
+
+@pytest.mark.parametrize("name", list(VALID))
+def test_valid_topologies_pass(name: str) -> None:
+    assert check(VALID[name]) == []
+
+
+S = "streams:\n  S:\n    subjects: [s.>]\n"
+
+INVALID = [
+    ("streams:\n  S:\n    mirror_direct: true\n", "mirror_direct needs a mirror"),
+    (
+        "streams:\n  S:\n    storage: memory\n    persist_mode: async\n",
+        "persist_mode: async needs file storage",
+    ),
+    (
+        "streams:\n  S:\n    persist_mode: async\n    allow_atomic: true\n",
+        "persist_mode: async cannot be used with allow_atomic",
+    ),
+    ("streams:\n  S:\n    sources: [{filter_subject: a}]\n", "sources.0 needs 'name:'"),
+    ("streams:\n  S:\n    mirror: {name: S}\n", "cannot copy from itself"),
+    (
+        "streams:\n  S:\n    sources: [{name: A}, {name: A}]\n",
+        "source 'A' is listed twice",
+    ),
+    (
+        "streams:\n  S:\n    mirror: {name: A, filter_subject: a, subject_transforms: "
+        "[{src: a, dest: b}]}\n",
+        "mirror cannot have both filter_subject and subject_transforms",
+    ),
+    (
+        "streams:\n  S:\n    subjects: [s.>]\n    republish: {dest: s.copy}\n",
+        "republish.dest 's.copy' overlaps the stream's subject 's.>'",
+    ),
+    ("streams:\n  S:\n    placement: {preferred: n1}\n", "placement.preferred is not permitted"),
+    ("streams:\n  S:\n    subjects: ['>']\n", "capturing all subjects ('>') requires no_ack"),
+    (
+        "streams:\n  S:\n    subject_delete_marker_ttl: 5s\n    deny_purge: true\n",
+        "deny_purge: true conflicts with subject_delete_marker_ttl",
+    ),
+    (
+        "streams:\n  S:\n    allow_msg_schedules: true\n    allow_rollup_hdrs: false\n",
+        "allow_rollup_hdrs: false conflicts with allow_msg_schedules",
+    ),
+    (
+        "streams:\n  S:\n    subject_delete_marker_ttl: 5s\n    allow_msg_ttl: false\n",
+        "allow_msg_ttl: false conflicts with subject_delete_marker_ttl",
+    ),
+    (
+        "streams:\n  S:\n    allow_msg_counter: true\n    discard: new\n",
+        "a counter stream (allow_msg_counter) cannot use discard: new",
+    ),
+    (
+        "streams:\n  S:\n    allow_msg_counter: true\n    allow_msg_ttl: true\n",
+        "a counter stream (allow_msg_counter) cannot use message TTLs",
+    ),
+    (
+        "streams:\n  S:\n    allow_msg_schedules: true\n    sources: [{name: A}]\n",
+        "allow_msg_schedules cannot be used on a stream with sources",
+    ),
+    ("streams:\n  S:\n    mirror: {name: A}\n    first_seq: 5\n", "cannot have first_seq"),
+    ("streams:\n  S:\n    max_msg_size: 3GB\n", "max_msg_size '3GB' is too large"),
+    ("streams:\n  S:\n    description: " + "x" * 4097 + "\n", "description is 4097 characters"),
+    ("streams:\n  S:\n    metadata: {n: 5}\n", "metadata value of 'n' must be text"),
+    ("streams:\n  S:\n    max_age: 1s1h\n", "units must go from largest to smallest"),
+    ("streams:\n  A: {}\n  B:\n    subjects: [A]\n", "subject 'A' of stream 'B' overlaps subject"),
+    (
+        "streams:\n  S:\n    discard: new\n    discard_new_per_subject: true\n",
+        "discard_new_per_subject needs max_msgs_per_subject greater than 0",
+    ),
+    (S + "consumer_groups:\n  g:\n    stream: S\n    num_replicas: 6\n", "from 0"),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    ack_policy: flow_control\n",
+        "ack_policy: flow_control needs a push consumer",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    backoff: [1s]\n    ack_wait: 30s\n",
+        "ack_wait (30s) differs from the first backoff delay (1s)",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    priority_policy: overflow\n",
+        "priority_policy: overflow needs at least one priority group",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    priority_groups: [a]\n",
+        "priority_groups need a priority_policy other than none",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    priority_policy: overflow\n"
+        "    priority_groups: [this-name-is-far-too-long]\n",
+        "invalid priority group name",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    priority_timeout: 1m\n",
+        "priority_timeout needs a priority_policy other than none",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    max_expires: 500us\n",
+        "max_expires must be at least 1ms",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    filter_subjects: []\n",
+        "filter_subjects is empty",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    sample_freq: often\n",
+        "sample_freq must be a percentage",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    max_bytes: -1\n",
+        "max_bytes cannot be unlimited",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    deliver_policy: by_start_sequence\n",
+        "deliver_policy: by_start_sequence needs opt_start_seq",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    opt_start_time: '2026-01-01T00:00:00Z'\n",
+        "opt_start_time is used only with deliver_policy: by_start_time",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    opt_start_time: '2026-13-01T00:00:00Z'\n"
+        "    deliver_policy: by_start_time\n",
+        "opt_start_time must be an RFC 3339 time",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    durable_name: g\n",
+        "do not write 'durable_name' in the settings",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    idle_heartbeat: 5s\n",
+        "consumer groups are pull consumers",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    jelmore:\n      dead_letter: {stream: X}\n",
+        "jelmore.dead_letter needs 'subject:'",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    jelmore:\n      dead_letter:\n"
+        "        stream: X\n        subject: dlq.*\n",
+        "invalid dead-letter subject 'dlq.*': it must not contain wildcards",
+    ),
+    (
+        S + "consumer_groups:\n  g:\n    stream: S\n    jelmore:\n      retry_delays: 2s\n",
+        "jelmore.retry_delays must be a list of durations",
+    ),
+    (S + "consumer_groups:\n  g:\n    stream: [S]\n", "stream must be a stream name"),
+    (S + "consumer_groups:\n  g:\n", "consumer group 'g' needs settings"),
+    (
+        "streams:\n  S:\n    consumer_limits: {max_ack_pending: 10}\n"
+        "consumer_groups:\n  g:\n    stream: S\n    max_ack_pending: 20\n",
+        "max_ack_pending (20) is above the limit of stream 'S'",
+    ),
+    (
+        "streams:\n  S:\n    retention: interest\n    num_replicas: 3\n"
+        "consumer_groups:\n  g:\n    stream: S\n    num_replicas: 1\n",
+        "on a interest stream, num_replicas must be 0 or the stream's (3)",
+    ),
+    (
+        "streams:\n  W:\n    retention: workqueue\n"
+        "consumer_groups:\n  g:\n    stream: W\n    ack_policy: explicit\n    deliver_policy: new\n",
+        "need deliver_policy: all (here it is new)",
+    ),
+    (
+        "streams:\n  W:\n    retention: workqueue\n    subjects: [w.>]\n"
+        "consumer_groups:\n  a:\n    stream: W\n    ack_policy: explicit\n"
+        "  b:\n    stream: W\n    ack_policy: explicit\n    filter_subject: w.b\n",
+        "reads every subject of work-queue stream 'W', so it must be the stream's only",
+    ),
+    ("streams:\n  'a b': {}\n", "invalid stream name 'a b': it must not contain whitespace"),
+    (S + "consumer_groups:\n  'g/1':\n    stream: S\n", "invalid consumer group name 'g/1'"),
+    ("streams:\n  S:\n    max_age: !!float x\n", "cannot read value"),
+    ("streams:\n  ? [a]\n  : {}\n", "keys must be plain names"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), INVALID, ids=[m for _, m in INVALID])
+def test_semantic_problem_is_reported(text: str, message: str) -> None:
+    messages = check(text)
+    assert any(message in m for m in messages), messages
+
+
+def test_name_rules() -> None:
+    assert name_problem("JELMORE_DLQ") is None
+    assert name_problem("") == "is empty"
+    assert name_problem("a" * 255) is None
+    assert name_problem("a" * 256) is not None
+    for bad in ("a.b", "a*", "a>", "a/b", "a\\b", "a b", "a\tb"):
+        assert name_problem(bad) is not None
+
+
+def test_an_invalid_value_does_not_cause_a_second_message_about_it_missing() -> None:
+    messages = check(
+        S + "consumer_groups:\n  g:\n    stream: S\n    deliver_policy: by_start_time\n"
+        "    opt_start_time: yesterday\n"
+    )
+    assert len(messages) == 1 and "RFC 3339" in messages[0]
