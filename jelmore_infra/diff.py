@@ -639,10 +639,16 @@ class _Builder:
         extra: tuple[FieldChange, ...] = (),
     ) -> ResourceChange | None:
         table = F.STREAM_FIELD_MAP if kind is Kind.STREAM else F.CONSUMER_FIELD_MAP
-        changes: list[FieldChange] = list(extra)
-        for ch in _field_changes(before, after, table):
-            mode, reason = self._classify(kind, ch)
-            if mode == "one-way":
+        classified = [
+            (ch, *self._classify(kind, ch)) for ch in _field_changes(before, after, table)
+        ]
+        replacing = bool(extra) or any(mode == "replace" for _, mode, _ in classified)
+        one_way = [ch for ch, mode, _ in classified if mode == "one-way"]
+        if one_way and not replacing:
+            # The server refuses to turn these off. Plan errors; the config apply would send
+            # keeps the live value (jetstream-semantics.md §1.4), so the rest stays truthful.
+            patched = dict(after)
+            for ch in one_way:
                 refusal = ONE_WAY_REFUSALS.get(ch.field, f"{ch.field} can only be turned on")
                 self.error(
                     "one-way",
@@ -651,7 +657,15 @@ class _Builder:
                     f"again), or delete and recreate the {kind.value} by hand",
                     address,
                     ch.field,
+                    {"live": ch.before, "desired": ch.after},
                 )
+                patched[ch.field] = ch.before
+            after = normalize_stream(patched, self.version) if kind is Kind.STREAM else patched
+            classified = [
+                (ch, *self._classify(kind, ch)) for ch in _field_changes(before, after, table)
+            ]
+        changes: list[FieldChange] = list(extra)
+        for ch, mode, reason in classified:
             for path, b, a in ch.paths:
                 changes.append(
                     FieldChange(
@@ -723,6 +737,7 @@ class _Builder:
                         "a push consumer cannot become a pull consumer (deliver_subject removed)",
                     )
         if fdef.update is F.Update.ONE_WAY:
+            # Turning it off is impossible in place; a replace of the resource makes it moot.
             return ("one-way", None) if b and not a else ("in_place", None)
         if fdef.update is F.Update.REPLACE:
             if fdef.in_place_since is not None and self.version >= fdef.in_place_since:

@@ -247,3 +247,27 @@ async def test_an_out_of_band_change_is_planned_and_an_update_converges(
     )
     again = build_plan(desired, await read_live(nc, server, desired), now=NOW)
     assert again.changes == ()
+
+
+async def test_a_one_way_flag_turned_off_is_an_error_and_the_rest_still_applies(
+    nc: Client, server: NatsServer
+) -> None:
+    version = version_of(server)
+    await reset(nc)
+    desired = await create_all(nc, version)
+    repub = {k: v for k, v in desired.streams["REPUB"].config.items() if k != "deny_delete"}
+    changed = Topology(
+        {**desired.streams, "REPUB": StreamSpec("REPUB", {**repub, "description": "now"})},
+        desired.consumers,
+    )
+    plan = build_plan(changed, await read_live(nc, server, desired), now=NOW)
+    assert [(m.kind, m.address, m.field) for m in plan.errors] == [
+        ("one-way", "stream.REPUB", "deny_delete")
+    ]
+    (change,) = plan.changes
+    assert [f.path for f in change.fields] == ["description"]
+    # The config the plan would send keeps deny_delete on, so the server accepts it.
+    await api(nc, "$JS.API.STREAM.UPDATE.REPUB", change.after)
+    after = build_plan(changed, await read_live(nc, server, desired), now=NOW)
+    assert after.changes == ()
+    assert [m.field for m in after.errors] == ["deny_delete"]

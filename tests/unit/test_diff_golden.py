@@ -12,7 +12,8 @@ Case format (see any case file):
 - ``targets``: addresses.
 - ``expect``: ``changes`` (``[address, action]`` in apply order), ``fields`` (address → paths in
   order, ``!`` suffix = forces replace), ``messages`` (``"severity kind address [field]"``, any
-  order, exact set), ``reasons`` (address → replace reasons in order), ``text`` (substrings that must appear in the message of a given
+  order, exact set), ``reasons`` (address → replace reasons in order), ``after`` (address → values
+  the config apply sends must hold), ``text`` (substrings that must appear in the message of a given
   ``"severity kind address [field]"``), ``data`` (same key → expected numbers), ``unmanaged``,
   ``fingerprints`` (addresses that must be recorded; ``null`` = absent).
 """
@@ -130,6 +131,11 @@ def check_plan(plan: Plan, expect: dict[str, Any]) -> None:
         change = next(c for c in plan.changes if c.address == address)
         got = [f.path + ("!" if f.forces_replace else "") for f in change.fields]
         assert got == paths, f"fields of {address}"
+    for address, values in (expect.get("after") or {}).items():
+        change = next(c for c in plan.changes if c.address == address)
+        assert change.after is not None
+        for key, value in values.items():
+            assert change.after.get(key) == value, f"after.{key} of {address}"
     for address, reasons in (expect.get("reasons") or {}).items():
         change = next(c for c in plan.changes if c.address == address)
         assert list(change.replace_reasons) == reasons, f"replace reasons of {address}"
