@@ -53,6 +53,9 @@ from jelmore_infra.plan import (
 from jelmore_infra.units import format_count, format_duration, format_size
 
 V_MIRROR_PROMOTE: Version = (2, 12, 0)
+#: Up to 2.12 a stream's consumer_limits.inactive_threshold is refused while a durable has none or
+#: a longer one (10069); 2.14 accepts it (checked against 2.10.26, 2.11.11, 2.12.8, 2.14.6, 2.15.1).
+V_DURABLE_INACTIVE_LIMIT_UNCHECKED: Version = (2, 14, 0)
 
 #: What the server answers when a one-way flag is turned off (jetstream-semantics.md §1.2).
 ONE_WAY_REFUSALS: dict[str, str] = {
@@ -408,6 +411,62 @@ class _Builder:
             else:
                 self.fates[name] = "update"
                 self._stream_update_impact(live, change)
+                self._check_consumer_limits(live, change)
+
+    def _check_consumer_limits(self, live: LiveStream, change: ResourceChange) -> None:
+        """The server refuses new consumer_limits that an existing consumer exceeds (10069)."""
+        before = (change.before or {}).get("consumer_limits") or {}
+        after = (change.after or {}).get("consumer_limits") or {}
+        consumers = sorted(
+            (name, c.config)
+            for (s, name), c in self.live.consumers.items()
+            if s == live.name and not self._deleted_before_streams(s, name, c)
+        )
+        checks: list[tuple[str, int, list[str]]] = []
+        limit = _int(after, "max_ack_pending")
+        if limit > 0 and limit != _int(before, "max_ack_pending"):
+            over = [
+                f"{n} ({format_count(_int(c, 'max_ack_pending'))})"
+                for n, c in consumers
+                if _int(c, "max_ack_pending") > limit or _int(c, "max_ack_pending") == -1
+            ]
+            checks.append(("max_ack_pending", limit, over))
+        limit = _int(after, "inactive_threshold")
+        if (
+            limit > 0
+            and limit != _int(before, "inactive_threshold")
+            and self.version < V_DURABLE_INACTIVE_LIMIT_UNCHECKED
+        ):
+            over = [
+                f"{n} ({format_duration(_int(c, 'inactive_threshold'))})"
+                if _int(c, "inactive_threshold")
+                else f"{n} (none)"
+                for n, c in consumers
+                if not _int(c, "inactive_threshold") or _int(c, "inactive_threshold") > limit
+            ]
+            checks.append(("inactive_threshold", limit, over))
+        for key, value, over in checks:
+            if not over:
+                continue
+            shown = format_count(value) if key == "max_ack_pending" else format_duration(value)
+            self.error(
+                "invalid",
+                f"the server refuses consumer_limits.{key} {shown} on stream {live.name} while "
+                f'consumers exceed it: {", ".join(over)} ("change to limits violates '
+                f'consumers"); set {key} on those consumer groups first (apply them with '
+                "--target), then change the stream",
+                live.address,
+                f"consumer_limits.{key}",
+                {"consumers": [o.split(" ")[0] for o in over]},
+            )
+
+    def _deleted_before_streams(self, stream: str, name: str, live: LiveConsumer) -> bool:
+        """Whether the plan deletes this consumer (consumer deletes run before stream changes)."""
+        return (
+            (stream, name) not in self.desired.consumers
+            and is_managed(live.config)
+            and self.consumer_in_scope(stream, name)
+        )
 
     def _validate_stream(
         self, address: str, after: Mapping[str, Any], before: Mapping[str, Any] | None

@@ -271,3 +271,34 @@ async def test_a_one_way_flag_turned_off_is_an_error_and_the_rest_still_applies(
     after = build_plan(changed, await read_live(nc, server, desired), now=NOW)
     assert after.changes == ()
     assert [m.field for m in after.errors] == ["deny_delete"]
+
+
+async def test_consumer_limits_errors_match_what_the_server_refuses(
+    nc: Client, server: NatsServer
+) -> None:
+    version = version_of(server)
+    await reset(nc)
+    desired = await create_all(nc, version)
+    live = await read_live(nc, server, desired)
+    jelmore = desired.streams["JELMORE"].config
+    for limits in ({"max_ack_pending": 50}, {"inactive_threshold": 3600 * S}):
+        changed = Topology(
+            {
+                **desired.streams,
+                "JELMORE": StreamSpec("JELMORE", {**jelmore, "consumer_limits": limits}),
+            },
+            desired.consumers,
+        )
+        plan = build_plan(changed, live, now=NOW)
+        planned_error = any(
+            m.kind == "invalid" and (m.field or "").startswith("consumer_limits")
+            for m in plan.errors
+        )
+        stream_change = next(c for c in plan.changes if c.address == "stream.JELMORE")
+        resp = await nc.request(
+            "$JS.API.STREAM.UPDATE.JELMORE", json.dumps(stream_change.after).encode(), timeout=10
+        )
+        refused = "error" in json.loads(resp.data)
+        assert planned_error == refused, (limits, plan.errors, resp.data)
+        # put the stream back for the next round
+        await api(nc, "$JS.API.STREAM.UPDATE.JELMORE", live.streams["JELMORE"].config)
