@@ -15,6 +15,7 @@ import asyncio
 import errno
 import importlib.util
 import json
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,8 +40,21 @@ ERR_CONSUMER_ALREADY_EXISTS = 10148
 ERR_CONSUMER_DOES_NOT_EXIST = 10149
 ERR_PEDANTIC = 10157
 
+#: How long a clustered server waits for peers before answering STREAM.LIST/CONSUMER.LIST.
+CLUSTER_LIST_WAIT = 4.0
+
 #: First server version that accepts ``"pedantic": true`` in create/update requests.
 PEDANTIC_SINCE = (2, 11, 0)
+
+
+class _QuietSSLShutdown(logging.Filter):
+    """Drop asyncio's "returning true from eof_received()" warning after a refused TLS handshake."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("returning true from eof_received()")
+
+
+logging.getLogger("asyncio").addFilter(_QuietSSLShutdown())
 
 _AUTH_HINT = "authorization violation: check --user/--password, --token or --creds"
 _EMPTY = b""
@@ -102,6 +116,8 @@ class JetStreamAPI:
         self._events = events
         self._prefix = settings.api_prefix() + "."
         self._timeout = settings.timeout
+        # Clustered servers wait up to 4 s for peers before answering a LIST (missing entries).
+        self._list_timeout = settings.timeout + CLUSTER_LIST_WAIT
         self.identity = identity
         self.version: tuple[int, int, int] = parse_version(identity.version)
         self.api_level: int = identity.api_level
@@ -138,13 +154,16 @@ class JetStreamAPI:
         tls = _tls_context(settings)
         if tls is not None:
             options["tls"] = tls
+        # nats-py can wait forever on some failures (a TLS handshake the server drops): bound it.
+        limit = settings.timeout * 2 * max(1, len(settings.servers())) + 1.0
         try:
-            nc = await nats.connect(**options)
+            nc = await asyncio.wait_for(nats.connect(**options), limit)
         except ConnectionFailed:
             raise
-        except BaseException as exc:
-            if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
-                raise
+        except TimeoutError as exc:
+            cause = events.last_error or exc
+            raise ConnectionFailed(_connect_error_line(cause, events, settings)) from None
+        except Exception as exc:
             raise ConnectionFailed(_connect_error_line(exc, events, settings)) from None
         try:
             identity = await _read_identity(nc, settings, events)
@@ -241,7 +260,7 @@ class JetStreamAPI:
             request = dict(body)
             if offset:
                 request["offset"] = offset
-            data = await self.request(api, request or None)
+            data = await self.request(api, request or None, timeout=self._list_timeout)
             items = data.get(key) or []
             missing = data.get("missing") or []
             offline = data.get("offline") or {}
@@ -513,7 +532,8 @@ def _connect_error_line(exc: BaseException, events: _Events, settings: Connectio
     if isinstance(cause, (asyncio.TimeoutError, TimeoutError, nats_errors.TimeoutError)):
         return f"timed out after {settings.timeout:g}s waiting for {url} to answer"
     if isinstance(cause, ssl.SSLError):
-        return _scrub(f"TLS handshake with {url} failed: {_describe(cause)}", settings)
+        reason = getattr(cause, "verify_message", None) or cause.reason or _describe(cause)
+        return _scrub(f"TLS handshake with {url} failed: {reason}", settings)
     if isinstance(cause, nats_errors.SecureConnRequiredError):
         return f"{url} requires TLS: use a tls:// URL or --tls-ca"
     if isinstance(cause, nats_errors.SecureConnWantedError):

@@ -1,0 +1,96 @@
+"""Helpers for the JetStream API client tests: silent ports, TLS files, a Jelmore-like layout."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from jelmore_infra.connection import ConnectionSettings
+from jelmore_infra.live.jsapi import JetStreamAPI
+
+SECOND = 1_000_000_000
+MANAGED = {"jelmore.managed-by": "jelmore-infra"}
+
+
+async def connect(url: str, **kw: Any) -> JetStreamAPI:
+    return await JetStreamAPI.connect(ConnectionSettings(url=url, **kw))
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[str]:
+    """A TCP port that accepts connections (kernel backlog) but never says a word."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield f"nats://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+def openssl_available() -> bool:
+    return shutil.which("openssl") is not None
+
+
+def make_tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A self-signed CA and a server certificate for 127.0.0.1/localhost (needs ``openssl``)."""
+    ca_key, ca_crt = directory / "ca.key", directory / "ca.pem"
+    key, csr, crt = directory / "server.key", directory / "server.csr", directory / "server.pem"
+    ext = directory / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run(
+        *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca"),
+        *("-keyout", str(ca_key), "-out", str(ca_crt)),
+    )
+    run(
+        *("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"),
+        *("-keyout", str(key), "-out", str(csr)),
+    )
+    run(
+        *("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key)),
+        *("-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(crt)),
+    )
+    return ca_crt, crt, key
+
+
+async def create_jelmore_layout(api: JetStreamAPI) -> None:
+    """Two streams and four durable pull consumers, like the Jelmore topology."""
+    for name, subjects in (("EVENTS", ["events.>"]), ("DEAD_LETTERS", ["dlq.>"])):
+        await api.create_stream(
+            {
+                "name": name,
+                "subjects": subjects,
+                "storage": "file",
+                "max_age": 7 * 24 * 3600 * SECOND,
+                "duplicate_window": 120 * SECOND,
+                "metadata": dict(MANAGED),
+            }
+        )
+    groups = {
+        "billing": ("EVENTS", "events.orders.>"),
+        "email": ("EVENTS", "events.users.>"),
+        "audit": ("EVENTS", "events.>"),
+        "dlq-router": ("DEAD_LETTERS", "dlq.>"),
+    }
+    for name, (stream, subject) in groups.items():
+        await api.create_consumer(
+            stream,
+            {
+                "durable_name": name,
+                "ack_policy": "explicit",
+                "ack_wait": 30 * SECOND,
+                "max_deliver": 3,
+                "filter_subject": subject,
+                "max_ack_pending": 1000,
+                "metadata": {**MANAGED, "jelmore.retry-delays": "2s,4s"},
+            },
+        )
