@@ -302,3 +302,129 @@ async def test_consumer_limits_errors_match_what_the_server_refuses(
         assert planned_error == refused, (limits, plan.errors, resp.data)
         # put the stream back for the next round
         await api(nc, "$JS.API.STREAM.UPDATE.JELMORE", live.streams["JELMORE"].config)
+
+
+#: Single-field stream edits on a fresh stream: (edit, first version that knows the fields).
+STREAM_EDITS: list[tuple[dict[str, Any], tuple[int, int, int]]] = [
+    ({"storage": "memory"}, (2, 10, 0)),
+    ({"retention": "interest"}, (2, 10, 0)),
+    ({"retention": "workqueue"}, (2, 10, 0)),
+    ({"max_consumers": 10}, (2, 10, 0)),
+    ({"max_msgs": 10, "max_bytes": 1_000_000}, (2, 10, 0)),
+    ({"description": "edited"}, (2, 10, 0)),
+    ({"subjects": ["edit.>", "more.>"]}, (2, 10, 0)),
+    ({"duplicate_window": 30 * S}, (2, 10, 0)),
+    ({"deny_delete": True, "deny_purge": True}, (2, 10, 0)),
+    ({"compression": "s2"}, (2, 10, 0)),
+    ({"allow_direct": True}, (2, 10, 0)),
+    ({"discard": "new", "max_msgs_per_subject": 5, "discard_new_per_subject": True}, (2, 10, 0)),
+    ({"allow_msg_ttl": True}, (2, 11, 0)),
+    ({"subject_delete_marker_ttl": 60 * S}, (2, 11, 0)),
+    ({"allow_msg_counter": True}, (2, 12, 0)),
+    ({"persist_mode": "async"}, (2, 12, 0)),
+    ({"allow_atomic": True}, (2, 12, 0)),
+    ({"allow_msg_schedules": True}, (2, 12, 0)),
+    ({"allow_batched": True}, (2, 14, 0)),
+]
+#: Single-field consumer edits on a durable pull consumer with explicit ack.
+CONSUMER_EDITS: list[tuple[dict[str, Any], tuple[int, int, int]]] = [
+    ({"deliver_policy": "new"}, (2, 10, 0)),
+    ({"ack_policy": "all"}, (2, 10, 0)),
+    ({"max_waiting": 100}, (2, 10, 0)),
+    ({"replay_policy": "original"}, (2, 10, 0)),
+    ({"max_deliver": 5}, (2, 10, 0)),
+    ({"ack_wait": 10 * S}, (2, 10, 0)),
+    ({"backoff": [S, 2 * S], "max_deliver": 4}, (2, 10, 0)),
+    ({"filter_subject": "edit.a"}, (2, 10, 0)),
+    ({"filter_subjects": ["edit.a", "edit.b"]}, (2, 10, 0)),
+    ({"description": "edited"}, (2, 10, 0)),
+    ({"headers_only": True}, (2, 10, 0)),
+    ({"max_ack_pending": 10}, (2, 10, 0)),
+    ({"inactive_threshold": 3600 * S}, (2, 10, 0)),
+    ({"max_batch": 10, "max_expires": 30 * S, "max_bytes": 1_000_000}, (2, 10, 0)),
+    ({"deliver_subject": "edit.push"}, (2, 10, 0)),
+    ({"mem_storage": True}, (2, 14, 4)),  # before 2.14.4 the server stores it without complaint
+    ({"priority_groups": ["g1"], "priority_policy": "overflow"}, (2, 11, 0)),
+    ({"priority_groups": ["g1"], "priority_policy": "pinned_client"}, (2, 11, 0)),
+]
+
+
+async def _accepted(nc: Client, subject: str, body: Any) -> tuple[bool, str]:
+    resp = await nc.request(subject, json.dumps(body).encode(), timeout=10)
+    data = json.loads(resp.data)
+    return "error" not in data, str(data.get("error"))
+
+
+async def test_update_or_replace_matches_what_the_server_accepts(
+    nc: Client, server: NatsServer
+) -> None:
+    """Every edit the plan calls an update is accepted in place; every replace is refused."""
+    version = version_of(server)
+    base_stream = {"name": "EDIT", "subjects": ["edit.>"], "metadata": MARK}
+    base_consumer = {"durable_name": "c", "ack_policy": "explicit", "metadata": MARK}
+    mismatches: list[str] = []
+
+    async def fresh() -> LiveState:
+        await reset(nc)
+        await api(nc, "$JS.API.STREAM.CREATE.EDIT", base_stream)
+        await api(
+            nc, "$JS.API.CONSUMER.CREATE.EDIT.c", {"stream_name": "EDIT", "config": base_consumer}
+        )
+        topo = Topology(
+            {"EDIT": StreamSpec("EDIT", base_stream)},
+            {("EDIT", "c"): ConsumerSpec("EDIT", "c", base_consumer)},
+        )
+        return await read_live(nc, server, topo)
+
+    for edit, since in STREAM_EDITS:
+        if version < since:
+            continue
+        live = await fresh()
+        desired = Topology({"EDIT": StreamSpec("EDIT", {**base_stream, **edit})})
+        plan = build_plan(desired, live, targets=["stream.EDIT"], now=NOW)
+        (change,) = [c for c in plan.changes if c.address == "stream.EDIT"]
+        ok, err = await _accepted(nc, "$JS.API.STREAM.UPDATE.EDIT", change.after)
+        if ok != (change.action is Action.UPDATE) or plan.errors:
+            mismatches.append(f"stream {edit}: planned {change.action.value}, server: {err}")
+
+    for edit, since in CONSUMER_EDITS:
+        if version < since:
+            continue
+        live = await fresh()
+        desired = Topology(
+            {"EDIT": StreamSpec("EDIT", base_stream)},
+            {("EDIT", "c"): ConsumerSpec("EDIT", "c", {**base_consumer, **edit})},
+        )
+        plan = build_plan(desired, live, now=NOW)
+        (change,) = [c for c in plan.changes if c.address == "consumer.EDIT.c"]
+        body = {"stream_name": "EDIT", "config": change.after, "action": "update"}
+        ok, err = await _accepted(nc, "$JS.API.CONSUMER.CREATE.EDIT.c", body)
+        if ok != (change.action is Action.UPDATE) or plan.errors:
+            mismatches.append(f"consumer {edit}: planned {change.action.value}, server: {err}")
+
+    assert mismatches == []
+
+
+async def test_mirror_removal_is_planned_as_the_server_allows_it(
+    nc: Client, server: NatsServer
+) -> None:
+    """2.10/2.11 refuse to remove a mirror (replace); 2.12+ promote it in place (update)."""
+    version = version_of(server)
+    await reset(nc)
+    origin = {"name": "ORIGIN", "subjects": ["origin.>"], "metadata": MARK}
+    mirror = {"name": "COPY", "mirror": {"name": "ORIGIN"}, "metadata": MARK}
+    await api(nc, "$JS.API.STREAM.CREATE.ORIGIN", origin)
+    await api(nc, "$JS.API.STREAM.CREATE.COPY", mirror)
+    topo = Topology({"ORIGIN": StreamSpec("ORIGIN", origin), "COPY": StreamSpec("COPY", mirror)})
+    live = await read_live(nc, server, topo)
+    assert build_plan(topo, live, now=NOW).changes == ()
+    promoted = {"name": "COPY", "subjects": ["copy.>"], "metadata": MARK}
+    desired = Topology(
+        {"ORIGIN": StreamSpec("ORIGIN", origin), "COPY": StreamSpec("COPY", promoted)}
+    )
+    plan = build_plan(desired, live, now=NOW)
+    (change,) = plan.changes
+    expected = Action.UPDATE if version >= (2, 12, 0) else Action.REPLACE
+    assert change.action is expected
+    ok, err = await _accepted(nc, "$JS.API.STREAM.UPDATE.COPY", change.after)
+    assert ok == (expected is Action.UPDATE), err
