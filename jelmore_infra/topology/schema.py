@@ -288,9 +288,16 @@ def _value_schema(fld: F.Field, doc_prefix: str) -> dict[str, Any]:
     if kind is k.DURATION_LIST:
         return {"type": "array", "items": {"$ref": "#/definitions/duration"}}
     if kind is k.SIZE:
-        return {
-            "$ref": "#/definitions/size_or_unlimited" if fld.unlimited else "#/definitions/size"
-        }
+        if fld.name == "max_msg_size":  # int32 on the wire
+            return {
+                "anyOf": [
+                    {"type": "integer", "minimum": -1, "maximum": 2**31 - 1},
+                    {"type": "string", "pattern": SIZE_PATTERN},
+                    {"type": "string", "pattern": UNLIMITED_PATTERN},
+                ]
+            }
+        ref = "size_or_unlimited" if fld.unlimited else "size"
+        return {"$ref": f"#/definitions/{ref}"}
     if kind is k.COUNT:
         ref = "count_or_unlimited" if fld.unlimited else "count"
         return {"$ref": f"#/definitions/{ref}"}

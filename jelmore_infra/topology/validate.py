@@ -103,6 +103,9 @@ class _Checker:
     def error(self, message: str, loc: Location, related: Iterable[Location] = ()) -> None:
         self.diags.append(Diagnostic("error", message, loc, tuple(related)))
 
+    def warning(self, message: str, loc: Location) -> None:
+        self.diags.append(Diagnostic("warning", message, loc))
+
 
 # --- the structural pass ----------------------------------------------------------------------
 
@@ -882,7 +885,34 @@ class _Semantics(_Checker):
                     f"(consumer_limits.inactive_threshold: {format_duration(cap)})",
                     at(g, "inactive_threshold"),
                 )
+        self.runtime(g)
         self.dead_letter(g)
+
+    def runtime(self, g: GroupDraft) -> None:
+        """The runtime retries with delayed naks and dead-letters after the last attempt."""
+        if g.retry_delays is None and g.dead_letter_stream is None:
+            return
+        cfg = g.config
+        if "ack_policy" in g.written and "ack_policy" not in cfg:
+            return  # reported already: an invalid value
+        ack = cfg.get("ack_policy", "none")
+        if ack != "explicit":
+            self.error(
+                f"the jelmore retry and dead-letter settings need ack_policy: explicit (it is "
+                f"{ack}{' by default' if 'ack_policy' not in cfg else ''}): the runtime retries "
+                "by nak and dead-letters by ack",
+                self.at(g, "ack_policy" if "ack_policy" in cfg else "jelmore"),
+            )
+        if (
+            g.dead_letter_stream is not None
+            and cfg.get("max_deliver", -1) in (-1, 0)
+            and not ("max_deliver" in g.written and "max_deliver" not in cfg)
+        ):
+            self.warning(
+                "jelmore.dead_letter is set but max_deliver is unlimited: failing events are "
+                "retried forever and never dead-lettered (set max_deliver)",
+                self.at(g, "jelmore.dead_letter"),
+            )
 
     def filters(self, g: GroupDraft, stream: StreamDraft | None) -> list[tuple[str, Location]]:
         cfg = g.config

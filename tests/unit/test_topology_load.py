@@ -286,7 +286,7 @@ def topologies(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[tuple[str, d
             if draw(st.booleans()):
                 c["max_deliver"] = draw(st.integers(min_value=1, max_value=10))
             c_meta: dict[str, str] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE}
-            if draw(st.booleans()):
+            if c.get("ack_policy") == "explicit" and draw(st.booleans()):
                 delays = draw(st.lists(durations, min_size=1, max_size=3))
                 c_meta[model.META_RETRY_DELAYS] = ",".join(_fmt(d) for d in delays)
             c["metadata"] = c_meta

@@ -360,3 +360,28 @@ def test_an_invalid_value_does_not_cause_a_second_message_about_it_missing() -> 
         "    opt_start_time: yesterday\n"
     )
     assert len(messages) == 1 and "RFC 3339" in messages[0]
+
+
+DLQ = "streams:\n  S:\n    subjects: [s.>]\n  D:\n    subjects: [dlq.>]\n"
+
+
+def test_runtime_settings_need_explicit_acks() -> None:
+    messages = check(
+        DLQ + "consumer_groups:\n  g:\n    stream: S\n    max_deliver: 3\n"
+        "    jelmore:\n      retry_delays: [2s]\n"
+    )
+    assert messages == [
+        "the jelmore retry and dead-letter settings need ack_policy: explicit (it is none by "
+        "default): the runtime retries by nak and dead-letters by ack"
+    ]
+
+
+def test_dead_letter_without_max_deliver_is_a_warning_only() -> None:
+    text = (
+        DLQ + "consumer_groups:\n  g:\n    stream: S\n    ack_policy: explicit\n"
+        "    jelmore:\n      dead_letter: {stream: D, subject: dlq.g}\n"
+    )
+    topology, diags = parse_sources([("t.yaml", text)])
+    assert topology is not None
+    assert [(d.severity, str(d.location)) for d in diags] == [("warning", "t.yaml:11:20")]
+    assert "never dead-lettered" in diags[0].message

@@ -126,3 +126,15 @@ def test_installed_command_reports_a_broken_copy(broken: Path) -> None:
     assert "topology/streams.yaml:10:14: error: max_age: invalid duration '7x'" in proc.stderr
     assert proc.stderr.splitlines()[-1] == "topology/ is invalid: 3 errors."
     assert proc.stdout == ""
+
+
+def test_warnings_are_shown_but_do_not_fail(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(
+        "streams:\n  S: {subjects: [s.>]}\n  D: {subjects: [dlq.>]}\n"
+        "consumer_groups:\n  g:\n    stream: S\n    ack_policy: explicit\n"
+        "    jelmore:\n      dead_letter: {stream: D, subject: dlq.g}\n"
+    )
+    result = CliRunner().invoke(cli, ["validate", "--topology", str(tmp_path)])
+    assert result.exit_code == 0
+    assert f"{tmp_path}/t.yaml:9:20: warning: jelmore.dead_letter is set" in result.stderr
+    assert result.stdout == f"{tmp_path}/ is valid: 2 streams, 1 consumer group.\n"
