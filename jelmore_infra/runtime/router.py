@@ -101,7 +101,7 @@ class DeadLetterRouter:
         stream: str | None = None,
         consumer: str = ROUTER_CONSUMER,
         batch: int = 20,
-        fetch_timeout: float = 1.0,
+        fetch_timeout: float = 0.5,
     ) -> None:
         self.bus = bus
         self.stream = stream

@@ -349,7 +349,7 @@ async def subscribe_to_events(
     *,
     batch: int = 100,
     concurrency: int = 100,
-    fetch_timeout: float = 1.0,
+    fetch_timeout: float = 0.5,
     drain_timeout: float = 10.0,
     deliver: str = "new",
     route_dead_letters: bool = True,

@@ -227,3 +227,78 @@ def provision(url: str, **kwargs: Any) -> None:
 
 def add_group(url: str, name: str, filter_subjects: Sequence[str], **kwargs: Any) -> None:
     asyncio.run(add_group_async(url, name, filter_subjects, **kwargs))
+
+
+# -- helpers shared by the runtime tests -----------------------------------------------------------
+
+
+async def wait_until(predicate: Any, limit: float = 20.0, interval: float = 0.05) -> None:
+    """Poll ``predicate`` (sync or async, returning truthy) until it holds; fail after ``limit`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {limit}s")
+        await asyncio.sleep(interval)
+
+
+async def stream_messages(url: str, stream: str) -> list[dict[str, Any]]:
+    """Every message of ``stream`` as ``{"seq", "subject", "headers", "data"}`` (raw read)."""
+    import base64
+
+    nc = await nats.connect(url)
+    try:
+        info = await _api(nc, f"STREAM.INFO.{stream}", None)
+        state = info["state"]
+        out: list[dict[str, Any]] = []
+        if not state.get("messages"):
+            return out
+        for seq in range(state["first_seq"], state["last_seq"] + 1):
+            msg = await nc.request(
+                f"$JS.API.STREAM.MSG.GET.{stream}", json.dumps({"seq": seq}).encode(), timeout=5
+            )
+            answer = json.loads(msg.data)
+            if answer.get("error"):
+                continue
+            raw = answer["message"]
+            headers: dict[str, str] = {}
+            if raw.get("hdrs"):
+                for line in base64.b64decode(raw["hdrs"]).decode().split("\r\n")[1:]:
+                    if ":" in line:
+                        k, v = line.split(":", 1)
+                        headers[k.strip()] = v.strip()
+            out.append(
+                {
+                    "seq": raw["seq"],
+                    "subject": raw["subject"],
+                    "headers": headers,
+                    "data": base64.b64decode(raw.get("data") or b""),
+                }
+            )
+        return out
+    finally:
+        await nc.close()
+
+
+async def consumer_state(url: str, stream: str, name: str) -> dict[str, Any] | None:
+    nc = await nats.connect(url)
+    try:
+        msg = await nc.request(f"$JS.API.CONSUMER.INFO.{stream}.{name}", b"", timeout=5)
+        answer: dict[str, Any] = json.loads(msg.data)
+        return None if answer.get("error") else answer
+    finally:
+        await nc.close()
+
+
+async def consumer_names(url: str, stream: str) -> list[str]:
+    nc = await nats.connect(url)
+    try:
+        answer = await _api(nc, f"CONSUMER.NAMES.{stream}", {})
+        return list(answer.get("consumers") or [])
+    finally:
+        await nc.close()

@@ -1,0 +1,221 @@
+"""No event lost when worker processes die (issue 5 part 8b and 8c).
+
+Workers are ``python tests/support/runtime_worker.py`` subprocesses of one consumer group, each
+recording the event ids it handled to a file; every worker also runs the dead-letter router. Test
+groups use scaled-down retry delays and ack waits (read from the server by the runtime). Every
+worker is killed in the fixture's finaliser, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jelmore_infra import runtime
+from jelmore_infra.runtime import metrics
+from jelmore_infra.runtime.dlq import ROUTER_FAILURE_REASON
+from tests.support.natsserver import NatsServer
+from tests.support.runtime_topology import add_group_async, provision, stream_messages, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = ROOT / "tests" / "support" / "runtime_worker.py"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[NatsServer]:
+    with NatsServer() as srv:
+        provision(srv.url)
+        yield srv
+
+
+@pytest.fixture
+async def url(server: NatsServer) -> AsyncIterator[str]:
+    metrics.reset()
+    runtime.configure(url=server.url, client_id="test-kill")
+    yield server.url
+    await runtime.close()
+
+
+class Workers:
+    """Starts worker processes and always stops them."""
+
+    def __init__(self, url: str, tmp: Path) -> None:
+        self.url = url
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def start(self, group: str, name: str, *args: str) -> tuple[subprocess.Popen[str], Path]:
+        record = self.tmp / f"{name}.log"
+        record.touch()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(WORKER),
+                "--url",
+                self.url,
+                "--group",
+                group,
+                "--record",
+                str(record),
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.procs.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if line != "ready":
+            proc.kill()
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"worker {name} did not start: {line!r} {err[-2000:]}")
+        return proc, record
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+            for stream in (proc.stdout, proc.stderr):
+                if stream:
+                    stream.close()
+
+
+@pytest.fixture
+def workers(server: NatsServer, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(server.url, tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.stop_all()
+
+
+def lines(record: Path) -> list[list[str]]:
+    return [line.split() for line in record.read_text().splitlines() if line.strip()]
+
+
+def handled_ids(*records: Path) -> set[str]:
+    return {parts[1] for r in records for parts in lines(r) if parts[0] == "done"}
+
+
+async def dlq_for(url: str, group: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(m["data"])
+        for m in await stream_messages(url, "JELMORE_DLQ")
+        if m["subject"].startswith(f"jelmore.dlq.{group}.")
+    ]
+
+
+def kill(proc: subprocess.Popen[str]) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+async def test_b_an_event_whose_worker_is_killed_mid_handler_goes_to_another_worker(
+    url: str, workers: Workers
+) -> None:
+    group = f"kill_mid_{uuid.uuid4().hex[:6]}"
+    await add_group_async(url, group, ["jelmore.session.created"], ack_wait="1s")
+    proc_a, rec_a = workers.start(group, "a", "--hang-attempt", "1")
+    mid = uuid.uuid4().hex
+    assert await runtime.publish_event("session.created", "s-b1", {"n": 1}, message_id=mid)
+    await wait_until(lambda: ["start", mid, "1", str(proc_a.pid)] in lines(rec_a))
+    _proc_b, rec_b = workers.start(group, "b")
+    kill(proc_a)
+    await wait_until(lambda: mid in handled_ids(rec_b), limit=20)
+    assert [p[:3] for p in lines(rec_b) if p[1] == mid] == [["start", mid, "2"], ["done", mid, "2"]]
+    assert mid not in handled_ids(rec_a)
+    assert await dlq_for(url, group) == []
+
+
+async def test_b_an_event_whose_worker_is_killed_on_its_last_attempt_still_reaches_the_dlq(
+    url: str, workers: Workers
+) -> None:
+    group = f"kill_last_{uuid.uuid4().hex[:6]}"
+    await add_group_async(
+        url, group, ["jelmore.session.completed"], retry_delays="200ms,400ms", ack_wait="1s"
+    )
+    proc_a, rec_a = workers.start(group, "a", "--fail-below", "3", "--hang-attempt", "3")
+    mid = uuid.uuid4().hex
+    assert await runtime.publish_event(
+        "session.completed", "s-b2", {"result": "ok"}, message_id=mid
+    )
+    await wait_until(lambda: ["start", mid, "3", str(proc_a.pid)] in lines(rec_a))
+    _proc_b, rec_b = workers.start(group, "b")  # a live worker of the group (runs the router)
+    kill(proc_a)
+    await wait_until(lambda: dlq_for(url, group), limit=30)
+    [record] = await dlq_for(url, group)
+    assert record["message_id"] == mid
+    assert record["failure_reason"] == ROUTER_FAILURE_REASON
+    assert record["retry_count"] == 3
+    assert record["payload"] == {"result": "ok"}
+    assert record["original_subject"] == "jelmore.session.completed"
+    assert record["consumer_group"] == group
+    assert [p[0] for p in lines(rec_a) if p[1] == mid] == ["start", "start", "start"]
+    assert mid not in {p[1] for p in lines(rec_b)}  # no 4th attempt anywhere
+
+
+@pytest.mark.slow
+async def test_c_ten_thousand_events_through_three_workers_with_failures_and_a_kill_lose_none(
+    url: str, workers: Workers
+) -> None:
+    group = f"kill_load_{uuid.uuid4().hex[:6]}"
+    await add_group_async(
+        url, group, ["jelmore.session.output"], retry_delays="100ms,200ms,400ms", ack_wait="2s"
+    )
+    procs = [
+        workers.start(group, f"w{i}", "--fail-rate", "0.05", "--seed", str(i)) for i in range(3)
+    ]
+    records = [rec for _, rec in procs]
+    session = f"s-c-{uuid.uuid4().hex[:6]}"
+    results = await runtime.publish_events(
+        (
+            {"event_type": "session.output", "session_id": session, "payload": {"n": i}}
+            for i in range(10_000)
+        ),
+        window=256,
+    )
+    published = {r.message_id for r in results if r.ok}
+    assert len(published) == 10_000
+
+    await wait_until(lambda: len(handled_ids(*records)) >= 3_000, limit=60)
+    before_kill = len(handled_ids(*records))
+    kill(procs[0][0])
+    killed_at = len(handled_ids(records[0]))
+    assert before_kill < 10_000  # killed midway
+
+    async def accounted() -> bool:
+        done = handled_ids(*records)
+        if len(published - done) > 50:
+            return False
+        dead = {r["message_id"] for r in await dlq_for(url, group)}
+        return not (published - done - dead)
+
+    await wait_until(accounted, limit=120, interval=0.5)
+    handled = handled_ids(*records)
+    dead = {r["message_id"] for r in await dlq_for(url, group)}
+    missing = published - handled - dead
+    print(
+        f"\n(c) published {len(published)}, handled {len(handled & published)}, "
+        f"dead-lettered {len(dead)}, in both {len(handled & dead)}, missing {len(missing)}; "
+        f"worker w0 killed after handling {killed_at}"
+    )
+    assert missing == set()
+    assert dead <= published
+    assert procs[0][0].returncode == -signal.SIGKILL
