@@ -53,6 +53,9 @@ from jelmore_infra.plan import (
 from jelmore_infra.units import format_count, format_duration, format_size
 
 V_MIRROR_PROMOTE: Version = (2, 12, 0)
+#: From 2.14 a lower max_msgs_per_subject removes the excess at once; before, each subject is
+#: trimmed when its next message arrives (checked against real servers).
+V_PER_SUBJECT_ENFORCED_ON_UPDATE: Version = (2, 14, 0)
 #: Up to 2.12 a stream's consumer_limits.inactive_threshold is refused while a durable has none or
 #: a longer one (10069); 2.14 accepts it (checked against 2.10.26, 2.11.11, 2.12.8, 2.14.6, 2.15.1).
 V_DURABLE_INACTIVE_LIMIT_UNCHECKED: Version = (2, 14, 0)
@@ -909,38 +912,50 @@ class _Builder:
             return b, a
 
         if messages > 0:
+            discard_new = after.get("discard") == "new"
             low = lowered("max_msgs")
             if low and messages > low[1]:
                 n = messages - low[1]
-                self.warn(
-                    "data-loss",
-                    f"lowering max_msgs to {format_count(low[1])} will remove about "
-                    f"{format_count(n)} of {format_count(messages)} stored messages",
-                    address,
-                    "max_msgs",
-                    {"messages": n, "stored_messages": messages},
-                )
+                if discard_new:
+                    self._over_limit_note(live, "max_msgs", format_count(low[1]), messages)
+                else:
+                    self.warn(
+                        "data-loss",
+                        f"lowering max_msgs to {format_count(low[1])} will remove about "
+                        f"{format_count(n)} of {format_count(messages)} stored messages",
+                        address,
+                        "max_msgs",
+                        {"messages": n, "stored_messages": messages},
+                    )
             low = lowered("max_bytes")
             if low and size > low[1]:
                 avg = size / messages
                 n = min(messages, math.ceil((size - low[1]) / avg)) if avg else messages
-                self.warn(
-                    "data-loss",
-                    f"lowering max_bytes to {format_size(low[1])} (the stream holds "
-                    f"{format_size(size)}) will remove about {format_count(n)} of "
-                    f"{format_count(messages)} stored messages",
-                    address,
-                    "max_bytes",
-                    {"messages": n, "stored_messages": messages, "bytes": size - low[1]},
-                )
+                if discard_new:
+                    self._over_limit_note(live, "max_bytes", format_size(low[1]), messages)
+                else:
+                    self.warn(
+                        "data-loss",
+                        f"lowering max_bytes to {format_size(low[1])} (the stream holds "
+                        f"{format_size(size)}) will remove about {format_count(n)} of "
+                        f"{format_count(messages)} stored messages",
+                        address,
+                        "max_bytes",
+                        {"messages": n, "stored_messages": messages, "bytes": size - low[1]},
+                    )
             low = lowered("max_msgs_per_subject")
             if low:
                 subjects = _int(state, "num_subjects")
+                when = (
+                    "will remove"
+                    if self.version >= V_PER_SUBJECT_ENFORCED_ON_UPDATE
+                    else "will remove (for each subject when its next message arrives)"
+                )
                 if subjects and messages > subjects * low[1]:
                     n = messages - subjects * low[1]
                     self.warn(
                         "data-loss",
-                        f"lowering max_msgs_per_subject to {format_count(low[1])} will remove up "
+                        f"lowering max_msgs_per_subject to {format_count(low[1])} {when} up "
                         f"to about {format_count(n)} of {format_count(messages)} stored messages "
                         f"({format_count(subjects)} subjects)",
                         address,
@@ -950,7 +965,7 @@ class _Builder:
                 elif not subjects:
                     self.warn(
                         "data-loss",
-                        f"lowering max_msgs_per_subject to {format_count(low[1])} may remove "
+                        f"lowering max_msgs_per_subject to {format_count(low[1])} {when} "
                         "some stored messages",
                         address,
                         "max_msgs_per_subject",
@@ -984,6 +999,17 @@ class _Builder:
                 address,
                 "mirror",
             )
+
+    def _over_limit_note(self, live: LiveStream, key: str, limit: str, messages: int) -> None:
+        self.warn(
+            "note",
+            f"stream {live.name} holds more than the new {key} {limit}: with discard new the "
+            "server keeps the stored messages and refuses new ones until the stream is below "
+            "the limit",
+            live.address,
+            key,
+            {"stored_messages": messages},
+        )
 
     def _max_age_impact(
         self, live: LiveStream, before: Mapping[str, Any], after: Mapping[str, Any], messages: int

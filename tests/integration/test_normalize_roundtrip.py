@@ -428,3 +428,46 @@ async def test_mirror_removal_is_planned_as_the_server_allows_it(
     assert change.action is expected
     ok, err = await _accepted(nc, "$JS.API.STREAM.UPDATE.COPY", change.after)
     assert ok == (expected is Action.UPDATE), err
+
+
+@pytest.mark.parametrize(
+    ("discard", "edit"),
+    [
+        ("old", {"max_msgs": 5}),
+        ("new", {"max_msgs": 5}),
+        ("old", {"max_bytes": 500}),
+        ("new", {"max_bytes": 500}),
+        ("old", {"max_msgs_per_subject": 1}),
+    ],
+)
+async def test_data_loss_warnings_match_what_the_server_removes(
+    nc: Client, server: NatsServer, discard: str, edit: dict[str, Any]
+) -> None:
+    """The estimate in a data-loss warning is what an apply removes at once (or, before 2.14 for
+    max_msgs_per_subject, once each subject gets its next message); discard new removes nothing."""
+    version = version_of(server)
+    await reset(nc)
+    base = {"name": "D", "subjects": ["d.>"], "discard": discard, "metadata": MARK}
+    await api(nc, "$JS.API.STREAM.CREATE.D", base)
+    for i in range(10):
+        await nc.request(f"d.{i % 3}", b"x" * 100, timeout=5)
+    topo = Topology({"D": StreamSpec("D", base)})
+    live = await read_live(nc, server, topo)
+    plan = build_plan(Topology({"D": StreamSpec("D", {**base, **edit})}), live, now=NOW)
+    warned = [m for m in plan.messages if m.kind == "data-loss"]
+    (change,) = plan.changes
+    await api(nc, "$JS.API.STREAM.UPDATE.D", change.after)
+    if "max_msgs_per_subject" in edit and version < (2, 14, 0):
+        # Trimmed lazily: one new message per subject; each displaces the one survivor the
+        # new limit keeps, so the stream ends with as many messages as an immediate trim.
+        for i in range(3):
+            await nc.request(f"d.{i}", b"x" * 100, timeout=5)
+        stored = (await api(nc, "$JS.API.STREAM.INFO.D"))["state"]["messages"]
+    else:
+        stored = (await api(nc, "$JS.API.STREAM.INFO.D"))["state"]["messages"]
+    removed = 10 - stored
+    if removed == 0:
+        assert warned == []
+    else:
+        (warning,) = warned
+        assert warning.data["messages"] == removed
