@@ -4,6 +4,7 @@ valid topologies, however many features they use, pass without false alarms."""
 from __future__ import annotations
 
 from textwrap import dedent
+from typing import Any
 
 import pytest
 
@@ -385,3 +386,116 @@ def test_dead_letter_without_max_deliver_is_a_warning_only() -> None:
     assert topology is not None
     assert [(d.severity, str(d.location)) for d in diags] == [("warning", "t.yaml:11:20")]
     assert "never dead-lettered" in diags[0].message
+
+
+# --- the server agrees ------------------------------------------------------------------------
+# What the semantic checks refuse, a real nats-server refuses too; what they accept, it creates.
+
+SERVER_REFUSES = {
+    "subject_overlap_across_streams": "streams:\n  A: {subjects: [j.>]}\n  B: {subjects: [j.dlq.>]}\n",
+    "duplicate_window_over_max_age": "streams:\n  A: {max_age: 1m, duplicate_window: 2m}\n",
+    "discard_new_per_subject_alone": "streams:\n  A: {discard_new_per_subject: true}\n",
+    "sealed_create": "streams:\n  A: {sealed: true}\n",
+    "mirror_with_subjects": "streams:\n  O: {}\n  A: {subjects: [m.>], mirror: {name: O}}\n",
+    "rollups_with_deny_purge": "streams:\n  A: {deny_purge: true, allow_rollup_hdrs: true}\n",
+    "backoff_over_max_deliver": S
+    + "consumer_groups:\n  g: {stream: S, max_deliver: 2, backoff: [1s, 2s, 3s]}\n",
+    "overlapping_filters": S + "consumer_groups:\n  g: {stream: S, filter_subjects: [s.*, s.a]}\n",
+    "filter_subject_and_filter_subjects": S
+    + "consumer_groups:\n  g: {stream: S, filter_subject: s.a, filter_subjects: [s.b]}\n",
+    "start_seq_with_deliver_all": S + "consumer_groups:\n  g: {stream: S, opt_start_seq: 5}\n",
+    "last_per_subject_without_filter": S
+    + "consumer_groups:\n  g: {stream: S, deliver_policy: last_per_subject}\n",
+    "workqueue_ack_none": "streams:\n  W: {retention: workqueue}\nconsumer_groups:\n  g: {stream: W}\n",
+    "workqueue_two_unfiltered": "streams:\n  W: {retention: workqueue}\nconsumer_groups:\n"
+    "  a: {stream: W, ack_policy: explicit}\n  b: {stream: W, ack_policy: explicit}\n",
+    "workqueue_overlapping_groups": "streams:\n  W: {retention: workqueue, subjects: [w.>]}\n"
+    "consumer_groups:\n  a: {stream: W, ack_policy: explicit, filter_subject: w.a.>}\n"
+    "  b: {stream: W, ack_policy: explicit, filter_subject: w.*.x}\n",
+    "consumer_replicas_over_stream": S + "consumer_groups:\n  g: {stream: S, num_replicas: 3}\n",
+    "capture_all_without_no_ack": "streams:\n  A: {subjects: ['>']}\n",
+    "overlap_within_stream": "streams:\n  A: {subjects: [a.*, a.b]}\n",
+    "republish_cycle": "streams:\n  A: {subjects: [a.>], republish: {dest: a.x}}\n",
+    "async_on_memory": "streams:\n  A: {storage: memory, persist_mode: async}\n",
+    "counter_on_workqueue": "streams:\n  A: {retention: workqueue, allow_msg_counter: true}\n",
+    "schedules_with_discard_new": "streams:\n  A: {discard: new, allow_msg_schedules: true}\n",
+    "placement_preferred": "streams:\n  A: {placement: {preferred: x}}\n",
+    "mirror_direct_without_mirror": "streams:\n  A: {mirror_direct: true}\n",
+    "duplicate_source": "streams:\n  O: {}\n  A: {sources: [{name: O}, {name: O}]}\n",
+    "priority_policy_without_groups": S
+    + "consumer_groups:\n  g: {stream: S, priority_policy: overflow}\n",
+    "max_expires_below_1ms": S + "consumer_groups:\n  g: {stream: S, max_expires: 500us}\n",
+    "flow_control_ack_on_pull": S
+    + "consumer_groups:\n  g: {stream: S, ack_policy: flow_control}\n",
+    "workqueue_deliver_new": "streams:\n  W: {retention: workqueue}\nconsumer_groups:\n"
+    "  g: {stream: W, ack_policy: explicit, deliver_policy: new}\n",
+}
+
+
+def _send_all(url: str, text: str) -> list[str]:
+    """Create every resource the drafts describe, in order; the server's error descriptions."""
+    import asyncio
+    import json
+
+    import nats
+
+    from jelmore_infra.diagnostics import Diagnostic as Diag
+    from jelmore_infra.topology.build import build_consumer, build_stream
+    from jelmore_infra.topology.load import merge_files
+    from jelmore_infra.topology.validate import convert_topology
+
+    diags: list[Diag] = []
+    streams, groups = convert_topology(merge_files([("t.yaml", dedent(text))], diags), diags)
+    assert diags == []
+
+    async def run() -> list[str]:
+        nc = await nats.connect(url)
+        errors: list[str] = []
+        try:
+            requests = [
+                (f"$JS.API.STREAM.CREATE.{d.name}", build_stream(d).config) for d in streams
+            ]
+            for g in groups:
+                spec = build_consumer(g)
+                requests.append(
+                    (
+                        f"$JS.API.CONSUMER.CREATE.{spec.stream}.{spec.name}",
+                        {"stream_name": spec.stream, "config": spec.config},
+                    )
+                )
+            for subject, body in requests:
+                reply = await nc.request(subject, json.dumps(body).encode(), timeout=5)
+                data = json.loads(reply.data)
+                if "error" in data:
+                    errors.append(data["error"]["description"])
+            for d in streams:
+                await nc.request(f"$JS.API.STREAM.DELETE.{d.name}", b"", timeout=5)
+        finally:
+            await nc.close()
+        return errors
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("name", list(SERVER_REFUSES))
+def test_the_server_refuses_what_validation_refuses(name: str, shared_nats_server: Any) -> None:
+    text = SERVER_REFUSES[name]
+    assert check(text) != [], "validation must refuse it"
+    assert _send_all(shared_nats_server.url, text) != [], "the server accepted it"
+
+
+@pytest.mark.parametrize(
+    "name", ["consumer_groups_with_many_settings", "work_queue_with_disjoint_groups"]
+)
+def test_the_server_accepts_what_validation_accepts(name: str, shared_nats_server: Any) -> None:
+    text = VALID[name].replace("num_replicas: 3", "num_replicas: 1")
+    assert check(text) == []
+    assert _send_all(shared_nats_server.url, text) == []
+
+
+def test_the_server_accepts_the_repository_topology(shared_nats_server: Any) -> None:
+    from pathlib import Path
+
+    base = Path(__file__).resolve().parents[2] / "topology"
+    text = "\n".join(p.read_text() for p in sorted(base.glob("*.yaml")))
+    assert _send_all(shared_nats_server.url, text) == []
