@@ -7,7 +7,10 @@ views of the original plan: every view is drawn from the same data.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +33,8 @@ from tests.support.render_plans import (
     plan_no_changes,
     plan_update,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def edited(plan: Plan, edit: Callable[[dict[str, Any]], None], *, reseal: bool = True) -> str:
@@ -208,3 +213,20 @@ def test_load_refuses_a_plan_that_names_a_resource_twice() -> None:
         doc["summary"]["change"] += 1
 
     assert_refused(edited(plan_update(), duplicate), "repeats 'stream.JELMORE'")
+
+
+def test_json_renderer_does_not_import_rich() -> None:
+    code = "import sys, jelmore_infra.render.json; print('rich' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_package_exports_every_renderer() -> None:
+    import jelmore_infra.render as render
+
+    for name in render.__all__:
+        assert callable(getattr(render, name)), name
+    with pytest.raises(AttributeError):
+        _ = render.no_such_renderer
