@@ -358,7 +358,7 @@ class _Builder:
             live = self.live.streams.get(name)
             if address in self.live.unavailable:
                 self.fates[name] = "unavailable"
-                self._unavailable(address, spec is not None, "stream")
+                self._unavailable(address, spec is not None)
                 continue
             if spec is not None:
                 self.check_fields("stream", address, spec.config)
@@ -380,7 +380,7 @@ class _Builder:
                     self._stream_loss(live, f"deleting stream {name}")
                 else:
                     self.fates[name] = "unmanaged"
-                    self._unmanaged(address, "stream")
+                    self._unmanaged(address)
                 continue
             after = normalize_stream(self.stream_config_for_desired(spec), self.version)
             self._validate_stream(address, after, before)
@@ -415,6 +415,16 @@ class _Builder:
                 self.fates[name] = "update"
                 self._stream_update_impact(live, change)
                 self._check_consumer_limits(live, change)
+                paths = {f.path.split(".")[0] for f in change.fields}
+                if {"num_replicas", "placement"} <= paths:
+                    self.error(
+                        "invalid",
+                        f"stream {name}: the server cannot change num_replicas and placement in "
+                        'one update ("can not move and scale a stream in a single update"); '
+                        "change one, apply, then the other",
+                        address,
+                        "placement",
+                    )
 
     def _check_consumer_limits(self, live: LiveStream, change: ResourceChange) -> None:
         """The server refuses new consumer_limits that an existing consumer exceeds (10069)."""
@@ -520,7 +530,7 @@ class _Builder:
                     )
                 continue
             if address in self.live.unavailable:
-                self._unavailable(address, spec is not None, "consumer")
+                self._unavailable(address, spec is not None)
                 continue
             live_stream = self.live.streams.get(stream)
             live_stream_config = live_stream.config if live_stream else None
@@ -562,7 +572,7 @@ class _Builder:
                     if fate not in ("delete", "replace"):
                         self._consumer_loss(live, f"{address} will be deleted:", "lost")
                 else:
-                    self._unmanaged(address, "consumer")
+                    self._unmanaged(address)
                 continue
             self.check_fields("consumer", address, spec.config)
             stream_config = self._desired_stream_config(stream)
@@ -841,7 +851,7 @@ class _Builder:
             fingerprint=fingerprint(before) if before is not None else None,
         )
 
-    def _unavailable(self, address: str, declared: bool, kind: str) -> None:
+    def _unavailable(self, address: str, declared: bool) -> None:
         reason = self.live.unavailable.get(address, "unavailable")
         tail = (
             "; it is in the topology, but no change is planned for it until the server reports it"
@@ -855,7 +865,7 @@ class _Builder:
             data={"reason": reason},
         )
 
-    def _unmanaged(self, address: str, kind: str) -> None:
+    def _unmanaged(self, address: str) -> None:
         self.unmanaged.append(address)
         self.warn(
             "unmanaged",
