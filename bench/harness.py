@@ -90,6 +90,9 @@ class Figure:
     ours_samples: list[float] = field(default_factory=list)
     base_samples: list[float] = field(default_factory=list)
     note: str = ""  # "not measured (reason)" or how it was measured
+    #: a target that is not a bound on one number (the scaling check), with its verdict
+    custom_target: str = ""
+    custom_met: bool | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -98,12 +101,16 @@ class Figure:
     @property
     def met(self) -> bool | None:
         """All targets met (True), one missed (False), or not judged (None)."""
+        if self.custom_target:
+            return self.custom_met
         verdicts = [t.check(self.ours, self.base) for t in self.targets]
         if not verdicts or any(v is None for v in verdicts):
             return None
         return all(bool(v) for v in verdicts)
 
     def target_text(self) -> str:
+        if self.custom_target:
+            return self.custom_target
         return " and ".join(t.describe(self.unit) for t in self.targets) or "—"
 
     def to_dict(self) -> dict[str, Any]:
