@@ -75,6 +75,8 @@ def _value(fld: F.Field, value: Any) -> Any:
         return format_duration(value)
     if kind is k.DURATION_LIST and isinstance(value, list):
         return _Flow(format_duration(v) if isinstance(v, int) else v for v in value)
+    if kind in (k.SIZE, k.COUNT) and value == -1 and fld.unlimited:
+        return "unlimited"
     if kind is k.SIZE and isinstance(value, int) and not isinstance(value, bool):
         return human_size(value)
     if kind is k.OBJECT and isinstance(value, Mapping):

@@ -230,12 +230,13 @@ def test_dump_drops_server_metadata_and_unknown_fields() -> None:
         "name": "S",
         "subjects": ["s.>"],
         "max_bytes": 1536,
+        "max_msgs": -1,
         "metadata": {"_nats.req.level": "0", model.MANAGED_BY_KEY: "jelmore-infra", "team": "x"},
         "future_field": True,
     }
     text = dump_topology([stream], [])
     assert "_nats" not in text and "managed-by" not in text
-    assert "team: x" in text and "max_bytes: 1536" in text
+    assert "team: x" in text and "max_bytes: 1536" in text and "max_msgs: unlimited" in text
     assert "#   stream.S: future_field" in text
 
 
