@@ -115,8 +115,24 @@ def _table_detail(change: ResourceChange) -> str:
     return ""
 
 
-def render_plan_markdown(plan: Plan) -> str:
-    """The plan as a Markdown pull-request comment (ends with a newline)."""
+#: GitHub refuses comments longer than 65,536 characters; stay a little below.
+GITHUB_COMMENT_LIMIT = 65_000
+
+
+def _details(change: ResourceChange, adopted: bool) -> str:
+    phrase = html.escape(action_phrase(change, adopted=adopted))
+    summary_html = f"<code>{html.escape(change.address)}</code> {phrase}"
+    lines = ["<details>", f"<summary>{summary_html}</summary>", "", *_diff_block(change), ""]
+    return "\n".join([*lines, "</details>", "", ""])
+
+
+def render_plan_markdown(plan: Plan, *, max_length: int | None = GITHUB_COMMENT_LIMIT) -> str:
+    """The plan as a Markdown pull-request comment (ends with a newline).
+
+    When the comment would be longer than ``max_length`` characters (GitHub's comment limit by
+    default; ``None`` for no limit), the per-resource details that do not fit are left out and a
+    line says so; the title, errors, warnings, the summary table and the footer always stay.
+    """
     out: list[str] = []
     summary = summary_line(plan)
     refusal = cannot_apply_line(plan)
@@ -142,6 +158,7 @@ def render_plan_markdown(plan: Plan) -> str:
 
     changes = [c for c in plan.changes if c.action is not Action.NOOP]
     adopted = adopted_addresses(plan)
+    details: list[str] = []
     if changes:
         out += [
             "#### Changes",
@@ -155,29 +172,39 @@ def render_plan_markdown(plan: Plan) -> str:
                 label += " (adopt)"
             out.append(f"| {code(c.address)} | {code(label)} | {_table_detail(c)} |")
         out += ["", "#### Details", ""]
-        for c in changes:
-            phrase = html.escape(action_phrase(c, adopted=c.address in adopted))
-            summary_html = f"<code>{html.escape(c.address)}</code> {phrase}"
-            out += [
-                "<details>",
-                f"<summary>{summary_html}</summary>",
-                "",
-                *_diff_block(c),
-                "",
-                "</details>",
-                "",
-            ]
+        details = [_details(c, c.address in adopted) for c in changes]
 
+    tail: list[str] = []
     if plan.unmanaged:
-        out += ["#### Not managed by jelmore-infra (left alone)", ""]
-        out += [f"- {code(a)}" for a in plan.unmanaged]
-        out.append("")
-
+        tail += ["#### Not managed by jelmore-infra (left alone)", ""]
+        tail += [f"- {code(a)}" for a in plan.unmanaged]
+        tail.append("")
     identity = escape(server_description(plan.server))
     if plan.server.url:
         identity += f" at {code(plan.server.url)}"
-    out.append(f"<sub>Planned by jelmore-infra against {identity}.</sub>")
-    return "\n".join(out) + "\n"
+    tail.append(f"<sub>Planned by jelmore-infra against {identity}.</sub>")
+
+    head_text = "\n".join(out) + "\n"
+    tail_text = "\n".join(tail) + "\n"
+    full = head_text + "".join(details) + tail_text
+    if max_length is None or len(full) <= max_length:
+        return full
+    budget = max_length - len(head_text) - len(tail_text) - 200  # room for the omission note
+    kept: list[str] = []
+    for block in details:
+        if len(block) > budget:
+            break
+        kept.append(block)
+        budget -= len(block)
+    body = "".join(kept)
+    left_out = len(details) - len(kept)
+    if left_out:
+        body += (
+            f"_The details of {left_out} more resource{'s' if left_out != 1 else ''} are not "
+            "shown: the comment would be too long for GitHub. Run `jelmore-infra plan` for the "
+            "full plan._\n\n"
+        )
+    return head_text + body + tail_text
 
 
 __all__ = ["code", "escape", "render_plan_markdown"]

@@ -7,8 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from jelmore_infra.plan import Action, FieldChange
-from jelmore_infra.render.markdown import code, escape, render_plan_markdown
+from jelmore_infra.plan import Action, FieldChange, Plan
+from jelmore_infra.render.markdown import (
+    GITHUB_COMMENT_LIMIT,
+    code,
+    escape,
+    render_plan_markdown,
+)
 from tests.support.render_plans import (
     CASES,
     check_golden,
@@ -187,3 +192,31 @@ def test_replace_caused_by_the_stream_lists_the_reason_but_no_changed_field() ->
         "forces replacement: stream JELMORE\\_DLQ is replaced |"
     ) in md
     assert re.search(r"^      # forces replacement: stream JELMORE_DLQ is replaced$", md, re.M)
+
+
+def _many_creates(n: int) -> Plan:
+    base = plan_create().changes[0]
+    changes = tuple(
+        stream_change(f"S{i:03d}", Action.CREATE, None, {**(base.after or {}), "name": f"S{i:03d}"})
+        for i in range(n)
+    )
+    return replace(plan_create(), changes=changes)
+
+
+def test_a_comment_too_long_for_github_leaves_out_details_but_keeps_the_table() -> None:
+    plan = _many_creates(300)
+    md = render_plan_markdown(plan)
+    assert len(md) <= GITHUB_COMMENT_LIMIT
+    shown = md.count("<details>")
+    assert 0 < shown < 300
+    assert f"_The details of {300 - shown} more resources are not shown" in md
+    assert all(f"| `stream.S{i:03d}` | `+ create` |" in md for i in range(300))
+    assert md.rstrip().endswith("</sub>")
+    full = render_plan_markdown(plan, max_length=None)
+    assert full.count("<details>") == 300
+    assert "are not shown" not in full
+
+
+def test_a_comment_within_the_limit_is_not_cut() -> None:
+    md = render_plan_markdown(plan_mixed(), max_length=len(render_plan_markdown(plan_mixed())))
+    assert md == render_plan_markdown(plan_mixed(), max_length=None)
