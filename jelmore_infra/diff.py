@@ -259,7 +259,15 @@ class _Builder:
         return names
 
     def _consumer_keys(self) -> set[tuple[str, str]]:
-        keys = set(self.desired.consumers) | set(self.live.consumers)
+        # Ephemeral consumers (no durable_name) and the server's own sourcing consumers (2.14+)
+        # come and go by themselves: they are never planned, listed or fingerprinted.
+        live_keys = {
+            key
+            for key, c in self.live.consumers.items()
+            if key in self.desired.consumers
+            or (c.config.get("durable_name") and not c.config.get("sourcing"))
+        }
+        keys = set(self.desired.consumers) | live_keys
         for address in self.live.unavailable:
             parts = address.split(".")
             if len(parts) == 3 and parts[0] == "consumer":
