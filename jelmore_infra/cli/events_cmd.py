@@ -46,7 +46,12 @@ def _run(settings: ConnectionSettings, prefix: str | None, main: Callable[[], Aw
     """Configure the runtime, run ``main`` in a fresh event loop, always close the connection."""
     from jelmore_infra import runtime
 
-    runtime.configure(connection=settings, prefix=prefix, client_id="jelmore-infra-cli")
+    runtime.configure(
+        connection=settings,
+        prefix=prefix,
+        client_id="jelmore-infra-cli",
+        connect_timeout=settings.timeout,
+    )
 
     async def wrapper() -> T:
         try:

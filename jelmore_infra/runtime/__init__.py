@@ -41,12 +41,21 @@ def configure(
     client_id: str | None = None,
     *,
     connection: ConnectionSettings | None = None,
+    connect_timeout: float | None = None,
 ) -> RuntimeSettings:
     """Set where the shared connection goes (explicit values win over ``NATS_*`` variables).
 
-    Call before the first use, or after ``await close()`` to switch servers.
+    ``connection`` carries authentication/TLS (as built by the CLI); ``connect_timeout`` is how
+    long the first connection may take before ``ConnectionFailed`` (default 10 s). Call before the
+    first use, or after ``await close()`` to switch servers.
     """
-    settings = from_env(url=url, prefix=prefix, client_id=client_id, connection=connection)
+    settings = from_env(
+        url=url,
+        prefix=prefix,
+        client_id=client_id,
+        connection=connection,
+        connect_timeout=connect_timeout,
+    )
     _bus.configure(settings)
     return settings
 

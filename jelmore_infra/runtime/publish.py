@@ -98,7 +98,9 @@ async def publish_event(
 
     Returns ``True`` when stored (or already stored: same message id within the duplicate window),
     ``False`` when no acknowledgement came after ``attempts`` tries (each ``timeout`` seconds).
-    Raises ``EventError`` for an unknown event type, an unserialisable payload or a bad header.
+    Raises ``EventError`` for an unknown event type, an unserialisable payload or a bad header,
+    and ``ConnectionFailed`` when the first connection to the server cannot be made (later
+    disconnections are retried).
     """
     bus = get_bus()
     event = build_event(

@@ -62,6 +62,7 @@ def from_env(
     prefix: str | None = None,
     client_id: str | None = None,
     connection: ConnectionSettings | None = None,
+    connect_timeout: float | None = None,
 ) -> RuntimeSettings:
     """Build settings: explicit values win over ``NATS_*`` environment variables and defaults."""
     environ = os.environ if env is None else env
@@ -75,4 +76,9 @@ def from_env(
             " separated by dots)"
         )
     chosen_id = client_id or environ.get("NATS_CLIENT_ID") or DEFAULT_CLIENT_ID
-    return RuntimeSettings(connection=conn, prefix=chosen_prefix, client_id=chosen_id)
+    result = RuntimeSettings(connection=conn, prefix=chosen_prefix, client_id=chosen_id)
+    if connect_timeout is not None:
+        if connect_timeout <= 0:
+            raise SettingsError(f"connect_timeout must be positive, got {connect_timeout}")
+        result = replace(result, connect_timeout=connect_timeout)
+    return result
