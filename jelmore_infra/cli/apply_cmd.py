@@ -20,7 +20,7 @@ from jelmore_infra.errors import ApplyError, JelmoreError, LockError, StalePlanE
 if TYPE_CHECKING:
     from jelmore_infra.apply import ApplyResult
     from jelmore_infra.live.jsapi import JetStreamAPI
-    from jelmore_infra.plan import Plan, ResourceChange
+    from jelmore_infra.plan import ResourceChange
 
 PROMPT = "Do you want to perform these actions? Only 'yes' will be accepted"
 
@@ -118,6 +118,11 @@ def apply(
         lock = ApplyLock(api) if use_lock else None
         if lock is not None:
             await lock.acquire(timeout=wait)
+            if lock.took_over_from:
+                click.echo(
+                    f"Warning: took over the apply lock of a crashed apply: {lock.took_over_from}",
+                    err=True,
+                )
         try:
             if saved is not None:
                 plan = saved
@@ -138,7 +143,9 @@ def apply(
                     "nothing was changed"
                 )
             if not plan.has_changes:
-                click.echo("Apply complete! Resources: 0 added, 0 changed, 0 replaced, 0 destroyed.")
+                click.echo(
+                    "Apply complete! Resources: 0 added, 0 changed, 0 replaced, 0 destroyed."
+                )
                 return 0
             interactive = False
             if saved is None and not auto_approve:
@@ -148,7 +155,10 @@ def apply(
                         "(nothing was changed)"
                     )
                 answer = click.prompt(
-                    f"\n{PROMPT}", default="", show_default=False, prompt_suffix="\n  Enter a value: "
+                    f"\n{PROMPT}",
+                    default="",
+                    show_default=False,
+                    prompt_suffix="\n  Enter a value: ",
                 )
                 if answer.strip() != "yes":
                     raise ApplyError("Apply cancelled: nothing was changed.")
@@ -213,7 +223,9 @@ def _report(ctx: click.Context, result: ApplyResult) -> int:
         )
         lines.append(f"  done: {', '.join(done) if done else 'nothing'}")
         lines.append(f"  not attempted: {', '.join(skipped) if skipped else 'nothing'}")
-        lines.append("  Re-run apply once the cause is fixed; it continues from the server's state.")
+        lines.append(
+            "  Re-run apply once the cause is fixed; it continues from the server's state."
+        )
     for problem in result.convergence_errors:
         lines.append(problem)
     click.echo("\n".join(["", *lines]), err=True)

@@ -140,6 +140,19 @@ async def current_holder(api: JetStreamAPI) -> Holder | None:
         return Holder("?", 0, "?", "?", int(message.get("seq", 0)))
 
 
+def _crashed(holder: Holder) -> bool:
+    """True when the holder ran on this host and its process no longer exists."""
+    if holder.host != socket.gethostname() or holder.pid <= 0 or holder.pid == os.getpid():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 async def _purge(api: JetStreamAPI) -> None:
     await api.request(f"STREAM.PURGE.{LOCK_STREAM}", {"filter": _SUBJECT})
 
@@ -154,8 +167,10 @@ class ApplyLock:
         self.me = _me()
         self.seq: int | None = None
         self._renewer: asyncio.Task[None] | None = None
+        #: Set when the lease of a crashed apply on this machine was taken over.
+        self.took_over_from: str | None = None
 
-    async def acquire(self, timeout: float = 0.0) -> None:
+    async def acquire(self, timeout: float = 0.0) -> None:  # noqa: ASYNC109
         """Take the lease, waiting up to ``timeout`` seconds; LockError names the holder."""
         await _ensure_bucket(self.api, self.ttl)
         deadline = time.monotonic() + timeout
@@ -165,8 +180,13 @@ class ApplyLock:
                 self.seq = seq
                 self._renewer = asyncio.create_task(self._renew())
                 return
+            holder = await current_holder(self.api)
+            if holder is not None and _crashed(holder):
+                # The holder ran on this machine and its process is gone: its lease is stale.
+                await _purge(self.api)
+                self.took_over_from = holder.describe()
+                continue
             if time.monotonic() >= deadline:
-                holder = await current_holder(self.api)
                 who = holder.describe() if holder else "another apply"
                 waited = f" after waiting {timeout:g}s" if timeout else ""
                 raise LockError(
@@ -182,7 +202,7 @@ class ApplyLock:
                 return
             try:
                 new = await _put(self.api, self.me, self.seq)
-            except Exception:  # noqa: BLE001 - renewal is best effort; the TTL is the backstop
+            except Exception:
                 continue
             if new is None:  # someone force-unlocked us
                 self.seq = None

@@ -157,11 +157,11 @@ def test_saved_plan_for_another_server_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda t: t.replace('"kind": "jelmore-infra-plan"', '"kind": "x"'), "not a jelmore-infra"),
+        (lambda t: t.replace('"tool": "jelmore-infra"', '"tool": "x"'), "not a jelmore-infra"),
         (lambda t: t.replace("604800000000000", "604800000000001", 1), "modified"),
-        (lambda t: t[: len(t) // 2], "not a jelmore-infra plan"),
+        (lambda t: t[: len(t) // 2], "not valid JSON"),
     ],
-    ids=["wrong-kind", "hand-edited", "truncated"],
+    ids=["foreign", "hand-edited", "truncated"],
 )
 def test_corrupt_or_hand_edited_plan_file_is_a_clear_error(
     nats_server: NatsServer, tmp_path: Path, edit: object, message: str
@@ -181,8 +181,17 @@ def test_plan_file_holds_no_secrets(tmp_path: Path) -> None:
     with NatsServer(config='authorization { user: alice, password: "s3cr3t-pw" }') as server:
         planfile = tmp_path / "plan.json"
         proc = run_cli(
-            "plan", "-s", server.url, "--user", "alice", "--password", "s3cr3t-pw",
-            "--topology", str(topo), "-out", str(planfile),
+            "plan",
+            "-s",
+            server.url,
+            "--user",
+            "alice",
+            "--password",
+            "s3cr3t-pw",
+            "--topology",
+            str(topo),
+            "-out",
+            str(planfile),
         )
         assert proc.returncode == 0, proc.stderr
         assert "s3cr3t-pw" not in planfile.read_text()
@@ -274,9 +283,23 @@ def test_apply_survives_the_server_going_away_and_a_rerun_converges(tmp_path: Pa
     (topo / "many.yaml").write_text("\n".join(lines) + "\n")
     with NatsServer() as server:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jelmore_infra", "apply", "-s", server.url, "--topology",
-             str(topo), "--auto-approve", "--timeout", "2"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "jelmore_infra",
+                "apply",
+                "-s",
+                server.url,
+                "--topology",
+                str(topo),
+                "--auto-approve",
+                "--timeout",
+                "2",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
             env={**os.environ, "NO_COLOR": "1"},
         )
         assert proc.stderr is not None
@@ -287,7 +310,7 @@ def test_apply_survives_the_server_going_away_and_a_rerun_converges(tmp_path: Pa
             if seen >= 10:
                 break
         server.kill()
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
         assert proc.returncode == 1
         assert "Traceback" not in err
         assert "apply stopped" in err or "Error:" in err

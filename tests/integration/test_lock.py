@@ -143,12 +143,22 @@ def test_two_racing_applies_exactly_one_proceeds_and_the_topology_ends_correct(
     for i in range(200):
         extra += [f"  RACE{i:03d}:", f"    subjects: [race{i:03d}.>]", "    storage: memory"]
     (topo / "race.yaml").write_text("\n".join(extra) + "\n")
-    cmd = [sys.executable, "-m", "jelmore_infra", "apply", "-s", nats_server.url,
-           "--topology", str(topo), "--auto-approve"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jelmore_infra",
+        "apply",
+        "-s",
+        nats_server.url,
+        "--topology",
+        str(topo),
+        "--auto-approve",
+    ]
     env = {**os.environ, "NO_COLOR": "1"}
     procs = [
-        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=REPO, env=env)
+        subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env
+        )
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
@@ -161,3 +171,44 @@ def test_two_racing_applies_exactly_one_proceeds_and_the_topology_ends_correct(
     assert "Apply complete!" in winner[1]
     check = run_cli("plan", "-s", nats_server.url, "--topology", str(topo), "--detailed-exitcode")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+async def test_lease_of_a_dead_process_on_this_host_is_taken_over(nats_server: NatsServer) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    api = await _api(nats_server.url)
+    try:
+        ghost = ApplyLock(api)
+        ghost.me = {**ghost.me, "pid": dead_pid}
+        await ghost.acquire()
+        assert ghost._renewer is not None
+        ghost._renewer.cancel()
+        ghost.seq = None
+        taker = ApplyLock(api)
+        await taker.acquire()
+        assert taker.took_over_from is not None
+        assert f"pid {dead_pid}" in taker.took_over_from
+        await taker.release()
+    finally:
+        await api.close()
+
+
+async def test_lease_of_a_live_process_is_never_taken_over(nats_server: NatsServer) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    api = await _api(nats_server.url)
+    try:
+        other = ApplyLock(api)
+        other.me = {**other.me, "pid": sleeper.pid}
+        await other.acquire()
+        with pytest.raises(LockError, match=f"pid {sleeper.pid}"):
+            await ApplyLock(api).acquire()
+        await other.release()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        await api.close()
