@@ -55,9 +55,11 @@ async def send(
     *,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
     attempts: int = DEFAULT_ATTEMPTS,
+    count: bool = True,
 ) -> PublishResult:
     """Publish ``event`` until the stream acknowledges it or ``attempts`` are used up. Retries
-    reuse the event's ``Nats-Msg-Id``; a duplicate ack counts as success."""
+    reuse the event's ``Nats-Msg-Id``; a duplicate ack counts as success. ``count=False`` keeps
+    the runtime's own publishes (dead letters) out of the publish metrics."""
     started = time.monotonic()
     wait = RETRY_WAIT
     last = ""
@@ -70,14 +72,17 @@ async def send(
             last = str(exc)
             if not _retryable(exc) or attempt >= attempts:
                 break
-            METRICS.publish_retries += 1
+            if count:
+                METRICS.publish_retries += 1
             await asyncio.sleep(wait)
             wait = min(wait * 2, MAX_RETRY_WAIT)
             continue
         latency = time.monotonic() - started
-        METRICS.record_publish(latency, duplicate=ack.duplicate)
+        if count:
+            METRICS.record_publish(latency, duplicate=ack.duplicate)
         return PublishResult(event.message_id, True, ack.seq, ack.duplicate, latency, attempt)
-    METRICS.publish_errors += 1
+    if count:
+        METRICS.publish_errors += 1
     log.warning("event %s to %s not published: %s", event.message_id, event.subject, last)
     return PublishResult(
         event.message_id, False, latency=time.monotonic() - started, attempts=attempts, error=last

@@ -82,7 +82,7 @@ async def dead_letter(
     if policy.dead_letter_stream:
         out_headers[HDR_EXPECTED_STREAM] = policy.dead_letter_stream
     event = OutgoingEvent(record.subject, record.data, out_headers, record.message_id, "", "")
-    result = await send(bus, event, timeout=2.0, attempts=3)
+    result = await send(bus, event, timeout=2.0, attempts=3, count=False)
     if not result.ok:
         METRICS.dead_letter_errors += 1
         return False

@@ -198,3 +198,34 @@ def test_dlq_route_runs_the_router_for_a_while(url: str) -> None:
     code, out = run("dlq", "route", "-s", url, "--duration", "0.5")
     assert code == 0, out
     assert out.strip().endswith("event(s) routed to the dead-letter queue")
+
+
+@pytest.mark.slow
+def test_the_demo_runs_the_groups_and_dead_letters_the_broken_event(url: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "jelmore_infra.runtime.demo", url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "-- dead-lettered: session.git_activity" in proc.stdout
+    assert "attempts=3 reason='RuntimeError: simulated failure" in proc.stdout
+    assert "handled per group: session_handlers 10, file_watchers 2, git_monitors 1" in proc.stdout
+    assert '"dead_lettered": 1' in proc.stdout
+
+
+def test_the_demo_without_a_topology_is_one_clear_error() -> None:
+    with NatsServer() as bare:
+        proc = subprocess.run(
+            [sys.executable, "-m", "jelmore_infra.runtime.demo", bare.url],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"Error: no event stream captures jelmore.session.> on {bare.url}: run `jelmore-infra apply`"
+    )
