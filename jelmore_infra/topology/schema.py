@@ -90,18 +90,18 @@ CONSUMER_DOCS: dict[str, str] = {
     "filter_subjects": "Deliver only these subjects (within the stream's subjects, not "
     "overlapping each other).",
     "replay_policy": "instant, or original (at the rate messages were stored). Default: instant.",
-    "rate_limit_bps": "Push consumers only: consumer groups are pull consumers.",
+    "rate_limit_bps": "Push consumers only (a group with deliver_subject is a push consumer).",
     "sample_freq": "Percentage of acknowledgements sampled for metrics, e.g. '50%'.",
     "max_waiting": "How many pull requests may wait. Default: 512.",
     "max_ack_pending": "How many messages may be unacknowledged at once. Default: 1000.",
-    "flow_control": "Push consumers only: consumer groups are pull consumers.",
+    "flow_control": "Push consumers only (a group with deliver_subject is a push consumer).",
     "headers_only": "Deliver only headers, not payloads.",
     "max_batch": "The largest batch one pull request may ask for.",
     "max_expires": "The longest time a pull request may wait.",
     "max_bytes": "The most bytes one pull request may ask for.",
-    "deliver_subject": "Push consumers only: consumer groups are pull consumers.",
-    "deliver_group": "Push consumers only: consumer groups are pull consumers.",
-    "idle_heartbeat": "Push consumers only: consumer groups are pull consumers.",
+    "deliver_subject": "Push consumers only (a group with deliver_subject is a push consumer).",
+    "deliver_group": "Push consumers only (a group with deliver_subject is a push consumer).",
+    "idle_heartbeat": "Push consumers only (a group with deliver_subject is a push consumer).",
     "inactive_threshold": "Delete the consumer after it has been inactive this long.",
     "num_replicas": "Copies of the consumer state (0: as many as the stream).",
     "mem_storage": "Keep the consumer state in memory.",
@@ -376,21 +376,21 @@ def _group_schema() -> dict[str, Any]:
     for f in F.CONSUMER_FIELDS:
         if f.name in ("name", "durable_name"):
             continue
-        if f.name in F.PUSH_ONLY_FIELDS:
-            props[f.name] = {
-                "description": f"'{f.name}' is a push consumer setting: consumer groups are "
-                "pull consumers.",
-                "not": {},
-            }
-            continue
         props[f.name] = _field_property(f, CONSUMER_DOCS)
+    push_only = [n for n in F.PUSH_ONLY_FIELDS if n != "deliver_subject"]
     return {
-        "description": "A consumer group: a durable pull consumer shared by every worker of the "
-        "group. Its name is the durable name.",
+        "description": "A consumer group: a durable consumer shared by every worker of the group "
+        "(a pull consumer unless deliver_subject makes it a push consumer). Its name is the "
+        "durable name.",
         "type": "object",
         "additionalProperties": False,
         "required": ["stream"],
         "properties": props,
+        "if": {"required": ["deliver_subject"]},
+        "then": {
+            "properties": {n: {"not": {}} for n in (*F.PULL_ONLY_FIELDS, "jelmore")},
+        },
+        "else": {"properties": {n: {"not": {}} for n in push_only}},
     }
 
 

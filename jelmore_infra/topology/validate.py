@@ -466,9 +466,25 @@ def _convert_group(conv: _Converter, res: RawResource) -> GroupDraft:
                 entry.key_loc,
             )
             return True
-        if entry.key in F.PUSH_ONLY_FIELDS:
+        push = "deliver_subject" in node.entries
+        if not push and entry.key in F.PUSH_ONLY_FIELDS and entry.key != "deliver_subject":
             conv.error(
-                f"'{entry.key}' is a push consumer setting: consumer groups are pull consumers",
+                f"'{entry.key}' is a push consumer setting, but consumer group '{res.name}' is a "
+                "pull consumer (it has no deliver_subject)",
+                entry.key_loc,
+            )
+            return True
+        if push and entry.key in F.PULL_ONLY_FIELDS:
+            conv.error(
+                f"'{entry.key}' is a pull consumer setting, but consumer '{res.name}' is a push "
+                "consumer (it has a deliver_subject)",
+                entry.key_loc,
+            )
+            return True
+        if push and entry.key == "deliver_subject" and "jelmore" in node.entries:
+            conv.error(
+                f"consumer '{res.name}' has jelmore runtime settings, which need a pull consumer: "
+                "remove deliver_subject (the runtime's consumer groups are pull consumers)",
                 entry.key_loc,
             )
             return True

@@ -451,14 +451,40 @@ CASES = [
         "b.yaml:5:26",
     ),
     Case(
-        "push_only_setting_on_group",
+        "push_only_setting_on_pull_group",
+        with_streams("""\
+            consumer_groups:
+              g:
+                stream: JELMORE
+                idle_heartbeat: 5s
+            """),
+        "'idle_heartbeat' is a push consumer setting, but consumer group 'g' is a pull consumer",
+        "b.yaml:4:5",
+    ),
+    Case(
+        "pull_only_setting_on_push_consumer",
         with_streams("""\
             consumer_groups:
               g:
                 stream: JELMORE
                 deliver_subject: out.g
+                max_waiting: 10
             """),
-        "'deliver_subject' is a push consumer setting: consumer groups are pull consumers",
+        "'max_waiting' is a pull consumer setting, but consumer 'g' is a push consumer",
+        "b.yaml:5:5",
+    ),
+    Case(
+        "runtime_settings_on_push_consumer",
+        with_streams("""\
+            consumer_groups:
+              g:
+                stream: JELMORE
+                deliver_subject: out.g
+                ack_policy: explicit
+                jelmore:
+                  retry_delays: [1s]
+            """),
+        "jelmore runtime settings, which need a pull consumer",
         "b.yaml:4:5",
     ),
     Case(
@@ -769,11 +795,11 @@ def test_every_problem_is_reported_at_once() -> None:
         consumer_groups:
           g:
             stream: NOPE
-            deliver_subject: x
+            idle_heartbeat: 5s
         """)
     _, diags = parse_sources([("t.yaml", text)])
     messages = " | ".join(d.message for d in diags)
-    for part in ("max_mesages", "7x", "num_replicas", "NOPE", "deliver_subject"):
+    for part in ("max_mesages", "7x", "num_replicas", "NOPE", "idle_heartbeat"):
         assert part in messages
     assert [d.location for d in diags] == sorted(d.location for d in diags if d.location)
 

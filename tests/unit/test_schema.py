@@ -77,7 +77,7 @@ def test_schema_covers_every_field_with_a_description() -> None:
     _walk(F.STREAM_FIELDS, stream["properties"], "stream")
     _walk(F.CONSUMER_FIELDS, group["properties"], "consumer")
     for name in F.PUSH_ONLY_FIELDS:
-        assert "pull consumers" in group["properties"][name]["description"]
+        assert "push consumer" in group["properties"][name]["description"]
 
 
 def test_schema_documents_versions_units_and_update_rules() -> None:
@@ -118,7 +118,8 @@ REJECTED: list[object] = [
     {"streams": {"S": [1]}},
     {"streams": {"S": {"placement": {"bogus": 1}}}},
     {"consumer_groups": {"g": {"ack_policy": "explicit"}}},
-    {"consumer_groups": {"g": {"stream": "S", "deliver_subject": "x"}}},
+    {"consumer_groups": {"g": {"stream": "S", "idle_heartbeat": "5s"}}},
+    {"consumer_groups": {"g": {"stream": "S", "deliver_subject": "x", "max_waiting": 5}}},
     {"consumer_groups": {"g": {"stream": "S", "durable_name": "g"}}},
     {"consumer_groups": {"g": {"stream": "S", "jelmore": {"retry_delay": []}}}},
     {"consumer_groups": {"g": {"stream": "S", "jelmore": {"dead_letter": {"stream": "D"}}}}},

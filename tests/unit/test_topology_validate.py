@@ -295,7 +295,7 @@ INVALID = [
     ),
     (
         S + "consumer_groups:\n  g:\n    stream: S\n    idle_heartbeat: 5s\n",
-        "consumer groups are pull consumers",
+        "is a push consumer setting, but consumer group 'g' is a pull consumer",
     ),
     (
         S + "consumer_groups:\n  g:\n    stream: S\n    jelmore:\n      dead_letter: {stream: X}\n",
