@@ -112,6 +112,8 @@ def test_jelmore_topology_applies_from_empty_and_then_plans_no_changes(
     asyncio.run(_apply(url, first))
     again = asyncio.run(_plan(url, topology))
     assert _summary(again) == []
+    for name in topology.streams:  # leave the shared server to the kitchen-sink tests
+        asyncio.run(_raw(url, f"$JS.API.STREAM.DELETE.{name}"))
 
 
 def test_kitchen_sink_imports_and_plans_no_changes_then_each_drift_is_one_in_place_field(
@@ -141,9 +143,7 @@ def test_kitchen_sink_imports_and_plans_no_changes_then_each_drift_is_one_in_pla
             info = asyncio.run(_raw(url, f"$JS.API.CONSUMER.INFO.{parts[1]}.{parts[2]}"))
             config = {**info["config"], field: value}
             body = {"stream_name": parts[1], "config": config, "action": "update"}
-            reply = asyncio.run(
-                _raw(url, f"$JS.API.CONSUMER.CREATE.{parts[1]}.{parts[2]}", body)
-            )
+            reply = asyncio.run(_raw(url, f"$JS.API.CONSUMER.CREATE.{parts[1]}.{parts[2]}", body))
         assert "error" not in reply, (address, field, reply)
         plan = asyncio.run(_plan(url, topology))
         assert not plan.errors, (address, field, plan.errors)
@@ -193,8 +193,8 @@ def test_replace_forcing_edits_name_the_field_and_apply_converges(
     assert proc.returncode == 0, proc.stderr
     base = load_topology(out)
     for address, field, value in _replace_edits(version):
-        topology = _edit(base, address, field, value) if value is not None else _drop(
-            base, address, field
+        topology = (
+            _edit(base, address, field, value) if value is not None else _drop(base, address, field)
         )
         plan = asyncio.run(_plan(url, topology))
         assert not plan.errors, (address, field, plan.errors)
