@@ -4,6 +4,9 @@ create/update/delete helpers, consumer actions and pedantic mode on every suppor
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -356,19 +359,32 @@ async def test_pedantic_refuses_backoff_that_overrides_ack_wait_on_2_11_and_late
 
 async def test_a_timed_out_request_is_a_connection_failure_naming_the_subject() -> None:
     with NatsServer() as server:
+        assert server.proc is not None
+        pid = server.proc.pid
         api = await connect(server.url, timeout=0.5)
         try:
-            server.proc.send_signal(__import__("signal").SIGSTOP)  # type: ignore[union-attr]
+            os.kill(pid, signal.SIGSTOP)
             try:
+                _wait_until_stopped(pid)
                 with pytest.raises(ConnectionFailed) as exc:
                     await api.request("STREAM.INFO.X")
             finally:
-                server.proc.send_signal(__import__("signal").SIGCONT)  # type: ignore[union-attr]
+                os.kill(pid, signal.SIGCONT)
             assert one_line_failure(exc) == (
                 f"timed out after 0.5s waiting for $JS.API.STREAM.INFO.X on {server.url}"
             )
         finally:
             await api.close()
+
+
+def _wait_until_stopped(pid: int) -> None:
+    """Signals arrive asynchronously: wait until the kernel shows the process as stopped."""
+    stat = Path(f"/proc/{pid}/stat")
+    for _ in range(200):
+        if stat.read_text().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop")
 
 
 # -- paging --------------------------------------------------------------------------------------
