@@ -28,34 +28,10 @@ from jelmore_infra.localserver import (
     server_args,
 )
 from tests.support.natsserver import free_port
+from tests.support.processes import nats_server_pids, wait_until_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 GUARD = 30.0  # seconds: only a guard against hangs, never an assertion on speed
-
-
-def nats_server_pids(marker: str) -> list[int]:
-    """Live (non-zombie) nats-server processes whose command line contains ``marker``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        state = stat.rsplit(")", 1)[-1].split()[0]
-        if "nats-server" in cmdline and marker in cmdline and state != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-def wait_until_gone(marker: str, guard: float = GUARD) -> list[int]:
-    """Poll until no nats-server with ``marker`` runs (or the guard expires); the survivors."""
-    deadline = time.monotonic() + guard
-    while (left := nats_server_pids(marker)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
 
 
 def clean_env(**extra: str) -> dict[str, str]:
