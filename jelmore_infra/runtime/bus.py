@@ -128,6 +128,89 @@ def parse_headers(raw: bytes) -> dict[str, str]:
     return result
 
 
+class AckInbox:
+    """Pipelined JetStream publishes: one wildcard reply subscription, a future per publish, a
+    timer per future (no ``wait_for`` task per request), and server errors delivered to the future
+    (unlike nats-py's ``publish_async``, nats.py #985)."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self.prefix = nc.new_inbox()
+        self._pending: dict[str, tuple[asyncio.Future[PubAck], asyncio.TimerHandle, str]] = {}
+        self._counter = 0
+        self._sub: Any = None
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(f"{self.prefix}.*", cb=self._on_reply)
+
+    async def publish(
+        self, subject: str, data: bytes, headers: Mapping[str, str], wait: float
+    ) -> asyncio.Future[PubAck]:
+        loop = asyncio.get_running_loop()
+        self._counter += 1
+        token = str(self._counter)
+        fut: asyncio.Future[PubAck] = loop.create_future()
+        timer = loop.call_later(wait, self._expire, token)
+        self._pending[token] = (fut, timer, subject)
+        try:
+            await self.nc.publish(
+                subject, data, reply=f"{self.prefix}.{token}", headers=dict(headers) or None
+            )
+        except (nats.errors.Error, OSError) as exc:
+            self._pending.pop(token, None)
+            timer.cancel()
+            raise BusError(f"publish to {subject} failed: {exc!r}") from None
+        return fut
+
+    def _expire(self, token: str) -> None:
+        entry = self._pending.pop(token, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_exception(BusTimeout(f"no acknowledgement for {entry[2]}"))
+
+    async def _on_reply(self, msg: Msg) -> None:
+        token = msg.subject.rsplit(".", 1)[-1]
+        entry = self._pending.pop(token, None)
+        if entry is None:
+            return
+        fut, timer, subject = entry
+        timer.cancel()
+        if fut.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":
+            fut.set_exception(BusUnavailable(f"no stream answered for {subject}"))
+            return
+        try:
+            fut.set_result(parse_pub_ack(subject, msg.data))
+        except JelmoreError as exc:
+            fut.set_exception(exc)
+
+    def fail_all(self, reason: str) -> None:
+        for token in list(self._pending):
+            fut, timer, subject = self._pending.pop(token)
+            timer.cancel()
+            if not fut.done():
+                fut.set_exception(BusError(f"publish to {subject}: {reason}"))
+
+
+def parse_pub_ack(subject: str, data: bytes) -> PubAck:
+    """A PubAck (or a ``JetStreamAPIError`` for an error answer)."""
+    try:
+        answer = json.loads(data or b"{}")
+    except ValueError:
+        raise BusError(f"publish to {subject}: invalid acknowledgement") from None
+    err = answer.get("error") if isinstance(answer, dict) else None
+    if err:
+        raise JetStreamAPIError(
+            subject,
+            int(err.get("code", 0)),
+            int(err.get("err_code", 0)),
+            str(err.get("description", "publish failed")),
+        )
+    if not isinstance(answer, dict) or "seq" not in answer:
+        raise BusError(f"publish to {subject}: unexpected answer {answer!r}")
+    return PubAck(str(answer.get("stream", "")), int(answer["seq"]), bool(answer.get("duplicate")))
+
+
 class Bus:
     """A lazily opened, forever-reconnecting connection and the JetStream calls the runtime uses."""
 
@@ -139,6 +222,7 @@ class Bus:
         self._last_error = ""
         self._connected_once = False
         self._closing = False
+        self._inbox: AckInbox | None = None
 
     # -- connection -------------------------------------------------------------------------
 
@@ -223,6 +307,9 @@ class Bus:
 
     async def close(self) -> None:
         nc, self._nc = self._nc, None
+        if self._inbox is not None:
+            self._inbox.fail_all("connection closed")
+            self._inbox = None
         if nc is None or nc.is_closed:
             return
         self._closing = True
@@ -303,26 +390,31 @@ class Bus:
         *,
         timeout: float,  # noqa: ASYNC109
     ) -> PubAck:
-        """A JetStream publish (request/reply); raises ``BusTimeout``/``BusUnavailable`` (both
-        retryable with the same ``Nats-Msg-Id``) or ``JetStreamAPIError``."""
-        msg = await self.request(subject, data, headers=headers, timeout=timeout)
-        try:
-            answer = json.loads(msg.data or b"{}")
-        except ValueError:
-            raise BusError(f"publish to {subject}: invalid acknowledgement") from None
-        err = answer.get("error") if isinstance(answer, dict) else None
-        if err:
-            raise JetStreamAPIError(
-                subject,
-                int(err.get("code", 0)),
-                int(err.get("err_code", 0)),
-                str(err.get("description", "publish failed")),
-            )
-        if not isinstance(answer, dict) or "seq" not in answer:
-            raise BusError(f"publish to {subject}: unexpected answer {answer!r}")
-        return PubAck(
-            str(answer.get("stream", "")), int(answer["seq"]), bool(answer.get("duplicate"))
-        )
+        """A JetStream publish, waiting for its PubAck; raises ``BusTimeout``/``BusUnavailable``
+        (both retryable with the same ``Nats-Msg-Id``) or ``JetStreamAPIError``."""
+        fut = await self.publish_start(subject, data, headers, timeout=timeout)
+        return await fut
+
+    async def publish_start(
+        self,
+        subject: str,
+        data: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout: float,  # noqa: ASYNC109
+    ) -> asyncio.Future[PubAck]:
+        """Send a JetStream publish; the returned future resolves to its PubAck or an error
+        (after ``timeout`` seconds at the latest)."""
+        nc = await self.connect()
+        inbox = self._inbox
+        if inbox is None or inbox.nc is not nc:
+            inbox = AckInbox(nc)
+            try:
+                await inbox.start()
+            except (nats.errors.Error, OSError) as exc:
+                raise BusError(f"cannot subscribe for acknowledgements: {exc!r}") from None
+            self._inbox = inbox
+        return await inbox.publish(subject, data, headers, timeout)
 
     async def core_publish(self, subject: str, data: bytes, *, reply: str = "") -> None:
         nc = await self.connect()

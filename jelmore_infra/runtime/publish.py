@@ -145,6 +145,8 @@ class Publisher:
     latencies: list[float] = field(default_factory=list)
     _slots: asyncio.Semaphore | None = None
     _tasks: set[asyncio.Task[PublishResult]] = field(default_factory=set)
+    _in_flight: int = 0
+    _idle: asyncio.Event | None = None
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -181,45 +183,85 @@ class Publisher:
         return event.message_id
 
     async def send(self, event: OutgoingEvent) -> None:
-        """Queue an already built event."""
+        """Queue an already built event. The first attempt is sent here and completed by a
+        callback (no task per event); only a failed attempt spawns a retrying task."""
         bus = self.bus or get_bus()
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.window)
         await self._slots.acquire()
-        task = asyncio.create_task(send(bus, event, timeout=self.timeout, attempts=self.attempts))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
+        self._in_flight += 1
+        started = time.monotonic()
+        try:
+            fut = await bus.publish_start(
+                event.subject, event.data, event.headers, timeout=self.timeout
+            )
+        except (BusError, JetStreamAPIError):
+            self._retry(bus, event, started)
+            return
+        except BaseException:
+            self._finish(None)
+            raise
+        fut.add_done_callback(lambda f: self._acked(bus, event, started, f))
 
-    def _done(self, task: asyncio.Task[PublishResult]) -> None:
+    def _acked(
+        self, bus: Bus, event: OutgoingEvent, started: float, fut: asyncio.Future[PubAck]
+    ) -> None:
+        if fut.cancelled():
+            self._finish(PublishResult(event.message_id, False, error="cancelled"))
+            return
+        exc = fut.exception()
+        if exc is None:
+            ack = fut.result()
+            latency = time.monotonic() - started
+            METRICS.record_publish(latency, duplicate=ack.duplicate)
+            self._finish(PublishResult(event.message_id, True, ack.seq, ack.duplicate, latency))
+            return
+        if isinstance(exc, BusError | JetStreamAPIError) and _retryable(exc) and self.attempts > 1:
+            self._retry(bus, event, started)
+            return
+        METRICS.publish_errors += 1
+        self._finish(PublishResult(event.message_id, False, error=str(exc)))
+
+    def _retry(self, bus: Bus, event: OutgoingEvent, started: float) -> None:
+        METRICS.publish_retries += 1
+        task = asyncio.create_task(
+            send(bus, event, timeout=self.timeout, attempts=max(1, self.attempts - 1))
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._retried)
+
+    def _retried(self, task: asyncio.Task[PublishResult]) -> None:
         self._tasks.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            self._finish(None)
+        else:
+            self._finish(task.result())
+
+    def _finish(self, result: PublishResult | None) -> None:
+        self._in_flight -= 1
         if self._slots is not None:
             self._slots.release()
-        if task.cancelled():
+        if result is None or not result.ok:
             self.failed += 1
-            return
-        exc = task.exception()
-        if exc is not None:
-            self.failed += 1
-            return
-        result = task.result()
-        if result.ok:
+        else:
             self.ok += 1
             self.latencies.append(result.latency)
             if result.duplicate:
                 self.duplicates += 1
-        else:
-            self.failed += 1
-        if self.keep_results:
+        if result is not None and self.keep_results:
             self.results.append(result)
+        if self._in_flight == 0 and self._idle is not None:
+            self._idle.set()
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        return self._in_flight
 
     async def wait(self) -> None:
         """Wait until every queued publish has finished (acknowledged or failed)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._in_flight > 0:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
 
     def summary(self) -> dict[str, Any]:
         from jelmore_infra.runtime.metrics import summarise
