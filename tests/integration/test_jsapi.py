@@ -4,6 +4,7 @@ create/update/delete helpers, consumer actions and pedantic mode on every suppor
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -91,6 +92,20 @@ async def test_connect_to_a_silent_port_times_out_with_the_wait_in_the_message()
     with silent_listener() as url, pytest.raises(ConnectionFailed) as exc:
         await connect(url, timeout=0.5)
     assert one_line_failure(exc) == f"timed out after 0.5s waiting for {url} to answer"
+
+
+async def test_connect_tries_every_url_of_a_list(versioned_server: NatsServer) -> None:
+    dead = f"nats://127.0.0.1:{free_port()}"
+    async with await connect(f"{dead}, {versioned_server.url}") as api:
+        assert api.identity.url == f"{dead},{versioned_server.url}"
+        assert api.identity.server_name == f"jelmore-test-{versioned_server.port}"
+
+
+async def test_connect_failures_log_no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ConnectionFailed):
+        await connect(f"nats://127.0.0.1:{free_port()}")
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING] == []
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,14 @@ import pytest
 
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.live.read import CONSUMER_STATE_KEYS, read_live, read_live_sync
-from jelmore_infra.model import LOCK_STREAM, MANAGED_BY_KEY, consumer_address, stream_address
-from tests.support.jsapi_helpers import connect, create_jelmore_layout
+from jelmore_infra.model import (
+    LOCK_STREAM,
+    MANAGED_BY_KEY,
+    consumer_address,
+    parse_version,
+    stream_address,
+)
+from tests.support.jsapi_helpers import SECOND, connect, create_jelmore_layout
 from tests.support.natsserver import SUPPORTED_VERSIONS, NatsCluster, NatsServer, binary_for
 
 LAYOUT_CONSUMERS = {
@@ -75,8 +81,11 @@ async def test_read_live_returns_the_layout_with_the_configs_the_server_sent(
             assert consumer.state["created"] == info["created"]
         server_keys = {
             key
-            for item in (*live.streams.values(), *live.consumers.values())
-            for key in item.config.get("metadata", {})
+            for config in (
+                *(s.config for s in live.streams.values()),
+                *(c.config for c in live.consumers.values()),
+            )
+            for key in config.get("metadata", {})
             if key.startswith("_nats.")
         }
         if api.version >= (2, 11, 0):
@@ -241,3 +250,40 @@ def _meta_leader(node: NatsServer, *, not_: str | None = None) -> str:
             return str(leader)
         time.sleep(0.1)
     raise AssertionError("the cluster elected no meta leader")
+
+
+@pytest.mark.parametrize(
+    "version", [v for v in SUPPORTED_VERSIONS if parse_version(v) >= (2, 14, 0)]
+)
+async def test_read_live_leaves_out_durable_sourcing_consumers(version: str) -> None:
+    with NatsServer(binary=binary_for(version)) as server:
+        async with await connect(server.url) as api:
+            await api.create_stream({"name": "ORIGIN", "subjects": ["origin.>"]})
+            await api.create_consumer(
+                "ORIGIN",
+                {
+                    "durable_name": "feed",
+                    "deliver_subject": "feed.copy",
+                    "ack_policy": "flow_control",
+                    "flow_control": True,
+                    "idle_heartbeat": SECOND,
+                    "sourcing": True,
+                },
+            )
+            await api.create_consumer("ORIGIN", {"durable_name": "mine", "ack_policy": "explicit"})
+            await api.create_stream(
+                {
+                    "name": "COPY",
+                    "sources": [
+                        {
+                            "name": "ORIGIN",
+                            "consumer": {"name": "feed", "deliver_subject": "feed.copy"},
+                        }
+                    ],
+                }
+            )
+            listed = await api.list_consumers("ORIGIN")
+            assert {c["name"] for c in listed.items} == {"feed", "mine"}
+            live = await read_live(api)
+        assert set(live.consumers) == {("ORIGIN", "mine")}
+        assert live.unavailable == {}
