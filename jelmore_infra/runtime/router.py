@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,8 @@ from jelmore_infra.runtime.retry import GroupPolicy, policy_from_consumer_info
 log = logging.getLogger("jelmore_infra.runtime")
 
 HDR_EXPECTED_STREAM = "Nats-Expected-Stream"
+#: seconds a group's policy is cached by the router
+POLICY_TTL = 30.0
 MAX_DELIVER_TYPE = "io.nats.jetstream.advisory.v1.max_deliver"
 
 
@@ -113,7 +116,8 @@ class DeadLetterRouter:
         self._handle: PullHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._policies: dict[tuple[str, str], GroupPolicy] = {}
+        self._policies: dict[tuple[str, str], tuple[float, GroupPolicy]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def resolve(self) -> bool:
         """Find the advisory stream and bind to the router consumer; ``False`` when the topology
@@ -148,7 +152,8 @@ class DeadLetterRouter:
         if not await self.resolve():
             return False
         self._stopping = False
-        self._task = asyncio.create_task(self._loop(), name="jelmore-dlq-router")
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._route_loop(), name="jelmore-dlq-router")
         return True
 
     async def stop(self) -> None:
@@ -183,7 +188,7 @@ class DeadLetterRouter:
             await self._handle_one(msg)
         return len(msgs)
 
-    async def _loop(self) -> None:
+    async def _route_loop(self) -> None:
         assert self._handle is not None
         failures = 0
         while not self._stopping:
@@ -206,12 +211,16 @@ class DeadLetterRouter:
 
     async def _policy(self, stream: str, consumer: str) -> GroupPolicy | None:
         key = (stream, consumer)
-        if key not in self._policies:
-            info = await self.bus.consumer_info(stream, consumer)
-            if info is None:
-                return None
-            self._policies[key] = policy_from_consumer_info(info)
-        return self._policies[key]
+        cached = self._policies.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < POLICY_TTL:
+            return cached[1]
+        info = await self.bus.consumer_info(stream, consumer)
+        if info is None:
+            return None
+        policy = policy_from_consumer_info(info)
+        self._policies[key] = (now, policy)
+        return policy
 
     async def _handle_one(self, msg: Any) -> None:
         try:
@@ -276,6 +285,8 @@ _USERS = 0
 async def acquire_shared_router(bus: Bus) -> DeadLetterRouter | None:
     """Start (once per process) the router that consumer-group subscriptions share."""
     global _SHARED, _USERS
+    if _SHARED is not None and _SHARED._loop is not asyncio.get_running_loop():
+        _SHARED, _USERS = None, 0  # left over from an event loop that has ended
     if _SHARED is not None and _SHARED.bus is not bus:
         await _SHARED.stop()
         _SHARED, _USERS = None, 0

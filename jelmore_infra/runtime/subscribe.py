@@ -38,7 +38,14 @@ from jelmore_infra.runtime.discovery import TopologyMissing, group_policy, strea
 from jelmore_infra.runtime.dlq import HDR_TARGET_GROUP
 from jelmore_infra.runtime.envelope import EventError, decode_event
 from jelmore_infra.runtime.metrics import METRICS
-from jelmore_infra.runtime.retry import Action, GroupPolicy, PermanentError, decide, failure_reason
+from jelmore_infra.runtime.retry import (
+    Action,
+    GroupPolicy,
+    PermanentError,
+    decide,
+    failure_reason,
+    policy_from_consumer_info,
+)
 from jelmore_infra.runtime.router import (
     DeadLetterRouter,
     acquire_shared_router,
@@ -53,6 +60,8 @@ Handler = Callable[[dict[str, Any], Any], Awaitable[None]]
 NS = 1_000_000_000
 EPHEMERAL_INACTIVE = 15.0
 EPHEMERAL_ACK_WAIT = 30.0
+#: seconds between re-reads of a group's policy from the server
+POLICY_REFRESH = 30.0
 
 
 class SubscriptionError(JelmoreError):
@@ -99,6 +108,7 @@ class Subscription:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._router: DeadLetterRouter | None = None
+        self._policy_read = time.monotonic()
 
     @property
     def consumer_group(self) -> str | None:
@@ -156,10 +166,31 @@ class Subscription:
 
     # -- the fetch loop ---------------------------------------------------------------------
 
+    async def _refresh_policy(self) -> None:
+        """Re-read the group's policy (an apply may have changed delays or the DLQ target)."""
+        self._policy_read = time.monotonic()
+        if self.policy is None:
+            return
+        try:
+            info = await self.bus.consumer_info(self.stream, self.consumer)
+        except (JelmoreError, BusError):
+            return
+        if info is None:
+            log.error(
+                "consumer group %s no longer exists on stream %s: run `jelmore-infra apply`",
+                self.consumer,
+                self.stream,
+            )
+            return
+        self.policy = policy_from_consumer_info(info)
+        self.ack_wait = self.policy.ack_wait
+
     async def _run(self) -> None:
         assert self._handle is not None
         failures = 0
         while not self._stopping:
+            if time.monotonic() - self._policy_read > POLICY_REFRESH:
+                await self._refresh_policy()
             free = self.concurrency - len(self._active)
             if free <= 0:
                 self._slot_free.clear()

@@ -80,6 +80,34 @@ async def test_replay_stops_at_the_last_event_when_called_and_feeds_a_handler(ur
     assert [e["payload"]["i"] for e in seen] == [0, 1, 2, 3]
 
 
+async def test_replay_recovers_when_its_consumer_disappears_midway(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = uuid.uuid4().hex
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    for i in range(6):
+        await runtime.publish_event("session.file_modified", session, {"i": i})
+    seen: list[int] = []
+    deleted: list[str] = []
+
+    async def handler(event: dict[str, Any], msg: Any) -> None:
+        if event["session_id"] != session:
+            return
+        seen.append(event["payload"]["i"])
+        if len(seen) == 2 and not deleted:
+            deleted.append(msg.metadata.consumer)
+            await delete_async(url, "CONSUMER", "JELMORE", msg.metadata.consumer)
+
+    await asyncio.wait_for(
+        runtime.replay_events(["jelmore.session.file_modified"], start, handler=handler, batch=1),
+        60,
+    )
+    assert deleted and deleted[0].startswith("replay-")
+    assert "resuming after sequence" in caplog.text
+    assert seen == [0, 1, 2, 3, 4, 5]  # resumed after the last event seen: none lost, none twice
+    assert not [n for n in await consumer_names(url, "JELMORE") if n.startswith("replay-")]
+
+
 async def test_replay_with_a_naive_utc_start_time_works_like_the_seed_example(url: str) -> None:
     session = uuid.uuid4().hex
     await runtime.publish_event("session.completed", session, {})
