@@ -27,7 +27,7 @@ from jelmore_infra.localserver import (
     last_log_error,
     server_args,
 )
-from tests.support.natsserver import free_port
+from tests.support.natsserver import SUPPORTED_VERSIONS, binary_for, free_port
 from tests.support.processes import nats_server_pids, wait_until_gone
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -254,6 +254,29 @@ def test_server_keeps_jetstream_data_across_restarts(ports: tuple[int, int], sto
         assert (store / "jetstream").is_dir()
     finally:
         assert second.finish(signal.SIGTERM)[0] == 0
+    assert nats_server_pids(str(store)) == []
+
+
+@pytest.mark.matrix
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
+def test_server_runs_and_stops_cleanly_with_every_supported_version(
+    version: str, ports: tuple[int, int], store: Path
+) -> None:
+    try:
+        binary = binary_for(version)
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    port, http = ports
+    run = ServerRun(
+        "--port", str(port), "--http-port", str(http), "--store-dir", str(store),
+        "--binary", binary,
+    )  # fmt: skip
+    try:
+        out = run.wait_ready()
+        assert f"nats-server {version} is running with JetStream" in out
+    finally:
+        code, out, err = run.finish(signal.SIGTERM)
+    assert code == 0, (out, err)  # nats-server 2.10 exits 1 on SIGTERM: we must send SIGINT
     assert nats_server_pids(str(store)) == []
 
 
