@@ -32,7 +32,12 @@ from jelmore_infra.runtime.replay import replay_events
 from jelmore_infra.runtime.retry import PermanentError
 from jelmore_infra.runtime.router import DeadLetterRouter
 from jelmore_infra.runtime.settings import RuntimeSettings, from_env
-from jelmore_infra.runtime.subscribe import Subscription, SubscriptionError, subscribe_to_events
+from jelmore_infra.runtime.subscribe import (
+    HandlerTimeout,
+    Subscription,
+    SubscriptionError,
+    subscribe_to_events,
+)
 
 
 def configure(
@@ -66,9 +71,12 @@ def settings() -> RuntimeSettings:
 
 
 async def close() -> None:
-    """Stop the shared dead-letter router and close the shared connection (reopened on next use)."""
+    """Stop this process's subscriptions (gracefully) and the shared dead-letter router, then close
+    the shared connection (it reopens on next use)."""
     from jelmore_infra.runtime.router import release_all_routers
+    from jelmore_infra.runtime.subscribe import stop_all
 
+    await stop_all()
     await release_all_routers()
     bus = _bus.current_bus()
     if bus is not None:
@@ -79,6 +87,7 @@ __all__ = [
     "EVENT_TYPES",
     "DeadLetterRouter",
     "EventError",
+    "HandlerTimeout",
     "PermanentError",
     "PublishResult",
     "Publisher",

@@ -67,6 +67,7 @@ class Metrics:
     disconnects: int = 0
     publish_latency: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     handler_latency: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    delivery_delay: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     by_event_type: dict[str, int] = field(default_factory=dict)
 
     def record_publish(self, seconds: float, *, duplicate: bool = False) -> None:
@@ -80,6 +81,10 @@ class Metrics:
         if num_delivered > 1:
             self.redeliveries += 1
         self.by_event_type[event_type] = self.by_event_type.get(event_type, 0) + 1
+
+    def record_delivery_delay(self, seconds: float) -> None:
+        """Time from the event being stored to its handler starting (end-to-end latency)."""
+        self.delivery_delay.append(max(0.0, seconds))
 
     def record_handled(self, seconds: float, *, ok: bool) -> None:
         if ok:
@@ -113,6 +118,7 @@ class Metrics:
                 "returned_on_stop": self.nacked_on_stop,
                 "rate_per_second": round(self.consumed / elapsed, 3),
                 "handler_latency": summarise(list(self.handler_latency)),
+                "delivery_latency": summarise(list(self.delivery_delay)),
                 "by_event_type": dict(sorted(self.by_event_type.items())),
             },
             "connection": {"disconnects": self.disconnects, "reconnects": self.reconnects},

@@ -6,7 +6,9 @@ The group's policy (attempts, retry delays, dead-letter target, ack wait) is rea
 Per message:
 
 * the handler ``async def handler(event: dict, msg) -> None`` runs while a heartbeat task sends
-  ``in_progress()`` every ack_wait/3, so a still-working handler is never redelivered elsewhere;
+  ``in_progress()`` every ack_wait/3, so a still-working handler is never redelivered elsewhere
+  (up to ``handler_timeout``, after which it is cancelled and the attempt counts as failed);
+  ``event["retry_count"]`` says how many attempts came before this one;
 * success → ``ack`` (with ``auto_ack``; otherwise the handler acks itself);
 * failure with attempts left → ``nak(delay)`` with the group's next retry delay;
 * failure on the last attempt (or ``PermanentError``, or a body that is not a JSON event) → the
@@ -64,6 +66,10 @@ EPHEMERAL_ACK_WAIT = 30.0
 POLICY_REFRESH = 30.0
 
 
+class HandlerTimeout(Exception):
+    """A handler ran longer than ``handler_timeout``: it was cancelled and counts as a failure."""
+
+
 class SubscriptionError(JelmoreError):
     """The subjects or group given to ``subscribe_to_events`` do not fit the topology."""
 
@@ -86,6 +92,7 @@ class Subscription:
         drain_timeout: float,
         ephemeral: bool,
         ack_wait: float,
+        handler_timeout: float | None = None,
     ) -> None:
         self.bus = bus
         self.handler = handler
@@ -99,6 +106,7 @@ class Subscription:
         self.drain_timeout = drain_timeout
         self.ephemeral = ephemeral
         self.ack_wait = ack_wait
+        self.handler_timeout = handler_timeout
         self.handled = 0
         self.failed = 0
         self._handle: PullHandle | None = None
@@ -120,6 +128,7 @@ class Subscription:
 
     async def start(self, *, with_router: bool) -> None:
         self._handle = await self.bus.bind(self.stream, self.consumer)
+        _LIVE.add(self)
         if with_router:
             self._router = await acquire_shared_router(self.bus)
         self._loop_task = asyncio.create_task(self._run(), name=f"jelmore-sub-{self.consumer}")
@@ -156,6 +165,7 @@ class Subscription:
         if self._router is not None:
             self._router = None
             await release_shared_router()
+        _LIVE.discard(self)
         self._stopped.set()
 
     async def __aenter__(self) -> Subscription:
@@ -266,16 +276,27 @@ class Subscription:
         except EventError as err:
             exc = PermanentError(str(err))
         METRICS.record_consumed(str(event.get("event_type", "")), num_delivered)
+        with contextlib.suppress(Exception):
+            METRICS.record_delivery_delay(time.time() - meta.timestamp.timestamp())
+        if exc is None and num_delivered > 1:
+            # the seed's retry_count: attempts before this one (plus any a DLQ replay carried)
+            event["retry_count"] = int(event.get("retry_count") or 0) + num_delivered - 1
         started = time.monotonic()
         if exc is None:
             heartbeat = asyncio.create_task(self._heartbeat(msg))
             try:
-                await self.handler(event, msg)
+                async with asyncio.timeout(self.handler_timeout) as limit:
+                    await self.handler(event, msg)
             except asyncio.CancelledError:
                 heartbeat.cancel()
                 # stopped while running: hand the event back so another worker takes it now
                 await self._hand_back(msg)
                 raise
+            except TimeoutError as err:
+                if limit.expired():
+                    exc = HandlerTimeout(f"handler did not finish within {self.handler_timeout:g}s")
+                else:
+                    exc = err
             except Exception as err:  # any handler failure is a failed attempt
                 exc = err
             finally:
@@ -351,6 +372,18 @@ class Subscription:
             return
 
 
+_LIVE: set[Subscription] = set()
+
+
+async def stop_all() -> None:
+    """Stop every running subscription of this process (``close()`` calls it)."""
+    loop = asyncio.get_running_loop()
+    for sub in list(_LIVE):
+        if sub._loop_task is not None and sub._loop_task.get_loop() is loop:
+            await sub.stop()
+        _LIVE.discard(sub)
+
+
 def _ephemeral_config(
     name: str, filters: Sequence[str], deliver: str, ack_wait: float
 ) -> dict[str, Any]:
@@ -384,6 +417,7 @@ async def subscribe_to_events(
     drain_timeout: float = 10.0,
     deliver: str = "new",
     route_dead_letters: bool = True,
+    handler_timeout: float | None = 300.0,
 ) -> Subscription:
     """Start consuming and return the running ``Subscription``.
 
@@ -414,6 +448,7 @@ async def subscribe_to_events(
             drain_timeout=drain_timeout,
             ephemeral=False,
             ack_wait=policy.ack_wait,
+            handler_timeout=handler_timeout,
         )
         await sub.start(with_router=route_dead_letters)
         return sub
@@ -447,6 +482,7 @@ async def subscribe_to_events(
         drain_timeout=drain_timeout,
         ephemeral=True,
         ack_wait=EPHEMERAL_ACK_WAIT,
+        handler_timeout=handler_timeout,
     )
     sub._filters = tuple(wanted)
     try:

@@ -397,3 +397,45 @@ async def test_the_dead_letter_router_reports_when_the_safety_net_is_missing(
             await runtime.close()
     assert "dead-letter safety net not provisioned" in caplog.text
     assert ROUTER_FAILURE_REASON.startswith("worker did not acknowledge")
+
+
+async def test_a_handler_over_its_time_limit_is_cancelled_and_the_attempt_counts_as_failed(
+    url: str,
+) -> None:
+    group = unique("slow_handler")
+    await add_group_async(url, group, ["jelmore.session.output"], retry_delays="100ms")
+    session = uuid.uuid4().hex
+    attempts: list[tuple[int, int]] = []
+
+    async def handler(event: dict[str, Any], msg: Any) -> None:
+        if event["session_id"] == session:
+            attempts.append((msg.metadata.num_delivered, event["retry_count"]))
+            await asyncio.sleep(30)
+
+    sub = await runtime.subscribe_to_events(
+        None, handler, consumer_group=group, handler_timeout=0.3
+    )
+    try:
+        await runtime.publish_event("session.output", session, {"big": True})
+        await wait_until(lambda: dlq_records(url, group), limit=15)
+    finally:
+        await sub.stop()
+    assert attempts == [(1, 0), (2, 1), (3, 2)]  # retry_count: attempts before this one
+    [record] = await dlq_records(url, group)
+    assert record["failure_reason"] == "HandlerTimeout: handler did not finish within 0.3s"
+
+
+async def test_close_stops_running_subscriptions_and_removes_ephemeral_consumers(
+    url: str,
+) -> None:
+    async def handler(event: dict[str, Any], msg: Any) -> None:
+        pass
+
+    before = set(await consumer_names(url, "JELMORE"))
+    tail = await runtime.subscribe_to_events(["jelmore.session.status"], handler)
+    group = await runtime.subscribe_to_events(None, handler, consumer_group="system_monitors")
+    await runtime.close()
+    assert not tail.running and not group.running
+    await asyncio.wait_for(tail.wait(), 5)
+    await asyncio.wait_for(group.wait(), 5)
+    assert set(await consumer_names(url, "JELMORE")) == before

@@ -164,3 +164,35 @@ async def test_d_a_server_restart_while_publishing_loses_no_acknowledged_event_a
     assert set(acked) <= set(stored)  # no acknowledged event lost
     assert len(stored) == len(set(stored))  # nothing stored twice
     assert failed == []
+
+
+async def test_a_consumer_group_keeps_consuming_across_a_server_restart() -> None:
+    srv = NatsServer()
+    srv.start()
+    try:
+        await provision_async(srv.url)
+        runtime.configure(url=srv.url)
+        got: list[int] = []
+
+        async def handler(event: dict[str, object], msg: object) -> None:
+            got.append(int(event["payload"]))  # type: ignore[call-overload]
+
+        sub = await runtime.subscribe_to_events(None, handler, consumer_group="git_monitors")
+        for i in range(5):
+            assert await runtime.publish_event("session.git_activity", "s-r", i)
+        for _ in range(100):
+            if len(got) >= 5:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(srv.restart)
+        for i in range(5, 10):
+            assert await runtime.publish_event("session.git_activity", "s-r", i)
+        for _ in range(300):
+            if len(got) >= 10:
+                break
+            await asyncio.sleep(0.05)
+        await sub.stop()
+        await runtime.close()
+    finally:
+        srv.cleanup()
+    assert sorted(set(got)) == list(range(10))
