@@ -326,9 +326,12 @@ def _print_health(ctx: click.Context, status: dict[str, Any]) -> None:
             str(lag["redelivered"]),
             str(lag["waiting"]),
         )
-    console.print(table)
+    if status.get("consumer_lag"):
+        console.print(table)
     dlq = status.get("dlq_size")
-    console.print(f"dead-letter queue: {'missing' if dlq is None else dlq} event(s)")
+    console.print(
+        "dead-letter queue: unknown" if dlq is None else f"dead-letter queue: {dlq} event(s)"
+    )
 
 
 # -- load ----------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ Per message:
   ``in_progress()`` every ack_wait/3, so a still-working handler is never redelivered elsewhere
   (up to ``handler_timeout``, after which it is cancelled and the attempt counts as failed);
   ``event["retry_count"]`` says how many attempts came before this one;
-* success → ``ack`` (with ``auto_ack``; otherwise the handler acks itself);
+* success → ``ack`` (with ``auto_ack``; otherwise the handler acks, naks or terms itself, and an
+  event it leaves unacknowledged is redelivered after the group's ack_wait);
 * failure with attempts left → ``nak(delay)`` with the group's next retry delay;
 * failure on the last attempt (or ``PermanentError``, or a body that is not a JSON event) → the
   event is published to the DLQ (idempotently) and terminated with the reason; if the DLQ publish
