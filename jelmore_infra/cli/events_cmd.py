@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -49,7 +50,7 @@ def _run(settings: ConnectionSettings, prefix: str | None, main: Callable[[], Aw
     runtime.configure(
         connection=settings,
         prefix=prefix,
-        client_id="jelmore-infra-cli",
+        client_id=os.environ.get("NATS_CLIENT_ID") or "jelmore-infra-cli",
         connect_timeout=settings.timeout,
     )
 

@@ -195,7 +195,7 @@ class DeadLetterRouter:
             try:
                 msgs = await self._handle.fetch(self.batch, timeout=self.fetch_timeout)
                 failures = 0
-            except BusError as exc:
+            except Exception as exc:  # BusError, or an unexpected client error: keep routing
                 failures += 1
                 if failures == 1:
                     log.warning("dead-letter router: %s", exc)
@@ -204,7 +204,7 @@ class DeadLetterRouter:
             for msg in msgs:
                 try:
                     await self._handle_one(msg)
-                except (JelmoreError, BusError) as exc:
+                except Exception as exc:
                     log.warning("dead-letter router: advisory not routed yet: %s", exc)
                     with contextlib.suppress(Exception):
                         await msg.nak(delay=2.0)

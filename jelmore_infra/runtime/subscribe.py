@@ -224,6 +224,12 @@ class Subscription:
                     log.warning("%s: %s", self.consumer, exc)
                 await asyncio.sleep(min(0.2 * failures, 2.0))
                 continue
+            except Exception as exc:  # never let an unexpected client error end the loop
+                failures += 1
+                if failures == 1:
+                    log.error("%s: fetch failed: %s: %s", self.consumer, type(exc).__name__, exc)
+                await asyncio.sleep(min(0.5 * failures, 5.0))
+                continue
             for msg in msgs:
                 if self._stopping:
                     await self._hand_back(msg)
