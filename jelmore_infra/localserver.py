@@ -30,7 +30,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -241,16 +241,29 @@ def last_log_error(log_file: Path, offset: int = 0) -> str | None:
     return found or last
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM the child when we die, even by SIGKILL (best effort)."""
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes Linux SIGTERM the child when we die, even by SIGKILL.
+
+    None off Linux or when libc cannot be loaded (best effort). libc is loaded here, in the
+    parent, so the child only makes one system call between fork and exec.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
-    except Exception:  # never stop the server from starting for this
-        pass
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:  # pragma: no cover - runs in the child between fork and exec
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # we died before the request took effect
+            os._exit(1)
+
+    return hook
 
 
 class LocalServer:
@@ -318,8 +331,7 @@ class LocalServer:
                 f"cannot use store dir {opts.store_dir}: {exc.strerror or exc}"
             ) from None
         self._log_offset = self._log.tell()
-        linux = sys.platform.startswith("linux")
-        preexec = _die_with_parent if self.die_with_parent and linux else None
+        preexec = _die_with_parent_hook() if self.die_with_parent else None
         try:
             self.proc = subprocess.Popen(
                 self.args,
@@ -327,7 +339,7 @@ class LocalServer:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=preexec,  # only in single-threaded callers; see _die_with_parent
+                preexec_fn=preexec,  # only in single-threaded callers; see __init__
             )
         except OSError as exc:
             self._close_log()
