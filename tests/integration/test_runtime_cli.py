@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,31 +85,43 @@ def test_subscribe_with_a_missing_group_is_one_line_telling_to_apply(url: str) -
 
 def test_subscribe_specific_prints_the_events_published_meanwhile(url: str) -> None:
     session = uuid.uuid4().hex
-
-    def later() -> None:
-        time.sleep(1.0)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jelmore_infra",
+            "events",
+            "subscribe",
+            "specific",
+            "--subjects",
+            "jelmore.session.failed,jelmore.session.status",
+            "-s",
+            url,
+            "--duration",
+            "3",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert first.startswith("listening on jelmore.session.failed"), first
         run("publish", "-s", url, "-t", "session.failed", "--session-id", session)
         run("publish", "-s", url, "-t", "session.output", "--session-id", session)
-
-    thread = threading.Thread(target=later)
-    thread.start()
-    proc = jelmore(
-        "subscribe",
-        "specific",
-        "--subjects",
-        "jelmore.session.failed,jelmore.session.status",
-        "-s",
-        url,
-        "--duration",
-        "3",
-        "--json",
-    )
-    thread.join()
-    assert proc.returncode == 0, proc.stderr
-    events = [json.loads(line) for line in proc.stdout.splitlines()]
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
     mine = [e for e in events if e["session_id"] == session]
     assert [e["event_type"] for e in mine] == ["session.failed"]
-    assert "1 event(s) received" in proc.stderr
+    assert "1 event(s) received" in err
 
 
 def test_replay_lists_recent_events(url: str) -> None:

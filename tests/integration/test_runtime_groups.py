@@ -301,7 +301,7 @@ async def _ack_pending_is(url: str, group: str, value: int) -> bool:
 
 async def test_a_handler_still_working_is_not_redelivered_to_another_worker(url: str) -> None:
     group = unique("long_handler")
-    await add_group_async(url, group, ["jelmore.session.directory_changed"], ack_wait="600ms")
+    await add_group_async(url, group, ["jelmore.session.directory_changed"], ack_wait="1500ms")
     session = uuid.uuid4().hex
     calls: list[tuple[str, int]] = []
 
@@ -309,7 +309,7 @@ async def test_a_handler_still_working_is_not_redelivered_to_another_worker(url:
         async def handler(event: dict[str, Any], msg: Any) -> None:
             if event["session_id"] == session:
                 calls.append((name, msg.metadata.num_delivered))
-                await asyncio.sleep(2.5)  # four times the ack wait
+                await asyncio.sleep(3.5)  # more than twice the ack wait
 
         return handler
 
@@ -319,7 +319,7 @@ async def test_a_handler_still_working_is_not_redelivered_to_another_worker(url:
         await runtime.publish_event("session.directory_changed", session, {"path": "/x"})
         await wait_until(lambda: calls)
         await wait_until(lambda: _ack_pending_is(url, group, 0), limit=10)
-        await asyncio.sleep(0.8)  # past another ack wait: nothing more may arrive
+        await asyncio.sleep(1.6)  # past another ack wait: nothing more may arrive
     finally:
         await sub_a.stop()
         await sub_b.stop()
