@@ -11,6 +11,7 @@ check the plan sees it. Raw nats-py requests with JSON dicts, no client dataclas
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -38,6 +39,9 @@ from tests.support.natsserver import SUPPORTED_VERSIONS, NatsServer, binary_for
 pytestmark = pytest.mark.matrix
 
 S = 1_000_000_000
+#: Fresh stream names: a stream created right after one of the same name was deleted can, on a busy
+#: machine, still see the old store, so tests that recreate streams never reuse a name.
+_FRESH = itertools.count()
 MARK = {"jelmore.managed-by": "jelmore-infra"}
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -139,10 +143,19 @@ def version_of(server: NatsServer) -> tuple[int, int, int]:
     return parse_version(server.version)
 
 
+#: A stream reset() never deletes: when an account's last stream is deleted the server removes its
+#: streams directory in the background, and a stream created at that moment fails with "error
+#: creating store for stream" (seen on busy machines), so the account is never left empty.
+SENTINEL = "ZZ_SENTINEL"
+
+
 async def reset(nc: Client) -> None:
     names = (await api(nc, "$JS.API.STREAM.NAMES")).get("streams") or []
+    if SENTINEL not in names:
+        await api(nc, f"$JS.API.STREAM.CREATE.{SENTINEL}", {"name": SENTINEL, "subjects": ["zz"]})
     for name in names:
-        await api(nc, f"$JS.API.STREAM.DELETE.{name}")
+        if name != SENTINEL:
+            await api(nc, f"$JS.API.STREAM.DELETE.{name}")
 
 
 async def create_all(nc: Client, version: tuple[int, int, int], how: str = "wire") -> Topology:
@@ -360,45 +373,48 @@ async def test_update_or_replace_matches_what_the_server_accepts(
 ) -> None:
     """Every edit the plan calls an update is accepted in place; every replace is refused."""
     version = version_of(server)
-    base_stream = {"name": "EDIT", "subjects": ["edit.>"], "metadata": MARK}
     base_consumer = {"durable_name": "c", "ack_policy": "explicit", "metadata": MARK}
     mismatches: list[str] = []
 
-    async def fresh() -> LiveState:
+    async def fresh() -> tuple[str, dict[str, Any], LiveState]:
         await reset(nc)
-        await api(nc, "$JS.API.STREAM.CREATE.EDIT", base_stream)
+        name = f"EDIT{next(_FRESH)}"
+        stream = {"name": name, "subjects": ["edit.>"], "metadata": MARK}
+        await api(nc, f"$JS.API.STREAM.CREATE.{name}", stream)
         await api(
-            nc, "$JS.API.CONSUMER.CREATE.EDIT.c", {"stream_name": "EDIT", "config": base_consumer}
+            nc,
+            f"$JS.API.CONSUMER.CREATE.{name}.c",
+            {"stream_name": name, "config": base_consumer},
         )
         topo = Topology(
-            {"EDIT": StreamSpec("EDIT", base_stream)},
-            {("EDIT", "c"): ConsumerSpec("EDIT", "c", base_consumer)},
+            {name: StreamSpec(name, stream)},
+            {(name, "c"): ConsumerSpec(name, "c", base_consumer)},
         )
-        return await read_live(nc, server, topo)
+        return name, stream, await read_live(nc, server, topo)
 
     for edit, since in STREAM_EDITS:
         if version < since:
             continue
-        live = await fresh()
-        desired = Topology({"EDIT": StreamSpec("EDIT", {**base_stream, **edit})})
-        plan = build_plan(desired, live, targets=["stream.EDIT"], now=NOW)
-        (change,) = [c for c in plan.changes if c.address == "stream.EDIT"]
-        ok, err = await _accepted(nc, "$JS.API.STREAM.UPDATE.EDIT", change.after)
+        name, stream, live = await fresh()
+        desired = Topology({name: StreamSpec(name, {**stream, **edit})})
+        plan = build_plan(desired, live, targets=[f"stream.{name}"], now=NOW)
+        (change,) = [c for c in plan.changes if c.address == f"stream.{name}"]
+        ok, err = await _accepted(nc, f"$JS.API.STREAM.UPDATE.{name}", change.after)
         if ok != (change.action is Action.UPDATE) or plan.errors:
             mismatches.append(f"stream {edit}: planned {change.action.value}, server: {err}")
 
     for edit, since in CONSUMER_EDITS:
         if version < since:
             continue
-        live = await fresh()
+        name, stream, live = await fresh()
         desired = Topology(
-            {"EDIT": StreamSpec("EDIT", base_stream)},
-            {("EDIT", "c"): ConsumerSpec("EDIT", "c", {**base_consumer, **edit})},
+            {name: StreamSpec(name, stream)},
+            {(name, "c"): ConsumerSpec(name, "c", {**base_consumer, **edit})},
         )
         plan = build_plan(desired, live, now=NOW)
-        (change,) = [c for c in plan.changes if c.address == "consumer.EDIT.c"]
-        body = {"stream_name": "EDIT", "config": change.after, "action": "update"}
-        ok, err = await _accepted(nc, "$JS.API.CONSUMER.CREATE.EDIT.c", body)
+        (change,) = [c for c in plan.changes if c.address == f"consumer.{name}.c"]
+        body = {"stream_name": name, "config": change.after, "action": "update"}
+        ok, err = await _accepted(nc, f"$JS.API.CONSUMER.CREATE.{name}.c", body)
         if ok != (change.action is Action.UPDATE) or plan.errors:
             mismatches.append(f"consumer {edit}: planned {change.action.value}, server: {err}")
 
@@ -447,24 +463,27 @@ async def test_data_loss_warnings_match_what_the_server_removes(
     max_msgs_per_subject, once each subject gets its next message); discard new removes nothing."""
     version = version_of(server)
     await reset(nc)
-    base = {"name": "D", "subjects": ["d.>"], "discard": discard, "metadata": MARK}
-    await api(nc, "$JS.API.STREAM.CREATE.D", base)
+    name = f"D{next(_FRESH)}"
+    prefix = name.lower()
+    base = {"name": name, "subjects": [f"{prefix}.>"], "discard": discard, "metadata": MARK}
+    await api(nc, f"$JS.API.STREAM.CREATE.{name}", base)
     for i in range(10):
-        await nc.request(f"d.{i % 3}", b"x" * 100, timeout=5)
-    topo = Topology({"D": StreamSpec("D", base)})
+        await nc.request(f"{prefix}.{i % 3}", b"x" * 100, timeout=5)
+    topo = Topology({name: StreamSpec(name, base)})
     live = await read_live(nc, server, topo)
-    plan = build_plan(Topology({"D": StreamSpec("D", {**base, **edit})}), live, now=NOW)
+    assert live.streams[name].state["messages"] == 10
+    plan = build_plan(Topology({name: StreamSpec(name, {**base, **edit})}), live, now=NOW)
     warned = [m for m in plan.messages if m.kind == "data-loss"]
     (change,) = plan.changes
-    await api(nc, "$JS.API.STREAM.UPDATE.D", change.after)
+    await api(nc, f"$JS.API.STREAM.UPDATE.{name}", change.after)
     if "max_msgs_per_subject" in edit and version < (2, 14, 0):
         # Trimmed lazily: one new message per subject; each displaces the one survivor the
         # new limit keeps, so the stream ends with as many messages as an immediate trim.
         for i in range(3):
-            await nc.request(f"d.{i}", b"x" * 100, timeout=5)
-        stored = (await api(nc, "$JS.API.STREAM.INFO.D"))["state"]["messages"]
+            await nc.request(f"{prefix}.{i}", b"x" * 100, timeout=5)
+        stored = (await api(nc, f"$JS.API.STREAM.INFO.{name}"))["state"]["messages"]
     else:
-        stored = (await api(nc, "$JS.API.STREAM.INFO.D"))["state"]["messages"]
+        stored = (await api(nc, f"$JS.API.STREAM.INFO.{name}"))["state"]["messages"]
     removed = 10 - stored
     if removed == 0:
         assert warned == []
