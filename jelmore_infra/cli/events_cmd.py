@@ -211,7 +211,7 @@ def subscribe(
             )
 
     async def main() -> None:
-        from jelmore_infra.runtime import settings as current
+        from jelmore_infra.runtime import current_settings as current
         from jelmore_infra.runtime import subscribe_to_events
 
         prefix_now = current().prefix

@@ -65,7 +65,7 @@ def configure(
     return settings
 
 
-def settings() -> RuntimeSettings:
+def current_settings() -> RuntimeSettings:
     """The settings the shared connection uses."""
     return _bus.get_bus().settings
 
@@ -97,12 +97,12 @@ __all__ = [
     "TopologyMissing",
     "close",
     "configure",
+    "current_settings",
     "get_health_status",
     "get_performance_metrics",
     "get_stream_info",
     "publish_event",
     "publish_events",
     "replay_events",
-    "settings",
     "subscribe_to_events",
 ]

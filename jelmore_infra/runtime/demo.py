@@ -30,7 +30,7 @@ def _line(text: str) -> None:
 
 async def demo(url: str | None) -> int:
     runtime.configure(url=url, client_id="jelmore-demo")
-    settings = runtime.settings()
+    settings = runtime.current_settings()
     _line(f"== jelmore runtime demo on {settings.safe_url()}")
     run = uuid.uuid4().hex[:8]
     good, bad = f"demo-{run}-a", f"demo-{run}-b"
