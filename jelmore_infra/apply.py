@@ -12,6 +12,7 @@ All server traffic goes through :class:`jelmore_infra.live.jsapi.JetStreamAPI`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -130,12 +131,25 @@ async def _delete(api: JetStreamAPI, change: ResourceChange) -> None:
             raise
 
 
+#: "error creating store for stream": the server can report this for a moment right after the
+#: account's last stream was deleted (seen on busy machines); the create succeeds when repeated.
+_TRANSIENT_CREATE = 10049
+_CREATE_ATTEMPTS = 4
+
+
 async def _create(api: JetStreamAPI, change: ResourceChange) -> None:
     assert change.after is not None
-    if change.kind is Kind.STREAM:
-        await api.create_stream(change.after)
-    else:
-        await api.create_consumer(change.stream, change.after, action="create")
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        try:
+            if change.kind is Kind.STREAM:
+                await api.create_stream(change.after)
+            else:
+                await api.create_consumer(change.stream, change.after, action="create")
+            return
+        except JetStreamAPIError as exc:
+            if exc.err_code != _TRANSIENT_CREATE or attempt == _CREATE_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.1 * attempt)
 
 
 async def _update(api: JetStreamAPI, change: ResourceChange) -> None:
@@ -241,7 +255,9 @@ def identity_mismatch(plan: Plan, api: JetStreamAPI) -> str | None:
     """Why a saved plan was made against another server, account or domain (None: same)."""
     made, now = plan.server, api.identity
     if (made.domain or None) != (now.domain or None):
-        return f"the plan was made for JetStream domain {made.domain!r}, connected to {now.domain!r}"
+        return (
+            f"the plan was made for JetStream domain {made.domain!r}, connected to {now.domain!r}"
+        )
     if made.account and now.account and made.account != now.account:
         return f"the plan was made for account {made.account!r}, connected to {now.account!r}"
     if made.cluster or now.cluster:
@@ -249,8 +265,7 @@ def identity_mismatch(plan: Plan, api: JetStreamAPI) -> str | None:
             return f"the plan was made for cluster {made.cluster!r}, connected to {now.cluster!r}"
     elif made.server_name != now.server_name:
         return (
-            f"the plan was made for server {made.server_name!r}, "
-            f"connected to {now.server_name!r}"
+            f"the plan was made for server {made.server_name!r}, connected to {now.server_name!r}"
         )
     return None
 
