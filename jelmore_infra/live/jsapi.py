@@ -64,13 +64,24 @@ _EMPTY = b""
 class ListResult:
     """All pages of a ``STREAM.LIST`` or ``CONSUMER.LIST``.
 
-    ``missing`` names did not answer in time (clustered scatter-gather); ``offline`` maps names
-    the server could not load to its reason. Neither is ever in ``items``.
+    ``missing`` names the server could not report (a cluster's peers are offline or did not
+    answer within its 4 s); ``offline`` maps names the server could not load to its reason (they
+    are in ``missing`` too). Neither is ever in ``items``.
     """
 
     items: list[JSONDict]
     missing: list[str] = field(default_factory=list)
     offline: dict[str, str] = field(default_factory=dict)
+
+
+def entry_name(info: JSONDict) -> str:
+    """The name of a stream or consumer info entry of a LIST reply.
+
+    Stream infos carry it in ``config.name``; consumer infos in ``name``, except the bare
+    entries a cluster lists for consumers whose peers are all offline (only ``config``).
+    """
+    config = info.get("config") or {}
+    return str(info.get("name") or config.get("name") or config.get("durable_name") or "")
 
 
 class _Events:
@@ -253,6 +264,13 @@ class JetStreamAPI:
     async def _pages(
         self, api: str, body: JSONDict, key: str, result: ListResult
     ) -> AsyncIterator[list[JSONDict]]:
+        """Page through a LIST: ``offset`` advances by the names each reply accounts for.
+
+        A clustered server whose peers are all offline lists the resource twice: as a bare
+        entry (config only, no state; consumers even without a name) *and* in ``missing``.
+        Such entries are dropped from the items, and every name counts once for the offset
+        (the plain ``len(items) + len(missing)`` would skip entries of the next page).
+        """
         seen: set[str] = set()
         missing_seen: set[str] = set()
         offset = 0
@@ -262,12 +280,16 @@ class JetStreamAPI:
                 request["offset"] = offset
             data = await self.request(api, request or None, timeout=self._list_timeout)
             items = data.get(key) or []
-            missing = data.get("missing") or []
-            offline = data.get("offline") or {}
+            missing: list[str] = data.get("missing") or []
+            offline: dict[str, str] = data.get("offline") or {}
+            unavailable = set(missing)
+            unavailable.update(offline)
+            names: set[str] = set()
             page: list[JSONDict] = []
             for item in items:
-                name = item["config"]["name"] if key == "streams" else item["name"]
-                if name not in seen:
+                name = entry_name(item)
+                names.add(name)
+                if name not in seen and name not in unavailable:
                     seen.add(name)
                     page.append(item)
             for name in missing:
@@ -278,9 +300,9 @@ class JetStreamAPI:
             result.items.extend(page)
             yield page
             total = int(data.get("total") or 0)
-            step = len(items) + len(missing)
-            offset += step
-            if step == 0 or offset >= total:
+            names.update(missing)
+            offset += len(names)
+            if not names or offset >= total:
                 return
 
     # -- single resources ------------------------------------------------------------------

@@ -37,7 +37,7 @@ CONSUMER_STATE_KEYS = (
     "created",
 )
 
-MISSING_REASON = "did not answer the listing in time (missing)"
+MISSING_REASON = "listed as missing by the server (its peers are offline or did not answer)"
 
 
 async def read_live(

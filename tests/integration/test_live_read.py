@@ -5,6 +5,7 @@ cluster cannot reach landing in ``unavailable``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.request
@@ -14,7 +15,14 @@ from typing import Any
 import pytest
 
 from jelmore_infra.connection import ConnectionSettings
-from jelmore_infra.live.read import CONSUMER_STATE_KEYS, read_live, read_live_sync
+from jelmore_infra.errors import JelmoreError, JetStreamAPIError
+from jelmore_infra.live.jsapi import JetStreamAPI
+from jelmore_infra.live.read import (
+    CONSUMER_STATE_KEYS,
+    MISSING_REASON,
+    read_live,
+    read_live_sync,
+)
 from jelmore_infra.model import (
     LOCK_STREAM,
     MANAGED_BY_KEY,
@@ -207,37 +215,73 @@ def test_read_live_sync_connects_reads_and_closes(server: NatsServer) -> None:
     assert live.server.url == server.url
 
 
-async def test_a_stream_on_a_dead_cluster_node_is_unavailable_not_absent() -> None:
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+async def test_resources_on_a_dead_cluster_node_are_unavailable_not_absent(how: str) -> None:
     with NatsCluster() as cluster:
         meta_leader = _meta_leader(cluster.nodes[0])
         follower = next(n for n in cluster.nodes if n.server_name != meta_leader)
         api = await connect(follower.url)
         try:
-            # R1 streams spread over the nodes; prefer one away from the meta leader, so the
-            # API keeps answering at once after its node dies.
+            # R1 streams; prefer one away from the meta leader, so the API keeps answering
+            # at once after its node dies.
             leaders: dict[str, str] = {}
             for i in range(3):
                 info = await api.create_stream({"name": f"LONELY{i}", "subjects": [f"lonely{i}"]})
                 leaders[f"LONELY{i}"] = info["cluster"]["leader"]
             victim = next((s for s, node in leaders.items() if node != meta_leader), "LONELY0")
+            dead = leaders[victim]
             await api.create_consumer(victim, {"durable_name": "c", "ack_policy": "explicit"})
+            # An R3 stream that survives, with an R1 consumer on the node that will die.
+            await api.create_stream({"name": "SHARED", "subjects": ["shared"], "num_replicas": 3})
+            on_dead: str | None = None
+            for i in range(12):
+                config = {"durable_name": f"w{i}", "ack_policy": "explicit", "num_replicas": 1}
+                created = await api.create_consumer("SHARED", config)
+                if created["cluster"].get("leader") == dead:
+                    on_dead = f"w{i}"
+                    break
+            # Keep the R3 stream's leader off the dying node: no election in the way.
+            for _ in range(10):
+                shared = await api.stream_info("SHARED")
+                assert shared is not None
+                if shared["cluster"].get("leader") not in (None, dead):
+                    break
+                with contextlib.suppress(JetStreamAPIError):
+                    await api.request("STREAM.LEADER.STEPDOWN.SHARED")
+                await asyncio.sleep(0.5)
         finally:
             await api.close()
-        dead = leaders[victim]
-        next(n for n in cluster.nodes if n.server_name == dead).kill()
+        node = next(n for n in cluster.nodes if n.server_name == dead)
+        if how == "stopped":
+            node.stop()  # peers learn at once that it is gone: listed bare and as missing
+        else:
+            node.kill()  # peers wait 4 s for its answer, then list it as missing
         survivor = next(n for n in cluster.nodes if n.server_name != dead)
         _meta_leader(survivor, not_=dead)
         async with await connect(survivor.url) as api:
+            await _wait_for_stream_leader(api, "SHARED", not_=dead)
             live = await read_live(api)
-        # The server waits about 4 s for the dead peer, then reports the stream as missing
-        # (or offline, depending on the version); it must never look deleted.
         assert victim not in live.streams
-        reason = live.unavailable[stream_address(victim)]
-        assert "missing" in reason or "offline" in reason
+        assert live.unavailable[stream_address(victim)] == MISSING_REASON
         assert consumer_address(victim, "c") not in live.unavailable
-        assert set(live.streams) | {a.removeprefix("stream.") for a in live.unavailable} == set(
-            leaders
-        )
+        r1_streams = set(leaders)
+        listed = set(live.streams) | {a.removeprefix("stream.") for a in live.unavailable}
+        assert r1_streams <= listed
+        assert "SHARED" in live.streams
+        assert all(name for _, name in live.consumers)
+        assert on_dead is not None, "no R1 consumer was placed on the dying node"
+        assert ("SHARED", on_dead) not in live.consumers
+        assert live.unavailable[consumer_address("SHARED", on_dead)] == MISSING_REASON
+
+
+async def _wait_for_stream_leader(api: JetStreamAPI, stream: str, *, not_: str) -> None:
+    for _ in range(150):
+        with contextlib.suppress(JelmoreError):
+            info = await api.request(f"STREAM.INFO.{stream}", timeout=1)
+            if info.get("cluster", {}).get("leader") not in (None, not_):
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"stream {stream} elected no new leader")
 
 
 def _meta_leader(node: NatsServer, *, not_: str | None = None) -> str:
