@@ -17,6 +17,7 @@ import importlib.util
 import json
 import logging
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,8 +90,8 @@ class _Events:
 
     def __init__(self) -> None:
         self.last_error: BaseException | None = None
-        self.errors: list[BaseException] = []
-        self.permission_errors: list[str] = []
+        self.errors: deque[BaseException] = deque(maxlen=32)
+        self.permission_errors: deque[str] = deque(maxlen=32)
         self.waiters: list[asyncio.Future[str]] = []
 
     async def on_error(self, exc: Exception) -> None:

@@ -14,7 +14,8 @@ from collections.abc import Collection
 from typing import Any
 
 from jelmore_infra.connection import ConnectionSettings
-from jelmore_infra.live.jsapi import JetStreamAPI, ListResult
+from jelmore_infra.errors import JetStreamAPIError
+from jelmore_infra.live.jsapi import ERR_STREAM_NOT_FOUND, JetStreamAPI, ListResult
 from jelmore_infra.model import (
     LOCK_STREAM,
     LiveConsumer,
@@ -51,11 +52,16 @@ async def read_live(
     gate = asyncio.Semaphore(max(1, concurrency))
     live_streams: dict[str, LiveStream] = {}
     unavailable: dict[str, str] = {}
-    tasks: list[asyncio.Task[tuple[str, ListResult]]] = []
+    tasks: list[asyncio.Task[tuple[str, ListResult | None]]] = []
 
-    async def consumers_of(name: str) -> tuple[str, ListResult]:
+    async def consumers_of(name: str) -> tuple[str, ListResult | None]:
         async with gate:
-            return name, await api.list_consumers(name)
+            try:
+                return name, await api.list_consumers(name)
+            except JetStreamAPIError as exc:
+                if exc.err_code == ERR_STREAM_NOT_FOUND:
+                    return name, None  # deleted since the stream listing: it is gone
+                raise
 
     listing = ListResult([])
     async for page in api.iter_stream_pages(into=listing):
@@ -85,6 +91,9 @@ async def read_live(
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     for stream, result in results:
+        if result is None:
+            del live_streams[stream]
+            continue
         for info in result.items:
             config = info["config"]
             if config.get("sourcing"):

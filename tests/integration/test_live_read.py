@@ -16,7 +16,7 @@ import pytest
 
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import JelmoreError, JetStreamAPIError
-from jelmore_infra.live.jsapi import JetStreamAPI
+from jelmore_infra.live.jsapi import JetStreamAPI, ListResult
 from jelmore_infra.live.read import (
     CONSUMER_STATE_KEYS,
     MISSING_REASON,
@@ -202,6 +202,31 @@ async def test_read_live_reads_more_than_256_consumers_of_one_stream(server: Nat
             assert {name for _, name in live.consumers} == {f"c{i}" for i in range(280)}
         finally:
             await api.delete_stream("WIDE")
+
+
+class _DeletesBeforeListingConsumers(JetStreamAPI):
+    """Deletes stream DOOMED between the stream listing and its consumer listing."""
+
+    async def list_consumers(self, stream: str) -> ListResult:
+        if stream == "DOOMED":
+            await self.delete_stream(stream)
+        return await super().list_consumers(stream)
+
+
+async def test_a_stream_deleted_during_the_read_is_left_out(server: NatsServer) -> None:
+    async with await _DeletesBeforeListingConsumers.connect(
+        ConnectionSettings(url=server.url)
+    ) as api:
+        await api.create_stream({"name": "DOOMED", "subjects": ["doomed"]})
+        await api.create_stream({"name": "STAYS", "subjects": ["stays"]})
+        await api.create_consumer("STAYS", {"durable_name": "c", "ack_policy": "none"})
+        try:
+            live = await read_live(api)
+            assert set(live.streams) == {"STAYS"}
+            assert set(live.consumers) == {("STAYS", "c")}
+            assert live.unavailable == {}
+        finally:
+            await api.delete_stream("STAYS")
 
 
 def test_read_live_sync_connects_reads_and_closes(server: NatsServer) -> None:
