@@ -151,7 +151,7 @@ def publish(
     console = make_console(ctx)
     if not ok:
         raise JelmoreError(f"event {mid} was not acknowledged by the stream (see the log above)")
-    console.print(f"published {event_type} session={sid} message_id={mid}")
+    console.print(f"published {event_type} session={sid} message_id={mid}", markup=False)
 
 
 # -- subscribe -----------------------------------------------------------------------------------
@@ -202,12 +202,15 @@ def subscribe(
             console.print(
                 f"{event.get('dlq_timestamp', '')}  {event.get('consumer_group', '')}  "
                 f"{event.get('event_type', '')}  session={event.get('session_id', '')}  "
-                f"attempts={event.get('retry_count', '')}  reason={event.get('failure_reason', '')}"
+                f"attempts={event.get('retry_count', '')}  "
+                f"reason={event.get('failure_reason', '')}",
+                markup=False,
             )
         else:
             console.print(
                 f"{event.get('timestamp', '')}  {event.get('event_type', msg.subject)}  "
-                f"session={event.get('session_id', '')}  {_compact(event.get('payload'))}"
+                f"session={event.get('session_id', '')}  {_compact(event.get('payload'))}",
+                markup=False,
             )
 
     async def main() -> None:
@@ -271,7 +274,8 @@ def replay(
         else:
             console.print(
                 f"{event.get('timestamp', '')}  {event.get('event_type', '')}  "
-                f"session={event.get('session_id', '')}  {_compact(event.get('payload'))}"
+                f"session={event.get('session_id', '')}  {_compact(event.get('payload'))}",
+                markup=False,
             )
     make_console(ctx, stderr=True).print(f"{len(found)} event(s) in the last {hours:g} hour(s)")
 
@@ -315,7 +319,7 @@ def _print_health(ctx: click.Context, status: dict[str, Any]) -> None:
     colour = {"ok": "green", "degraded": "yellow", "critical": "red"}[status["stream_health"]]
     console.print(f"[{colour}]{status['stream_health'].upper()}[/]  {status.get('server', '')}")
     for reason in status.get("reasons", []):
-        console.print(f"  - {reason}")
+        console.print(f"  - {reason}", markup=False)
     table = Table(title="consumer lag")
     for column in ("group", "pending", "unacknowledged", "redelivered", "waiting pulls"):
         table.add_column(column, justify="left" if column == "group" else "right")
@@ -441,15 +445,22 @@ def dlq_list(
     table = Table()
     for column in ("seq", "dead-lettered", "group", "event", "session", "attempts", "reason"):
         table.add_column(column)
+    from rich.text import Text
+
     for seq, record in rows:
         table.add_row(
-            str(seq),
-            str(record.get("dlq_timestamp", "")),
-            str(record.get("consumer_group", "")),
-            str(record.get("event_type", "")),
-            str(record.get("session_id", "")),
-            str(record.get("retry_count", "")),
-            _compact(record.get("failure_reason", ""), 60).strip('"'),
+            *(
+                Text(value)
+                for value in (
+                    str(seq),
+                    str(record.get("dlq_timestamp", "")),
+                    str(record.get("consumer_group", "")),
+                    str(record.get("event_type", "")),
+                    str(record.get("session_id", "")),
+                    str(record.get("retry_count", "")),
+                    _compact(record.get("failure_reason", ""), 60).strip('"'),
+                )
+            )
         )
     console = make_console(ctx)
     console.print(table)
