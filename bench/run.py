@@ -133,6 +133,13 @@ def check_no_change(url: str, topology: Path | str) -> None:
         raise BenchError(f"plan is not a no-change plan (exit {out.returncode}): {detail}")
 
 
+def load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
 def machine_info(server_version: str) -> dict[str, Any]:
     mem = "unknown"
     cpu = platform.processor() or "unknown"
@@ -179,6 +186,7 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="jelmore-bench-"))
         self.server_version = "unknown"
         self.elapsed = 0.0
+        self.load_before = "unknown"
         self.apply_configs: Path | None = None
         self.apply_topology: Path | None = None
         f = H.Figure
@@ -211,7 +219,7 @@ class Bench:
             ),
             "scaling": f(
                 "scaling",
-                "`plan` at 100 / 1,000 / 5,000 / 20,000 resources (value at the largest)",
+                "`plan` at 100 … 20,000 resources (value: at the largest; chart)",
                 "s",
                 (),
                 "raw read",
@@ -397,7 +405,7 @@ class Bench:
     # runtime ----------------------------------------------------------------------------------
 
     def bench_runtime(self, url: str) -> None:
-        reps = {"publish": 5, "pipeline": 5, "consume": 5, "latency": 3}
+        reps = {"publish": 7, "pipeline": 7, "consume": 7, "latency": 4}
         if self.quick:
             reps = {k: 2 for k in reps}
         for key, count in reps.items():
@@ -435,6 +443,7 @@ class Bench:
                     not_measured(self.fig[key], str(exc)[:200])
 
     def run(self) -> None:
+        self.load_before = load_average()
         started = time.monotonic()
         self.section("help", ["help"], self.bench_help)
         self.section("validate", ["validate"], self.bench_validate)
@@ -464,6 +473,9 @@ class Bench:
         print(H.render_text_table(figures))
         now = datetime.now(UTC)
         machine = machine_info(self.server_version)
+        machine["load average (1 min) before / after the run"] = (
+            f"{self.load_before} / {load_average()} (other work on the machine adds noise)"
+        )
         self.notes.append(f"whole `make bench` run took {self.elapsed:.0f} s")
         for fig in figures:
             if fig.note and not fig.note.startswith("not measured"):
