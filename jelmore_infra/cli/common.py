@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,7 +20,9 @@ def make_console(ctx: click.Context | None = None, *, stderr: bool = False) -> A
     from rich.console import Console
 
     root = ctx.find_root() if ctx is not None else None
-    no_color = bool(root and root.obj and root.obj.get("no_color"))
+    no_color = bool(root and root.obj and root.obj.get("no_color")) or bool(
+        os.environ.get("NO_COLOR")
+    )
     stream = sys.stderr if stderr else sys.stdout
     return Console(
         file=stream,
@@ -55,10 +58,20 @@ def connection_options(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        names = (
-            "url creds nkey user password token tls_cert tls_key tls_ca context_name js_domain "
-            "timeout"
-        ).split()
+        names = [
+            "url",
+            "creds",
+            "nkey",
+            "user",
+            "password",
+            "token",
+            "tls_cert",
+            "tls_key",
+            "tls_ca",
+            "context_name",
+            "js_domain",
+            "timeout",
+        ]
         raw = {n: kwargs.pop(n) for n in names}
         context = raw.pop("context_name")
         url = raw.pop("url")

@@ -332,10 +332,6 @@ def test_make_console_honours_the_no_color_flag_of_the_root_context(
         assert (ANSI in capsys.readouterr().out) is coloured
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/common.make_console(None) passes no_color=False to rich, overriding NO_COLOR",
-)
 def test_make_console_without_a_context_honours_no_color(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
