@@ -178,9 +178,30 @@ if not enabled:
 EOF
 }
 
-# Later steps go here (each one uses $NATS_URL), e.g.:
-#   step_plan_and_apply     plan and apply $TOPOLOGY/ on the demo server
-#   step_publish_consume    publish and consume events on the provisioned topology
+step_plan() {
+    step "Plan $TOPOLOGY/ against the empty server"
+    local status=0
+    "$JELMORE" plan --topology "$TOPOLOGY" --detailed-exitcode || status=$?
+    ((status == 2)) || fail "expected changes to be pending (exit 2), got exit $status"
+    ok "changes pending (exit code 2 under --detailed-exitcode)"
+}
+
+step_apply() {
+    step "Apply $TOPOLOGY/"
+    "$JELMORE" apply --topology "$TOPOLOGY" --auto-approve
+}
+
+step_plan_again() {
+    step "Plan again: nothing left to do"
+    "$JELMORE" plan --topology "$TOPOLOGY" --detailed-exitcode ||
+        fail "the second plan still has changes"
+    ok "the server matches the topology (exit code 0)"
+}
+
+step_events() {
+    step "Publish and consume Jelmore events on the provisioned topology"
+    "$PY" -m jelmore_infra.runtime.demo
+}
 
 step_stop_server() {
     step "Stop the server"
@@ -214,6 +235,12 @@ main() {
     step_validate
     step_start_server
     step_show_server
+    step_plan
+    step_apply
+    step_plan_again
+    if "$PY" -c "import jelmore_infra.runtime.demo" 2>/dev/null; then
+        step_events
+    fi
     step_stop_server
 
     printf '\n%sDemo complete.%s\n' "$BOLD" "$RESET"
