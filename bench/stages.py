@@ -1,0 +1,150 @@
+"""Where the time of `plan` goes: a wall-clock breakdown by stage at a given resource count.
+
+Usage: ``python bench/stages.py [--resources 5000] [--runs 3]``. Starts a local nats-server,
+creates the synthetic topology with raw requests (bench/raw_create.py), then times in-process,
+without a profiler's overhead: imports, YAML compose + located conversion (``merge_files``),
+conversion to drafts, the semantic checks (and the stream subject-overlap check within them),
+building the model, connecting, the live read, the diff, and rendering. Prints the median of
+``--runs`` runs per stage. An investigation aid for missed targets, not part of `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+T0 = time.perf_counter()
+from datetime import UTC, datetime  # noqa: E402
+
+from jelmore_infra.connection import ConnectionSettings  # noqa: E402
+from jelmore_infra.diff import build_plan  # noqa: E402
+from jelmore_infra.live.jsapi import JetStreamAPI  # noqa: E402
+from jelmore_infra.live.read import read_live  # noqa: E402
+from jelmore_infra.render.human import render_plan_text  # noqa: E402
+from jelmore_infra.topology import load as topo_load  # noqa: E402
+from jelmore_infra.topology import validate as topo_validate  # noqa: E402
+from jelmore_infra.topology.build import build_topology  # noqa: E402
+
+IMPORTS = time.perf_counter() - T0
+
+import yaml  # noqa: E402
+
+Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+from bench import harness as H  # noqa: E402
+from bench import topogen  # noqa: E402
+from bench.run import BENCH, PY, plan_configs, run_timed  # noqa: E402
+from tests.support.natsserver import NatsServer  # noqa: E402
+
+ORDER = (
+    "  YAML compose alone (libyaml, for reference)",
+    "YAML compose + located nodes (merge_files)",
+    "convert_topology",
+    "check_semantics",
+    "  of which stream_overlaps",
+    "build_topology",
+    "connect + live read",
+    "live read (read_live)",
+    "diff (build_plan)",
+    "render (human)",
+)
+
+
+def timed(acc: dict[str, list[float]], name: str, fn: Callable[[], Any]) -> Any:
+    start = time.perf_counter()
+    value = fn()
+    acc.setdefault(name, []).append(time.perf_counter() - start)
+    return value
+
+
+def overlap_timer(acc: dict[str, list[float]]) -> None:
+    """Time the stream subject-overlap check inside check_semantics, if it is a method."""
+    for obj in vars(topo_validate).values():
+        method = getattr(obj, "stream_overlaps", None) if isinstance(obj, type) else None
+        if method is None:
+            continue
+
+        def wrapped(self: Any, _orig: Any = method) -> None:
+            start = time.perf_counter()
+            _orig(self)
+            acc.setdefault("  of which stream_overlaps", []).append(time.perf_counter() - start)
+
+        obj.stream_overlaps = wrapped
+
+
+def one_run(directory: Path, url: str, acc: dict[str, list[float]]) -> None:
+    sources, _ = topo_load.read_sources(directory)
+    diags: list[Any] = []
+    timed(
+        acc,
+        "  YAML compose alone (libyaml, for reference)",
+        lambda: [yaml.compose(text, Loader=Loader) for _, text in sources],
+    )
+    raw = timed(
+        acc,
+        "YAML compose + located nodes (merge_files)",
+        lambda: topo_load.merge_files(sources, diags),
+    )
+    streams, groups = timed(
+        acc, "convert_topology", lambda: topo_validate.convert_topology(raw, diags)
+    )
+    timed(acc, "check_semantics", lambda: topo_validate.check_semantics(streams, groups))
+    topology = timed(acc, "build_topology", lambda: build_topology(streams, groups))
+
+    async def live_part() -> Any:
+        api = await JetStreamAPI.connect(ConnectionSettings(url=url))
+        start = time.perf_counter()
+        live = await read_live(api)
+        acc.setdefault("live read (read_live)", []).append(time.perf_counter() - start)
+        await api.close()
+        return live
+
+    live = timed(acc, "connect + live read", lambda: asyncio.run(live_part()))
+    plan = timed(
+        acc, "diff (build_plan)", lambda: build_plan(topology, live, now=datetime.now(UTC))
+    )
+    timed(acc, "render (human)", lambda: render_plan_text(plan))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="stage breakdown of plan")
+    parser.add_argument("--resources", type=int, default=5_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="jelmore-stages-"))
+    directory = topogen.write_topology(tmp / "topology", args.resources)
+    acc: dict[str, list[float]] = {}
+    overlap_timer(acc)
+    with NatsServer() as srv:
+        cfg = tmp / "configs.json"
+        cfg.write_text(json.dumps(plan_configs(srv.url, directory)))
+        run_timed([PY, str(BENCH / "raw_create.py"), srv.url, str(cfg)])
+        for _ in range(args.runs):
+            one_run(directory, srv.url, acc)
+        whole = [
+            run_timed(
+                [PY, "-m", "jelmore_infra", "plan", "--topology", str(directory), "-s", srv.url]
+            )[0]
+            for _ in range(args.runs)
+        ]
+    print(f"plan at {args.resources:,} resources, median of {args.runs} runs")
+    print(f"{'whole process (python -m jelmore_infra plan)':50s} {H.median(whole):7.3f} s")
+    print(f"{'imports (once, in this process)':50s} {IMPORTS:7.3f} s")
+    for name in sorted(acc, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER)):
+        values = acc[name]
+        print(f"{name:50s} {H.median(values):7.3f} s")
+
+
+if __name__ == "__main__":
+    main()
