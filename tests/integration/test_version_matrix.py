@@ -108,7 +108,7 @@ def test_jelmore_topology_applies_from_empty_and_then_plans_no_changes(
     topology = load_topology(TOPOLOGY)
     url = versioned_server.url
     first = asyncio.run(_plan(url, topology))
-    assert first.summary().add == 6 and not first.errors, first.messages
+    assert first.summary().add == 8 and not first.errors, first.messages
     asyncio.run(_apply(url, first))
     again = asyncio.run(_plan(url, topology))
     assert _summary(again) == []

@@ -192,4 +192,8 @@ def documents(draw: st.DrawFn) -> dict[str, object]:
 def test_schema_and_validator_agree_on_random_settings(doc: dict[str, object]) -> None:
     schema_ok = not list(VALIDATOR.iter_errors(doc))
     ours = _structural_errors(doc)
+    # A size written with a unit ("10 GB") can exceed a 32-bit field; a schema pattern cannot
+    # compute the product, so only the validator catches that one.
+    if schema_ok and ours and all("is too large" in d.message for d in ours):
+        return
     assert schema_ok == (not ours), (doc, [d.format() for d in ours])

@@ -23,7 +23,7 @@ DAY = 86400 * SECOND
 
 def test_repository_topology_carries_the_seed_numbers() -> None:
     topology = load_topology(REPO / "topology")
-    assert set(topology.streams) == {"JELMORE", "JELMORE_DLQ"}
+    assert set(topology.streams) == {"JELMORE", "JELMORE_DLQ", "JELMORE_ADVISORIES"}
     main = topology.streams["JELMORE"].config
     assert main["subjects"] == ["jelmore.session.>"]
     assert main["storage"] == "file"
@@ -38,16 +38,20 @@ def test_repository_topology_carries_the_seed_numbers() -> None:
     assert dlq["max_age"] == 30 * DAY
     assert dlq["max_msgs"] == 10_000
     assert dlq["max_bytes"] == 1_000_000_000
-    filters = {
-        name: c.config["filter_subjects"] for (stream, name), c in topology.consumers.items()
-    }
+    advisories = topology.streams["JELMORE_ADVISORIES"].config
+    assert advisories["subjects"] == ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.JELMORE.*"]
+    router = topology.consumers[("JELMORE_ADVISORIES", "dlq_router")].config
+    assert router["max_deliver"] == -1
+    assert router["ack_policy"] == "explicit"
+    groups = {k: c for k, c in topology.consumers.items() if k[0] == "JELMORE"}
+    filters = {name: c.config["filter_subjects"] for (stream, name), c in groups.items()}
     assert filters == {
         "session_handlers": ["jelmore.session.>"],
         "file_watchers": ["jelmore.session.directory_changed", "jelmore.session.file_modified"],
         "git_monitors": ["jelmore.session.git_activity"],
         "system_monitors": ["jelmore.session.status", "jelmore.session.failed"],
     }
-    for (stream, name), spec in topology.consumers.items():
+    for (stream, name), spec in groups.items():
         assert stream == "JELMORE" and spec.stream == "JELMORE" and spec.name == name
         assert spec.config["durable_name"] == name
         assert spec.config["max_deliver"] == 3

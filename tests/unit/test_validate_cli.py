@@ -28,7 +28,7 @@ def broken(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "topology", target)
     streams = target / "streams.yaml"
     text = streams.read_text()
-    text = text.replace("max_age: 7d", "max_age: 7x").replace(
+    text = text.replace("max_age: 7d", "max_age: 7x", 1).replace(
         "max_msgs: 10000\n", "max_mesages: 1\n"
     )
     streams.write_text(text)
@@ -41,7 +41,7 @@ def test_validate_reports_a_valid_topology_in_one_line(monkeypatch: pytest.Monke
     monkeypatch.chdir(REPO)
     result = CliRunner().invoke(cli, ["validate"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "topology/ is valid: 2 streams, 4 consumer groups.\n"
+    assert result.stdout == "topology/ is valid: 3 streams, 5 consumer groups.\n"
     assert result.stderr == ""
 
 
@@ -83,8 +83,8 @@ def test_validate_json_output(broken: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert json.loads(result.stdout) == {
         "valid": True,
         "diagnostics": [],
-        "streams": 2,
-        "consumer_groups": 4,
+        "streams": 3,
+        "consumer_groups": 5,
     }
 
 
@@ -116,7 +116,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_installed_command_validates_the_repository_topology() -> None:
     proc = _run("validate", cwd=REPO)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "topology/ is valid: 2 streams, 4 consumer groups.\n"
+    assert proc.stdout == "topology/ is valid: 3 streams, 5 consumer groups.\n"
 
 
 def test_installed_command_reports_a_broken_copy(broken: Path) -> None:
