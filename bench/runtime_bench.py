@@ -1,4 +1,4 @@
-"""Runtime benchmarks: the jelmore_infra.runtime shim against raw nats-py, in one process.
+"""Runtime benchmarks: the jelmore_infra.runtime shim against raw nats-py.
 
 Usage: ``runtime_bench.py NATS_URL FIGURE REPS`` with FIGURE one of ``publish``, ``pipeline``,
 ``consume``, ``latency``. The server must hold the repository's topology/ (applied by
@@ -8,7 +8,9 @@ bench/run.py with `jelmore-infra apply`). After one warm-up of each side the rep
 
 Both sides build the same envelope per event (event_type, session_id, timestamp with
 milliseconds, message_id, retry_count, payload of about 1 KB) and send the same headers
-(``Nats-Msg-Id``, ``Event-Type``, ``Session-Id``).
+(``Nats-Msg-Id``, ``Event-Type``, ``Session-Id``). Throughput figures run in this process; the
+latency figure consumes here and publishes from a second process (``publish-ours`` /
+``publish-raw``), as a real publisher and worker would.
 """
 
 from __future__ import annotations
@@ -190,6 +192,10 @@ async def raw_consume(nc: Any, n: int) -> float:
 
 
 # -- end-to-end latency at a paced rate --------------------------------------------------------
+#
+# The publisher is a separate process (``runtime_bench.py URL publish-ours|publish-raw``) pacing
+# LATENCY_RATE events/s; it stamps ``sent_ns`` (wall clock, shared by both processes) into the
+# payload and the consumer here computes arrival - sent_ns per event.
 
 
 async def paced(rate: int, seconds: float, send: Callable[[int], Awaitable[None]]) -> int:
@@ -209,6 +215,48 @@ def p99_ms(samples_ns: list[int]) -> float:
     return ordered[rank] / 1e6
 
 
+def stamped(n: int) -> dict[str, Any]:
+    return {"n": n, "text": PAD, "sent_ns": time.time_ns()}
+
+
+async def publisher_process(url: str, side: str) -> None:
+    """The paced publisher of the latency figure (run as its own process)."""
+    if side == "ours":
+        ours = Ours(url)
+        await ours.bus.connect()
+
+        async def send(i: int) -> None:
+            if not await ours.publish_event(EVENT_TYPE, "bench-latency", stamped(i)):
+                raise RuntimeError("publish_event returned False")
+
+        await paced(LATENCY_RATE, LATENCY_SECONDS, send)
+        await ours.bus.close()
+        return
+    nc = await nats.connect(url, max_reconnect_attempts=0)
+    js = nc.jetstream()
+
+    async def raw_send(i: int) -> None:
+        data, headers = raw_envelope(i, "bench-latency")
+        body = json.loads(data)
+        body["payload"] = stamped(i)
+        await js.publish(SUBJECT, json.dumps(body).encode(), headers=headers)
+
+    await paced(LATENCY_RATE, LATENCY_SECONDS, raw_send)
+    await nc.close()
+
+
+async def run_publisher(url: str, side: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, __file__, url, f"publish-{side}", "0", stdout=asyncio.subprocess.DEVNULL
+    )
+
+
+def summary(samples: list[int], total: int) -> tuple[float, dict[str, Any]]:
+    if len(samples) < total:
+        raise RuntimeError(f"received {len(samples)} of {total} events")
+    return p99_ms(samples), {"p50_ms": sorted(samples)[len(samples) // 2] / 1e6}
+
+
 async def ours_latency(ours: Ours, nc: Any) -> tuple[float, dict[str, Any]]:
     await purge(nc)
     samples: list[int] = []
@@ -216,19 +264,18 @@ async def ours_latency(ours: Ours, nc: Any) -> tuple[float, dict[str, Any]]:
     done = asyncio.Event()
 
     async def handler(event: dict[str, Any], msg: Any) -> None:
-        samples.append(time.perf_counter_ns() - int(event["payload"]["sent_ns"]))
+        samples.append(time.time_ns() - int(event["payload"]["sent_ns"]))
         if len(samples) >= total:
             done.set()
 
     sub = await ours.subscribe_to_events(None, handler, consumer_group=GROUP)
-
-    async def send(i: int) -> None:
-        await ours.publish_event(EVENT_TYPE, "bench-latency", payload(i))
-
-    await paced(LATENCY_RATE, LATENCY_SECONDS, send)
-    await asyncio.wait_for(done.wait(), 30)
-    await sub.stop()
-    return p99_ms(samples), {"p50_ms": sorted(samples)[len(samples) // 2] / 1e6}
+    proc = await run_publisher(nc.connected_url.geturl(), "ours")
+    try:
+        await asyncio.wait_for(done.wait(), LATENCY_SECONDS + 30)
+    finally:
+        await proc.wait()
+        await sub.stop()
+    return summary(samples, total)
 
 
 async def raw_latency(nc: Any) -> tuple[float, dict[str, Any]]:
@@ -237,32 +284,22 @@ async def raw_latency(nc: Any) -> tuple[float, dict[str, Any]]:
     sub = await js.pull_subscribe_bind(GROUP, STREAM)
     samples: list[int] = []
     total = int(LATENCY_RATE * LATENCY_SECONDS)
-    stop = False
-
-    async def consume() -> None:
-        while not stop and len(samples) < total:
+    proc = await run_publisher(nc.connected_url.geturl(), "raw")
+    deadline = time.monotonic() + LATENCY_SECONDS + 30
+    try:
+        while len(samples) < total and time.monotonic() < deadline:
             try:
                 msgs = await sub.fetch(100, timeout=1)
             except nats.errors.TimeoutError:
                 continue
             for msg in msgs:
                 event = json.loads(msg.data)
-                samples.append(time.perf_counter_ns() - int(event["payload"]["sent_ns"]))
+                samples.append(time.time_ns() - int(event["payload"]["sent_ns"]))
                 await msg.ack()
-
-    task = asyncio.create_task(consume())
-
-    async def send(i: int) -> None:
-        data, headers = raw_envelope(i, "bench-latency")
-        await js.publish(SUBJECT, data, headers=headers)
-
-    await paced(LATENCY_RATE, LATENCY_SECONDS, send)
-    try:
-        await asyncio.wait_for(task, 30)
     finally:
-        stop = True
-    await sub.unsubscribe()
-    return p99_ms(samples), {"p50_ms": sorted(samples)[len(samples) // 2] / 1e6}
+        await proc.wait()
+        await sub.unsubscribe()
+    return summary(samples, total)
 
 
 # -- driver -----------------------------------------------------------------------------------
@@ -303,9 +340,8 @@ async def run(url: str, figure: str, reps: int) -> dict[str, Any]:
             detail[side].append(extra)
 
     try:
-        if figure != "latency":
-            await one("ours", True)
-            await one("base", True)
+        await one("ours", True)
+        await one("base", True)
         for _ in range(reps):
             await one("ours", False)
             await one("base", False)
@@ -318,6 +354,9 @@ async def run(url: str, figure: str, reps: int) -> dict[str, Any]:
 
 def main() -> None:
     url, figure, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if figure.startswith("publish-"):
+        asyncio.run(publisher_process(url, figure.removeprefix("publish-")))
+        return
     try:
         result = asyncio.run(run(url, figure, reps))
     except Exception as exc:
