@@ -1,15 +1,15 @@
 """Exception hierarchy of jelmore-infra. Imports nothing internal.
 
-    JelmoreError                 every error the CLI turns into one line and exit code 1
-    ├── TopologyError            topology files are invalid (carries diagnostics with file:line:col)
-    ├── ConnectionFailed         nothing listening, auth failure, JetStream disabled, timeout
-    ├── JetStreamAPIError        the server answered a management request with an error
-    ├── PlanError                the plan contains changes the server can never make
-    ├── StalePlanError           a saved plan no longer matches the live server
-    ├── PlanFileError            a saved plan file is corrupt or hand-edited
-    ├── ApplyError               apply stopped part-way (carries what was and was not done)
-    ├── LockError                another apply holds the lock
-    └── LocalServerError         the local nats-server could not be started
+JelmoreError                 every error the CLI turns into one line and exit code 1
+├── TopologyError            topology files are invalid (carries diagnostics with file:line:col)
+├── ConnectionFailed         nothing listening, auth failure, JetStream disabled, timeout
+├── JetStreamAPIError        the server answered a management request with an error
+├── PlanError                the plan contains changes the server can never make
+├── StalePlanError           a saved plan no longer matches the live server
+├── PlanFileError            a saved plan file is corrupt or hand-edited
+├── ApplyError               apply stopped part-way (carries what was and was not done)
+├── LockError                another apply holds the lock
+└── LocalServerError         the local nats-server could not be started
 """
 
 from __future__ import annotations

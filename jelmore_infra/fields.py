@@ -13,10 +13,10 @@ against real servers by the test suite. Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class ValueKind(str, Enum):
+class ValueKind(StrEnum):
     DURATION = "duration"  # topology: "60s"; wire: int nanoseconds
     DURATION_LIST = "duration_list"  # backoff
     SIZE = "size"  # topology: 1024 / "10GB" / "512KiB" / -1; wire: int bytes
@@ -34,7 +34,7 @@ class ValueKind(str, Enum):
     OBJECT_LIST = "object_list"
 
 
-class Update(str, Enum):
+class Update(StrEnum):
     """What the server does when the field changes on an existing resource."""
 
     IN_PLACE = "in_place"
@@ -164,7 +164,9 @@ STREAM_FIELDS: tuple[Field, ...] = (
     Field("allow_msg_counter", ValueKind.BOOL, Update.REPLACE, since=V2_12),
     Field("allow_atomic", ValueKind.BOOL, since=V2_12),
     Field("allow_msg_schedules", ValueKind.BOOL, Update.ONE_WAY, since=V2_12),
-    Field("persist_mode", ValueKind.ENUM, Update.REPLACE, since=V2_12, choices=("default", "async")),
+    Field(
+        "persist_mode", ValueKind.ENUM, Update.REPLACE, since=V2_12, choices=("default", "async")
+    ),
     Field("allow_batched", ValueKind.BOOL, since=V2_14),
 )
 

@@ -64,22 +64,16 @@ def minimal_configs(
     consumers: list[tuple[str, dict[str, Any]]] = []
     for name in select_streams(live, names):
         scfg = live.streams[name].config
-        streams.append(
-            _minimal(scfg, lambda c: normalize_stream(c, version), keep=("name",))
-        )
-        for (stream, cname), consumer in sorted(live.consumers.items()):
+        streams.append(_minimal(scfg, lambda c: normalize_stream(c, version), keep=("name",)))
+
+        def norm_consumer(c: Mapping[str, Any], scfg: Mapping[str, Any] = scfg) -> dict[str, Any]:
+            return normalize_consumer(c, version, stream_config=scfg)
+
+        for (stream, _), consumer in sorted(live.consumers.items()):
             if stream != name or not consumer.config.get("durable_name"):
                 continue
-            consumers.append(
-                (
-                    stream,
-                    _minimal(
-                        consumer.config,
-                        lambda c: normalize_consumer(c, version, stream_config=scfg),
-                        keep=("durable_name",),
-                    ),
-                )
-            )
+            minimal = _minimal(consumer.config, norm_consumer, keep=("durable_name",))
+            consumers.append((stream, minimal))
     return streams, consumers
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from jelmore_infra.model import ServerIdentity
@@ -21,7 +21,7 @@ from jelmore_infra.model import ServerIdentity
 FORMAT_VERSION = 1
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What apply does to one resource."""
 
     CREATE = "create"
@@ -37,7 +37,7 @@ class Action(str, Enum):
         ]
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     STREAM = "stream"
     CONSUMER = "consumer"
 
@@ -92,7 +92,8 @@ class PlanMessage:
 class FieldChange:
     """One field's old and new value (``None`` when absent on that side).
 
-    ``path`` is the field's JSON name, dotted for nested fields (``consumer_limits.max_ack_pending``).
+    ``path`` is the field's JSON name, dotted for nested fields
+    (``consumer_limits.max_ack_pending``).
     ``forces_replace`` names a field the server will not update in place; ``reason`` says why.
     """
 
@@ -144,7 +145,9 @@ class ResourceChange:
     @property
     def replace_reasons(self) -> tuple[str, ...]:
         return tuple(
-            f.reason or f"{f.path} cannot be changed in place" for f in self.fields if f.forces_replace
+            f.reason or f"{f.path} cannot be changed in place"
+            for f in self.fields
+            if f.forces_replace
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -70,7 +70,8 @@ def parse_duration(value: object, *, allow_unlimited: bool = False) -> int:
         if value == -1 and allow_unlimited:
             return 0
         raise UnitError(
-            f"a duration needs a unit: write '{value}s' or '{value}ms' (units: ns, us, ms, s, m, h, d, w)"
+            f"a duration needs a unit: write '{value}s' or '{value}ms' "
+            "(units: ns, us, ms, s, m, h, d, w)"
         )
     if not isinstance(value, str):
         raise UnitError(f"expected a duration like '60s' or '7d', got {value!r}")
@@ -94,7 +95,8 @@ def parse_duration(value: object, *, allow_unlimited: bool = False) -> int:
         pos = m.end()
     if pos != len(text) or pos == 0:
         raise UnitError(
-            f"invalid duration {value!r}: use a number with a unit, e.g. 500ms, 60s, 2m, 1h30m, 7d, 1w"
+            f"invalid duration {value!r}: use a number with a unit, "
+            "e.g. 500ms, 60s, 2m, 1h30m, 7d, 1w"
         )
     if total != total.to_integral_value():
         raise UnitError(f"invalid duration {value!r}: smaller than one nanosecond")

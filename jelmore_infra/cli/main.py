@@ -21,7 +21,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "schema": ("jelmore_infra.cli.validate_cmd", "schema", "Print the topology JSON Schema."),
     "plan": ("jelmore_infra.cli.plan_cmd", "plan", "Show what apply would change on the server."),
     "apply": ("jelmore_infra.cli.apply_cmd", "apply", "Make the server match the topology."),
-    "import": ("jelmore_infra.cli.import_cmd", "import_", "Write topology YAML for live resources."),
+    "import": (
+        "jelmore_infra.cli.import_cmd",
+        "import_",
+        "Write topology YAML for live resources.",
+    ),
     "force-unlock": (
         "jelmore_infra.cli.apply_cmd",
         "force_unlock",
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback
+    except Exception as exc:
         if os.environ.get("JELMORE_DEBUG"):
             raise
         click.echo(f"Error: internal error: {type(exc).__name__}: {exc}", err=True)

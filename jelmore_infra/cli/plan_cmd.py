@@ -97,7 +97,9 @@ def plan(
     if out:
         write_plan_file(out, result)
         if not as_json:
-            click.echo(f"Saved the plan to {out}. Apply it with: jelmore-infra apply {out}", err=True)
+            click.echo(
+                f"Saved the plan to {out}. Apply it with: jelmore-infra apply {out}", err=True
+            )
     if result.errors:
         click.echo(
             f"Error: the plan has {len(result.errors)} error(s) and cannot be applied.", err=True

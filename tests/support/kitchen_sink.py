@@ -70,7 +70,9 @@ def streams(version: Version) -> list[dict[str, Any]]:
                 {"name": "KS_LIMITS", "filter_subject": "ks.limits.a.>"},
                 {
                     "name": "KS_WQ",
-                    "subject_transforms": [{"src": "ks.wq.*", "dest": "ks.sourced.wq.{{wildcard(1)}}"}],
+                    "subject_transforms": [
+                        {"src": "ks.wq.*", "dest": "ks.sourced.wq.{{wildcard(1)}}"}
+                    ],
                 },
             ],
         },
@@ -175,7 +177,10 @@ def consumers(version: Version) -> list[tuple[str, dict[str, Any]]]:
                 "ack_policy": "explicit",
             },
         ),
-        ("KS_LIMITS", {"durable_name": "last_msg", "deliver_policy": "last", "ack_policy": "explicit"}),
+        (
+            "KS_LIMITS",
+            {"durable_name": "last_msg", "deliver_policy": "last", "ack_policy": "explicit"},
+        ),
         ("KS_WQ", {"durable_name": "wq_worker", "ack_policy": "explicit", "max_deliver": 3}),
         ("KS_INTEREST", {"durable_name": "interest_reader", "ack_policy": "explicit"}),
     ]
@@ -232,13 +237,25 @@ def in_place_edits(version: Version) -> list[tuple[str, str, Any]]:
         ("stream.KS_LIMITS", "duplicate_window", 60 * S),
         ("stream.KS_LIMITS", "allow_direct", False),
         ("stream.KS_LIMITS", "republish", {"src": "ks.limits.>", "dest": "rp2.limits.>"}),
-        ("stream.KS_LIMITS", "consumer_limits", {"inactive_threshold": 7200 * S, "max_ack_pending": 600}),
+        (
+            "stream.KS_LIMITS",
+            "consumer_limits",
+            {"inactive_threshold": 7200 * S, "max_ack_pending": 600},
+        ),
         ("stream.KS_LIMITS", "metadata", {"team": "platform", "tier": "silver"}),
         ("stream.KS_LIMITS", "compression", "none"),
         ("stream.KS_INTEREST", "retention", "limits"),
-        ("stream.KS_INTEREST", "subject_transform", {"src": "ks.interest.in.>", "dest": "ks.interest.o2.>"}),
+        (
+            "stream.KS_INTEREST",
+            "subject_transform",
+            {"src": "ks.interest.in.>", "dest": "ks.interest.o2.>"},
+        ),
         ("stream.KS_WQ", "discard", "new"),
-        ("stream.KS_SOURCED", "sources", [{"name": "KS_LIMITS", "filter_subject": "ks.limits.a.>"}]),
+        (
+            "stream.KS_SOURCED",
+            "sources",
+            [{"name": "KS_LIMITS", "filter_subject": "ks.limits.a.>"}],
+        ),
         ("consumer.KS_LIMITS.pull_everything", "description", "changed"),
         ("consumer.KS_LIMITS.pull_everything", "max_deliver", 6),
         ("consumer.KS_LIMITS.pull_everything", "backoff", [10 * S, 30 * S]),

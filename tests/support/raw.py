@@ -66,7 +66,9 @@ def publish(url: str, subject: str, count: int, size: int = 100) -> None:
         jsctx = nc.jetstream()
         try:
             for i in range(count):
-                await jsctx.publish(subject, (b"x" * size), headers={"Nats-Msg-Id": f"{subject}-{i}"})
+                await jsctx.publish(
+                    subject, (b"x" * size), headers={"Nats-Msg-Id": f"{subject}-{i}"}
+                )
         finally:
             await nc.close()
 
