@@ -173,14 +173,18 @@ def test_two_racing_applies_exactly_one_proceeds_and_the_topology_ends_correct(
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-async def test_lease_of_a_dead_process_on_this_host_is_taken_over(nats_server: NatsServer) -> None:
+def _dead_pid() -> int:
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,
         check=True,
     )
-    dead_pid = int(dead.stdout)
+    return int(dead.stdout)
+
+
+async def test_lease_of_a_dead_process_on_this_host_is_taken_over(nats_server: NatsServer) -> None:
+    dead_pid = _dead_pid()
     api = await _api(nats_server.url)
     try:
         ghost = ApplyLock(api)
@@ -198,8 +202,12 @@ async def test_lease_of_a_dead_process_on_this_host_is_taken_over(nats_server: N
         await api.close()
 
 
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
 async def test_lease_of_a_live_process_is_never_taken_over(nats_server: NatsServer) -> None:
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    sleeper = _sleeper()
     api = await _api(nats_server.url)
     try:
         other = ApplyLock(api)
