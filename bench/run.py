@@ -43,6 +43,33 @@ CLI = str(Path(sys.executable).parent / "jelmore-infra")
 TOPOLOGY = str(ROOT / "topology")
 SCALE_POINTS = (100, 1_000, 5_000, 20_000)
 
+#: How each figure is measured (printed under "Notes" in BENCHMARKS.md).
+METHOD = (
+    "`--help`, `validate`, `plan`, `apply`: the whole `.venv/bin/jelmore-infra` process, output "
+    "discarded; baselines are whole processes too (`python -c pass`, `bench/raw_read.py`, "
+    "`bench/raw_create.py`).",
+    "plan figures run against a server holding exactly the topology (created by raw requests "
+    "with the configs `apply` would send, taken from `plan --json` against an empty server); "
+    "each server is checked to give a no-change plan before timing.",
+    "synthetic topologies (bench/topogen.py): N streams × 4 consumer groups, memory storage, "
+    "tiny limits; 5,000 resources = 1,000 streams + 4,000 groups.",
+    "raw read (bench/raw_read.py): connect, paged `STREAM.LIST`, and per stream a paged "
+    "`CONSUMER.LIST` started as soon as its page arrives, at most 32 in flight, every config "
+    "decoded with json.loads.",
+    "apply: every run (ours and baseline) on a fresh empty server; the baseline sends the same "
+    "configs as concurrent `STREAM.CREATE` then `CONSUMER.CREATE` requests (256 in flight).",
+    "peak memory: the plan child's maximum resident set size (`os.wait4` rusage).",
+    "runtime figures (bench/runtime_bench.py) run against a server holding topology/ (applied "
+    "by `jelmore-infra apply`); both sides build the same ~1.1 KB envelope and headers per "
+    "event. publish: 2,000 sequential publishes per run. pipeline: 20,000 events, `Publisher` "
+    "(window 256) vs nats-py `publish_async` with the same 256 in flight. consume: 10,000 "
+    "prefilled events read by one worker on the `session_handlers` group "
+    "(`subscribe_to_events`) vs a raw `fetch(100)` + json.loads + ack loop on the same durable. "
+    "latency: a separate publisher process paces 1,000 events/s for 3 s (`publish_event` vs "
+    "`js.publish`) and the group worker (`subscribe_to_events` vs raw fetch) records arrival - "
+    "send time; the figure is the median over runs of each run's p99.",
+)
+
 
 class BenchError(Exception):
     """A benchmark could not be measured (the message says why)."""
@@ -477,6 +504,7 @@ class Bench:
             f"{self.load_before} / {load_average()} (other work on the machine adds noise)"
         )
         self.notes.append(f"whole `make bench` run took {self.elapsed:.0f} s")
+        self.notes.extend(METHOD)
         for fig in figures:
             if fig.note and not fig.note.startswith("not measured"):
                 self.notes.append(f"{fig.label}: {fig.note}")
