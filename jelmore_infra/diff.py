@@ -882,13 +882,14 @@ class _Builder:
         )
 
     def _stream_loss(self, live: LiveStream, doing: str) -> None:
+        """Warn that every stored message of ``live`` is lost (when it holds any)."""
         messages = _int(live.state, "messages")
         size = _int(live.state, "bytes")
         if messages <= 0:
             return
         self.warn(
             "data-loss",
-            f"{doing} loses its {format_count(messages)} stored messages ({format_size(size)})",
+            f"{doing}: {format_count(messages)} messages, {_bytes(size)} will be lost",
             live.address,
             data={"messages": messages, "bytes": size},
         )
@@ -1143,3 +1144,10 @@ def build_plan(
     within a group. A replace is one :class:`ResourceChange` (apply deletes, then recreates).
     """
     return _Builder(desired, live, tuple(targets), now).build()
+
+
+def _bytes(size: int) -> str:
+    """``1,463 bytes`` or ``10 GB (10,000,000,000 bytes)``."""
+    human = format_size(size)
+    exact = f"{size:,} bytes"
+    return exact if human.endswith(" B") else f"{human} ({exact})"
