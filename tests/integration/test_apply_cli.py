@@ -328,3 +328,38 @@ def test_plan_json_after_apply_is_empty(nats_server: NatsServer, tmp_path: Path)
     doc = json.loads(proc.stdout)
     assert doc["changes"] == []
     assert doc["summary"] == {"add": 0, "change": 0, "replace": 0, "destroy": 0}
+
+
+def test_convergence_check_names_each_field_the_server_does_not_hold(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from jelmore_infra.apply import check_convergence
+    from jelmore_infra.connection import ConnectionSettings
+    from jelmore_infra.live.jsapi import JetStreamAPI
+    from jelmore_infra.planfile import read_plan_file
+
+    topo = copy_topology(tmp_path)
+    planfile = tmp_path / "plan.json"
+    assert plan(nats_server.url, topo, "-out", str(planfile)).returncode == 0
+    assert run_cli("apply", "-s", nats_server.url, str(planfile)).returncode == 0
+    saved = read_plan_file(planfile)
+
+    async def check() -> list[str]:
+        api = await JetStreamAPI.connect(ConnectionSettings(url=nats_server.url))
+        try:
+            return await check_convergence(api, saved)
+        finally:
+            await api.close()
+
+    assert asyncio.run(check()) == []
+    # The server ends up holding something else than the plan intended.
+    raw.update_stream(nats_server.url, "JELMORE", max_msgs=5)
+    raw.js(nats_server.url, "CONSUMER.DELETE.JELMORE.git_monitors")
+    problems = asyncio.run(check())
+    assert any(
+        p.startswith("server did not apply stream.JELMORE max_msgs") and "5" in p for p in problems
+    ), problems
+    assert "server did not apply consumer.JELMORE.git_monitors: it does not exist" in problems
+    assert len(problems) == 2, problems
