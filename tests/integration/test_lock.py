@@ -220,3 +220,32 @@ async def test_lease_of_a_live_process_is_never_taken_over(nats_server: NatsServ
         sleeper.kill()
         sleeper.wait()
         await api.close()
+
+
+def test_apply_waits_up_to_lock_timeout_then_names_the_holder(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    topo = copy_topology(tmp_path)
+
+    async def hold() -> None:
+        api = await _api(nats_server.url)
+        await ApplyLock(api).acquire()
+        await api.close()
+
+    asyncio.run(hold())
+    proc = run_cli(
+        "apply",
+        "-s",
+        nats_server.url,
+        "--topology",
+        str(topo),
+        "--auto-approve",
+        "--lock-timeout",
+        "1s",
+    )
+    assert_clean_error(proc)
+    assert "after waiting 1s" in proc.stderr
+    assert f"pid {os.getpid()}" in proc.stderr
+    bad = run_cli("apply", "-s", nats_server.url, "--topology", str(topo), "--lock-timeout", "soon")
+    assert_clean_error(bad)
+    assert "--lock-timeout" in bad.stderr
