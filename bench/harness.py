@@ -347,6 +347,7 @@ def render_benchmarks_md(
     generated: str,
     chart_file: str,
     notes: Sequence[str] = (),
+    breakdowns: Mapping[str, Mapping[str, float]] | None = None,
 ) -> str:
     """The whole BENCHMARKS.md: how it was measured, the table, the machine, the chart."""
     met = [f for f in figures if f.met is True]
@@ -391,6 +392,21 @@ def render_benchmarks_md(
         verdict = "linear or better" if ok else "WORSE than linear"
         parts.append(f"- {a:,} → {b:,}: time ×{growth:.2f}, resources ×{allowed:.0f}: {verdict}")
     parts += ["", "```", render_ascii_chart(points).rstrip(), "```", ""]
+    if breakdowns:
+        parts += [
+            "## Where plan time goes",
+            "",
+            "Wall-clock seconds per stage of `plan`, measured in-process without a profiler by "
+            "bench/stages.py against the same server (↳ rows are part of the row above, not extra "
+            "time).",
+            "",
+        ]
+        for title, stages in breakdowns.items():
+            parts += [f"**{title}**", "", "| stage | seconds |", "|---|---|"]
+            for name, seconds in stages.items():
+                label = f"↳ {name.strip()}" if name.startswith(" ") else name
+                parts.append(f"| {_md_cell(label)} | {seconds:.3f} |")
+            parts.append("")
     if notes:
         parts += ["## Notes", ""]
         parts += [f"- {n}" for n in notes]

@@ -209,6 +209,7 @@ class Bench:
         self.reps_small = 5 if quick else 9
         self.reps_plan = 3 if quick else 7
         self.points: list[H.ScalePoint] = []
+        self.breakdowns: dict[str, dict[str, float]] = {}
         self.notes: list[str] = []
         self.tmp = Path(tempfile.mkdtemp(prefix="jelmore-bench-"))
         self.server_version = "unknown"
@@ -382,6 +383,7 @@ class Bench:
                 f"plan at {resources:,}: ours {point.ours:.3f} s, raw {point.base:.3f} s "
                 f"({reps} runs each)"
             )
+            self.stage_breakdown(resources, srv.url, directory, point)
             if resources == 5_000:
                 fill(self.fig["plan5k"], ours_s, base_s)
                 mem = self.fig["memory5k"]
@@ -398,6 +400,37 @@ class Bench:
                 f"plan at {resources:,} resources: {reps} runs per side (fewer at the largest "
                 "size to keep `make bench` within about 10 minutes)."
             )
+
+    def stage_breakdown(
+        self, resources: int, url: str, directory: Path, point: H.ScalePoint
+    ) -> None:
+        """Where ours spends its time at the two largest sizes (bench/stages.py, in-process)."""
+        if resources < 5_000:
+            return
+        runs = 3 if resources <= 5_000 else 1
+        out = run_capture(
+            [
+                PY,
+                str(BENCH / "stages.py"),
+                "--url",
+                url,
+                "--topology",
+                str(directory),
+                "--runs",
+                str(runs),
+                "--json",
+            ]
+        )
+        try:
+            stages = json.loads(out.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            self.notes.append(
+                f"stage breakdown at {resources:,} resources failed: {out.stderr.strip()[-200:]}"
+            )
+            return
+        self.breakdowns[f"plan at {resources:,} resources (whole process {point.ours:.3f} s)"] = {
+            str(k): float(v) for k, v in stages.items()
+        }
 
     # apply ------------------------------------------------------------------------------------
 
@@ -518,6 +551,7 @@ class Bench:
                 for p in self.points
             ],
             "notes": self.notes,
+            "plan_stage_breakdown": self.breakdowns,
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
         text = json.dumps(doc, indent=2) + "\n"
@@ -532,6 +566,7 @@ class Bench:
                 generated=now.strftime("%Y-%m-%d %H:%M UTC"),
                 chart_file=str(CHART.relative_to(ROOT)),
                 notes=self.notes,
+                breakdowns=self.breakdowns,
             )
         )
         for note in self.notes:

@@ -1,11 +1,13 @@
 """Where the time of `plan` goes: a wall-clock breakdown by stage at a given resource count.
 
 Usage: ``python bench/stages.py [--resources 5000] [--runs 3]``. Starts a local nats-server,
-creates the synthetic topology with raw requests (bench/raw_create.py), then times in-process,
-without a profiler's overhead: imports, YAML compose + located conversion (``merge_files``),
-conversion to drafts, the semantic checks (and the stream subject-overlap check within them),
-building the model, connecting, the live read, the diff, and rendering. Prints the median of
-``--runs`` runs per stage. An investigation aid for missed targets, not part of `make bench`.
+creates the synthetic topology with raw requests (bench/raw_create.py) — or uses ``--url`` and
+``--topology`` of a server that already holds it (bench/run.py does, with ``--json``) — then
+times in-process, without a profiler's overhead: imports, YAML compose + located conversion
+(``merge_files``), conversion to drafts, the semantic checks (and the stream subject-overlap check
+within them), building the model, connecting, the live read, the diff, and rendering. Prints the
+median of ``--runs`` runs per stage. `make bench` adds this breakdown to BENCHMARKS.md; it is
+not a figure.
 """
 
 from __future__ import annotations
@@ -48,14 +50,14 @@ from bench.run import BENCH, PY, plan_configs, run_timed  # noqa: E402
 from tests.support.natsserver import NatsServer  # noqa: E402
 
 ORDER = (
-    "  YAML compose alone (libyaml, for reference)",
     "YAML compose + located nodes (merge_files)",
+    "  of which libyaml compose alone (timed apart)",
     "convert_topology",
     "check_semantics",
     "  of which stream_overlaps",
     "build_topology",
     "connect + live read",
-    "live read (read_live)",
+    "  of which live read (read_live)",
     "diff (build_plan)",
     "render (human)",
 )
@@ -88,7 +90,7 @@ def one_run(directory: Path, url: str, acc: dict[str, list[float]]) -> None:
     diags: list[Any] = []
     timed(
         acc,
-        "  YAML compose alone (libyaml, for reference)",
+        "  of which libyaml compose alone (timed apart)",
         lambda: [yaml.compose(text, Loader=Loader) for _, text in sources],
     )
     raw = timed(
@@ -106,7 +108,7 @@ def one_run(directory: Path, url: str, acc: dict[str, list[float]]) -> None:
         api = await JetStreamAPI.connect(ConnectionSettings(url=url))
         start = time.perf_counter()
         live = await read_live(api)
-        acc.setdefault("live read (read_live)", []).append(time.perf_counter() - start)
+        acc.setdefault("  of which live read (read_live)", []).append(time.perf_counter() - start)
         await api.close()
         return live
 
@@ -117,33 +119,45 @@ def one_run(directory: Path, url: str, acc: dict[str, list[float]]) -> None:
     timed(acc, "render (human)", lambda: render_plan_text(plan))
 
 
+def breakdown(directory: Path, url: str, runs: int) -> dict[str, float]:
+    """Median seconds per stage over ``runs`` in-process plans (stage name → seconds)."""
+    acc: dict[str, list[float]] = {}
+    overlap_timer(acc)
+    for _ in range(runs):
+        one_run(directory, url, acc)
+    names = sorted(acc, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER))
+    return {"imports (once per process)": IMPORTS, **{n: H.median(acc[n]) for n in names}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="stage breakdown of plan")
     parser.add_argument("--resources", type=int, default=5_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--url", help="use this server (already holding --topology)")
+    parser.add_argument("--topology", help="topology directory on the --url server")
+    parser.add_argument("--json", action="store_true", help="print {stage: seconds} as JSON")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="jelmore-stages-"))
-    directory = topogen.write_topology(tmp / "topology", args.resources)
-    acc: dict[str, list[float]] = {}
-    overlap_timer(acc)
-    with NatsServer() as srv:
-        cfg = tmp / "configs.json"
-        cfg.write_text(json.dumps(plan_configs(srv.url, directory)))
-        run_timed([PY, str(BENCH / "raw_create.py"), srv.url, str(cfg)])
-        for _ in range(args.runs):
-            one_run(directory, srv.url, acc)
-        whole = [
-            run_timed(
-                [PY, "-m", "jelmore_infra", "plan", "--topology", str(directory), "-s", srv.url]
-            )[0]
-            for _ in range(args.runs)
-        ]
-    print(f"plan at {args.resources:,} resources, median of {args.runs} runs")
-    print(f"{'whole process (python -m jelmore_infra plan)':50s} {H.median(whole):7.3f} s")
-    print(f"{'imports (once, in this process)':50s} {IMPORTS:7.3f} s")
-    for name in sorted(acc, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER)):
-        values = acc[name]
-        print(f"{name:50s} {H.median(values):7.3f} s")
+    if args.url and args.topology:
+        stages = breakdown(Path(args.topology), args.url, args.runs)
+        whole = None
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="jelmore-stages-"))
+        directory = topogen.write_topology(tmp / "topology", args.resources)
+        with NatsServer() as srv:
+            cfg = tmp / "configs.json"
+            cfg.write_text(json.dumps(plan_configs(srv.url, directory)))
+            run_timed([PY, str(BENCH / "raw_create.py"), srv.url, str(cfg)])
+            stages = breakdown(directory, srv.url, args.runs)
+            cmd = [PY, "-m", "jelmore_infra", "plan", "--topology", str(directory), "-s", srv.url]
+            whole = H.median([run_timed(cmd)[0] for _ in range(args.runs)])
+    if args.json:
+        print(json.dumps(stages))
+        return
+    print(f"plan, median of {args.runs} runs")
+    if whole is not None:
+        print(f"{'whole process (python -m jelmore_infra plan)':50s} {whole:7.3f} s")
+    for name, seconds in stages.items():
+        print(f"{name:50s} {seconds:7.3f} s")
 
 
 if __name__ == "__main__":

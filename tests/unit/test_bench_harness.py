@@ -205,6 +205,21 @@ def test_benchmarks_md_has_table_machine_chart_and_count_of_met_targets() -> Non
     assert "- a note" in md
 
 
+def test_benchmarks_md_shows_stage_breakdowns_with_nested_rows_marked() -> None:
+    md = H.render_benchmarks_md(
+        [],
+        [],
+        {},
+        generated="now",
+        chart_file="c.svg",
+        breakdowns={"plan at 5,000": {"check_semantics": 0.3, "  of which overlaps": 0.25}},
+    )
+    assert "## Where plan time goes" in md
+    assert "**plan at 5,000**" in md
+    assert "| check_semantics | 0.300 |" in md
+    assert "| ↳ of which overlaps | 0.250 |" in md
+
+
 def test_figure_to_dict_carries_samples_ratio_and_verdict() -> None:
     fig = _figures()[1]
     fig.ours_samples = [79.0, 80.0, 81.0]
