@@ -187,6 +187,11 @@ def machine_info(server_version: str) -> dict[str, Any]:
     except Exception:
         nats_py = "unknown"
     commit = run_capture(["git", "rev-parse", "--short", "HEAD"]).stdout.strip() or "unknown"
+    dirty = run_capture(["git", "status", "--porcelain", "--", "jelmore_infra"]).stdout.split("\n")
+    changed = sorted({line[3:] for line in dirty if line.strip()})
+    if changed:
+        shown = ", ".join(changed[:6]) + (" …" if len(changed) > 6 else "")
+        commit += f" plus uncommitted changes to {shown}"
     return {
         "cores": os.cpu_count(),
         "cpu": cpu,
