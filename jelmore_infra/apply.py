@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from jelmore_infra.errors import ConnectionFailed, JelmoreError, JetStreamAPIError
+from jelmore_infra.errors import JelmoreError, JetStreamAPIError
 from jelmore_infra.model import parse_version
 from jelmore_infra.plan import Action, Kind, Plan, ResourceChange
 
@@ -173,53 +173,110 @@ async def execute_step(api: JetStreamAPI, change: ResourceChange) -> None:
         await _delete(api, change)
 
 
+#: Steps sent to the server at once within one phase of the plan.
+CONCURRENCY = 64
+
+
+def _phase(change: ResourceChange) -> int:
+    """Apply phases: consumer deletes, stream deletes, stream changes, consumer changes.
+
+    Changes within one phase touch different resources and do not depend on each other, so they
+    run concurrently; a phase starts only when the one before it has finished.
+    """
+    deleting = change.action is Action.DELETE
+    if change.kind is Kind.CONSUMER:
+        return 0 if deleting else 3
+    return 1 if deleting else 2
+
+
+def _phases(changes: Sequence[ResourceChange]) -> list[list[ResourceChange]]:
+    """Consecutive runs of changes in the same phase, in plan order."""
+    runs: list[list[ResourceChange]] = []
+    for change in changes:
+        if runs and _phase(runs[-1][-1]) == _phase(change):
+            runs[-1].append(change)
+        else:
+            runs.append([change])
+    return runs
+
+
 async def apply_plan(
     api: JetStreamAPI,
     plan: Plan,
     *,
     progress: Progress | None = None,
+    concurrency: int = CONCURRENCY,
 ) -> ApplyResult:
-    """Execute the plan's changes in order; stop at the first failure; then check convergence.
+    """Execute the plan's changes phase by phase; stop at the first failure; check convergence.
 
-    Gates are the caller's job (:func:`check_gates`) so nothing reaches the server when one refuses.
+    Within a phase up to ``concurrency`` steps are in flight. After a failure no new step starts;
+    steps already in flight finish and are reported. Gates are the caller's job
+    (:func:`check_gates`), so nothing reaches the server when one refuses.
     """
-    result = ApplyResult()
+    outcome: dict[int, StepResult] = {}
+    failed = False
     changes = list(plan.changes)
-    for index, change in enumerate(changes):
-        if progress:
-            progress(change, "start", None)
-        try:
-            await execute_step(api, change)
-        except (JetStreamAPIError, ConnectionFailed, JelmoreError, OSError, TimeoutError) as exc:
-            message = _describe(exc)
-            result.steps.append(StepResult(change, "failed", message))
+    position = {id(c): n for n, c in enumerate(changes)}
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def run(change: ResourceChange) -> None:
+        nonlocal failed
+        async with gate:
+            if failed:
+                return
             if progress:
-                progress(change, "failed", message)
-            result.steps.extend(StepResult(c, "not attempted") for c in changes[index + 1 :])
-            return result
-        result.steps.append(StepResult(change, "done"))
-        if progress:
-            progress(change, "done", None)
-    result.convergence_errors = await check_convergence(api, plan)
+                progress(change, "start", None)
+            try:
+                await execute_step(api, change)
+            except (JelmoreError, OSError, TimeoutError) as exc:
+                failed = True
+                message = _describe(exc)
+                outcome[position[id(change)]] = StepResult(change, "failed", message)
+                if progress:
+                    progress(change, "failed", message)
+                return
+            outcome[position[id(change)]] = StepResult(change, "done")
+            if progress:
+                progress(change, "done", None)
+
+    for phase in _phases(changes):
+        if failed:
+            break
+        await asyncio.gather(*(run(c) for c in phase))
+    result = ApplyResult(
+        steps=[outcome.get(n) or StepResult(c, "not attempted") for n, c in enumerate(changes)]
+    )
+    if not failed:
+        result.convergence_errors = await check_convergence(api, plan)
     return result
+
+
+async def _live_configs(
+    api: JetStreamAPI, streams: set[str]
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
+    """Current configs of ``streams`` and their consumers, in one paged live read."""
+    from jelmore_infra.live.read import read_live
+
+    live = await read_live(api, streams=streams)
+    stream_configs = {n: dict(s.config) for n, s in live.streams.items() if n in streams}
+    consumer_configs = {k: dict(c.config) for k, c in live.consumers.items() if k[0] in streams}
+    return stream_configs, consumer_configs
 
 
 async def check_convergence(api: JetStreamAPI, plan: Plan) -> list[str]:
     """Re-read every resource the plan changed and name each field the server did not apply."""
     from jelmore_infra.normalize import normalize_consumer, normalize_stream
 
+    if not plan.changes:
+        return []
     version = parse_version(api.identity.version)
+    streams, consumers = await _live_configs(api, {c.stream for c in plan.changes})
     problems: list[str] = []
-    stream_configs: dict[str, dict[str, Any]] = {}
     for change in plan.changes:
         if change.kind is Kind.STREAM:
-            info = await api.stream_info(change.name)
-            live = info["config"] if info else None
-            if live is not None:
-                stream_configs[change.name] = live
+            live = streams.get(change.name)
         else:
-            info = await api.consumer_info(change.stream, change.name)
-            live = info["config"] if info else None
+            live = consumers.get((change.stream, change.name))
         if change.action is Action.DELETE:
             if live is not None:
                 problems.append(f"server did not apply {change.address}: it still exists")
@@ -232,10 +289,7 @@ async def check_convergence(api: JetStreamAPI, plan: Plan) -> list[str]:
             want = normalize_stream(change.after, version)
             got = normalize_stream(live, version)
         else:
-            stream_cfg = stream_configs.get(change.stream)
-            if stream_cfg is None:
-                sinfo = await api.stream_info(change.stream)
-                stream_cfg = sinfo["config"] if sinfo else None
+            stream_cfg = streams.get(change.stream)
             want = normalize_consumer(change.after, version, stream_config=stream_cfg)
             got = normalize_consumer(live, version, stream_config=stream_cfg)
         for key in sorted(set(want) | set(got)):
@@ -245,10 +299,6 @@ async def check_convergence(api: JetStreamAPI, plan: Plan) -> list[str]:
                     f"planned {want.get(key)!r}, server has {got.get(key)!r}"
                 )
     return problems
-
-
-def changed_addresses(plan: Plan) -> Sequence[str]:
-    return [c.address for c in plan.changes]
 
 
 def identity_mismatch(plan: Plan, api: JetStreamAPI) -> str | None:
@@ -275,27 +325,21 @@ async def find_stale(api: JetStreamAPI, plan: Plan) -> list[str]:
     from jelmore_infra.normalize import fingerprint, normalize_consumer, normalize_stream
 
     version = parse_version(api.identity.version)
+    names = {address.split(".", 2)[1] for address in plan.fingerprints}
+    streams, consumers = await _live_configs(api, names)
     stale: list[str] = []
-    streams: dict[str, dict[str, Any] | None] = {}
-
-    async def stream_config(name: str) -> dict[str, Any] | None:
-        if name not in streams:
-            info = await api.stream_info(name)
-            streams[name] = info["config"] if info else None
-        return streams[name]
-
     for address, recorded in sorted(plan.fingerprints.items()):
         parts = address.split(".", 2)
         if parts[0] == "stream":
-            live = await stream_config(parts[1])
+            live = streams.get(parts[1])
             current = fingerprint(normalize_stream(live, version)) if live else None
         else:
-            stream, name = parts[1], parts[2]
-            info = await api.consumer_info(stream, name)
-            scfg = await stream_config(stream)
+            config = consumers.get((parts[1], parts[2]))
             current = (
-                fingerprint(normalize_consumer(info["config"], version, stream_config=scfg))
-                if info
+                fingerprint(
+                    normalize_consumer(config, version, stream_config=streams.get(parts[1]))
+                )
+                if config
                 else None
             )
         if current != recorded:

@@ -188,6 +188,7 @@ class _Builder:
     fates: dict[str, StreamFate] = field(default_factory=dict)
     target_streams: set[str] = field(default_factory=set)
     target_consumers: set[str] = field(default_factory=set)
+    _stream_norms: dict[str, tuple[Mapping[str, Any], dict[str, Any]]] = field(default_factory=dict)
 
     # ----------------------------------------------------------------- messages
 
@@ -654,6 +655,15 @@ class _Builder:
         live = self.live.streams.get(stream)
         return live.config if live else None
 
+    def _normalized_stream(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``normalize_stream`` once per stream config (every consumer of a stream asks)."""
+        cached = self._stream_norms.get(name)
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        normalized = normalize_stream(config, self.version)
+        self._stream_norms[name] = (config, normalized)
+        return normalized
+
     def _validate_consumer(
         self,
         address: str,
@@ -662,7 +672,7 @@ class _Builder:
         stream_config: Mapping[str, Any],
     ) -> None:
         replicas = _int(after, "num_replicas")
-        stream_norm = normalize_stream(stream_config, self.version)
+        stream_norm = self._normalized_stream(spec.stream, stream_config)
         stream_replicas = _int(stream_norm, "num_replicas") or 1
         if replicas > 1 and not self.live.server.cluster:
             self.error(

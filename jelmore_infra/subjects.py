@@ -126,3 +126,75 @@ __all__ = [
     "subject_problem",
     "subjects_overlap",
 ]
+
+
+class SubjectIndex:
+    """Subject patterns in a token trie, to find every stored pattern overlapping a new one.
+
+    Checking n patterns pairwise costs n²; the trie visits only the branches a pattern can match,
+    so finding the overlaps among thousands of streams' subjects stays close to linear.
+    """
+
+    __slots__ = ("_count", "_root")
+
+    def __init__(self) -> None:
+        self._root = _Node()
+        self._count = 0
+
+    def add(self, pattern: str, owner: object) -> None:
+        entry = (self._count, pattern, owner)
+        self._count += 1
+        node = self._root
+        tokens = pattern.split(".")
+        for i, token in enumerate(tokens):
+            if token == ">" and i == len(tokens) - 1:
+                node.tails.append(entry)
+                return
+            node = node.children.setdefault(token, _Node())
+        node.ends.append(entry)
+
+    def overlapping(self, pattern: str) -> list[tuple[str, object]]:
+        """Every stored ``(pattern, owner)`` that some literal subject matches together with
+        ``pattern``, in the order they were added."""
+        found: list[_Entry] = []
+        _collect(self._root, pattern.split("."), 0, found)
+        return [(p, owner) for _, p, owner in sorted(found, key=lambda e: e[0])]
+
+
+_Entry = tuple[int, str, object]
+
+
+class _Node:
+    __slots__ = ("children", "ends", "tails")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.ends: list[_Entry] = []  # patterns that end at this node
+        self.tails: list[_Entry] = []  # patterns that end with ">" right below this node
+
+
+def _everything_below(node: _Node, found: list[_Entry]) -> None:
+    """Every stored pattern that needs at least one more token from ``node``."""
+    found.extend(node.tails)
+    for child in node.children.values():
+        found.extend(child.ends)
+        _everything_below(child, found)
+
+
+def _collect(node: _Node, tokens: list[str], i: int, found: list[_Entry]) -> None:
+    if i == len(tokens):
+        found.extend(node.ends)
+        return
+    token = tokens[i]
+    if token == ">":
+        _everything_below(node, found)
+        return
+    found.extend(node.tails)  # a stored "…>" matches this token and whatever follows
+    if token == "*":
+        for child in node.children.values():
+            _collect(child, tokens, i + 1, found)
+        return
+    for key in (token, "*"):
+        nxt = node.children.get(key)
+        if nxt is not None:
+            _collect(nxt, tokens, i + 1, found)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from jelmore_infra.cli.common import connection_options
+from jelmore_infra.cli.common import connection_options, short_lived
 from jelmore_infra.connection import ConnectionSettings
 
 
@@ -31,6 +31,7 @@ def import_(
     names: tuple[str, ...], output_dir: str | None, adopt: bool, settings: ConnectionSettings
 ) -> int:
     """Write topology YAML for live streams NAME... (all when none given) and their consumers."""
+    short_lived()
     from jelmore_infra.live.jsapi import JetStreamAPI
     from jelmore_infra.live.read import read_live
     from jelmore_infra.workflow import run, with_api

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from jelmore_infra.cli.common import connection_options, make_console
+from jelmore_infra.cli.common import connection_options, make_console, short_lived
 from jelmore_infra.connection import ConnectionSettings
 
 TOPOLOGY_OPTION = click.option(
@@ -87,6 +87,7 @@ def plan(
     if as_json and markdown:
         raise click.UsageError("choose one of --json and --markdown")
     check_targets(targets)
+    short_lived()
     from jelmore_infra.planfile import write_plan_file
     from jelmore_infra.topology import load_topology
     from jelmore_infra.workflow import plan_with, run, with_api

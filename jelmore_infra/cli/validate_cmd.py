@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from jelmore_infra.cli.common import short_lived
 from jelmore_infra.diagnostics import Diagnostic
 
 
@@ -45,6 +46,7 @@ def _format(diag: Diagnostic, color: bool) -> str:
 @click.pass_context
 def validate(ctx: click.Context, topology_dir: str, as_json: bool) -> int:
     """Check topology files offline: schema and semantic checks, every problem at once."""
+    short_lived()
     from jelmore_infra.topology import check_topology
 
     topology, diags = check_topology(topology_dir)

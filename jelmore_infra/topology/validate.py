@@ -17,12 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from jelmore_infra import fields as F
 from jelmore_infra import model
 from jelmore_infra.diagnostics import Diagnostic, Location
 from jelmore_infra.subjects import (
+    SubjectIndex,
     is_subset_of_any,
     is_valid_subject,
     subject_is_subset,
@@ -824,19 +825,21 @@ class _Semantics(_Checker):
                     )
 
     def stream_overlaps(self) -> None:
-        subjects = [(s, effective_subjects(s)) for s in self.streams]
-        for j, (b, b_subjects) in enumerate(subjects):
-            for a, a_subjects in subjects[:j]:
-                for subj_b, loc_b in b_subjects:
-                    for subj_a, loc_a in a_subjects:
-                        if subjects_overlap(subj_a, subj_b):
-                            self.error(
-                                f"subject '{subj_b}' of stream '{b.name}' overlaps subject "
-                                f"'{subj_a}' of stream '{a.name}' (at {loc_a}); a subject can "
-                                "be stored by only one stream",
-                                loc_b,
-                                (loc_a,),
-                            )
+        index = SubjectIndex()
+        for b in self.streams:
+            b_subjects = effective_subjects(b)
+            for subj_b, loc_b in b_subjects:
+                for subj_a, owner in index.overlapping(subj_b):
+                    a, loc_a = cast("tuple[StreamDraft, Location]", owner)
+                    self.error(
+                        f"subject '{subj_b}' of stream '{b.name}' overlaps subject "
+                        f"'{subj_a}' of stream '{a.name}' (at {loc_a}); a subject can "
+                        "be stored by only one stream",
+                        loc_b,
+                        (loc_a,),
+                    )
+            for subj_b, loc_b in b_subjects:
+                index.add(subj_b, (b, loc_b))
 
     # consumer groups
 

@@ -124,3 +124,28 @@ def test_problem_and_validity_agree(text: str) -> None:
 def test_a_literal_matches_itself_and_the_catch_all(literal: str) -> None:
     assert subject_matches(literal, literal)
     assert subject_matches(">", literal)
+
+
+_PATTERN_TOKENS = st.sampled_from(["a", "b", "c", "*"])
+
+
+@st.composite
+def _patterns(draw: st.DrawFn) -> str:
+    tokens = draw(st.lists(_PATTERN_TOKENS, min_size=1, max_size=4))
+    if draw(st.booleans()):
+        tokens.append(">")
+    return ".".join(tokens)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_patterns(), min_size=1, max_size=12), _patterns())
+def test_subject_index_finds_exactly_the_overlapping_patterns(
+    stored: list[str], query: str
+) -> None:
+    from jelmore_infra.subjects import SubjectIndex
+
+    index = SubjectIndex()
+    for n, pattern in enumerate(stored):
+        index.add(pattern, n)
+    expected = [(p, n) for n, p in enumerate(stored) if subjects_overlap(p, query)]
+    assert index.overlapping(query) == expected
