@@ -24,16 +24,46 @@ Pure: no I/O (colour export renders into an in-memory buffer, never to a termina
 
 from __future__ import annotations
 
-import io
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from jelmore_infra.model import ServerIdentity
 from jelmore_infra.plan import Action, Plan, PlanMessage, ResourceChange
 from jelmore_infra.render.values import action_phrase, change_lines, resource_label
 
+if TYPE_CHECKING:
+    from rich.text import Text as RichText
+
 NO_CHANGES = "No changes. The server matches the topology."
+
+#: SGR codes of the few styles the plan uses.
+_SGR = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "magenta": "35"}
+
+
+class Text:
+    """A line of styled segments: the tiny part of rich's ``Text`` this view needs.
+
+    Building thousands of plan lines through rich costs more than the whole diff, so lines are
+    kept as ``(text, style)`` segments and turned into plain or ANSI text directly.
+    """
+
+    __slots__ = ("segments",)
+
+    def __init__(self, text: str = "", style: str = "") -> None:
+        self.segments: list[tuple[str, str]] = [(text, style)] if text else []
+
+    def append(self, text: str, style: str = "") -> None:
+        self.segments.append((text, style))
+
+    @property
+    def plain(self) -> str:
+        return "".join(t for t, _ in self.segments)
+
+    def ansi(self) -> str:
+        out = []
+        for text, style in self.segments:
+            codes = ";".join(_SGR[w] for w in style.split() if w in _SGR)
+            out.append(f"\x1b[{codes}m{text}\x1b[0m" if codes and text else text)
+        return "".join(out)
 
 _ACTION_STYLE = {
     Action.CREATE: "green",
@@ -118,8 +148,7 @@ def _resource_block(change: ResourceChange, adopted: bool) -> list[Text]:
     return out
 
 
-def render_plan(plan: Plan) -> Text:
-    """The whole plan as one rich ``Text`` (styles attached; print it on the CLI's Console)."""
+def _plan_lines(plan: Plan) -> list[Text]:
     lines: list[Text] = []
     if plan.has_changes:
         lines.append(
@@ -163,30 +192,22 @@ def render_plan(plan: Plan) -> Text:
     refusal = cannot_apply_line(plan)
     if refusal:
         lines.append(Text(refusal, style="bold red"))
-    return Text("\n").join(lines)
+    return lines
+
+
+def render_plan(plan: Plan) -> RichText:
+    """The whole plan as one rich ``Text`` (styles attached; print it on the CLI's Console)."""
+    from rich.text import Text as RichText
+
+    return RichText.from_ansi(render_plan_text(plan, color=True).rstrip("\n"))
 
 
 def render_plan_text(plan: Plan, *, color: bool = False) -> str:
     """The plan as a string ending in a newline; ``color=True`` adds ANSI colour codes."""
-    text = render_plan(plan)
-    if not color:
-        return text.plain + "\n"
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        force_terminal=True,
-        color_system="standard",
-        width=10_000,
-        soft_wrap=True,
-        highlight=False,
-        markup=False,
-        emoji=False,
-        legacy_windows=False,
-        no_color=False,
-        force_jupyter=False,
-    )
-    console.print(text)
-    return buffer.getvalue()
+    lines = _plan_lines(plan)
+    if color:
+        return "\n".join(line.ansi() for line in lines) + "\n"
+    return "\n".join(line.plain for line in lines) + "\n"
 
 
 __all__ = [

@@ -16,6 +16,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -56,6 +57,7 @@ _DELETE_SUMMARY: dict[str, tuple[str, ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def resolve_field(kind: str, path: str) -> tuple[Field | None, bool]:
     """The field a dotted ``path`` names, and whether the path is a metadata key.
 
