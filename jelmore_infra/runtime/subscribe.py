@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -118,6 +119,11 @@ class Subscription:
         self._stopped = asyncio.Event()
         self._router: DeadLetterRouter | None = None
         self._policy_read = time.monotonic()
+        #: Messages whose handler is running: id → (message, start time), for the heartbeats.
+        self._working: dict[int, tuple[Any, float, asyncio.Task[Any] | None]] = {}
+        #: Ids of messages whose handler the watchdog cancelled for running too long.
+        self._overdue: set[int] = set()
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     @property
     def consumer_group(self) -> str | None:
@@ -133,6 +139,9 @@ class Subscription:
         if with_router:
             self._router = await acquire_shared_router(self.bus)
         self._loop_task = asyncio.create_task(self._run(), name=f"jelmore-sub-{self.consumer}")
+        self._heartbeat_task = asyncio.create_task(
+            self._heartbeats(), name=f"jelmore-heartbeat-{self.consumer}"
+        )
 
     async def wait(self) -> None:
         """Wait until the subscription has stopped."""
@@ -158,6 +167,10 @@ class Subscription:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
         if self._handle is not None:
             await self._handle.unsubscribe()
         if self.ephemeral:
@@ -290,24 +303,26 @@ class Subscription:
             event["retry_count"] = int(event.get("retry_count") or 0) + num_delivered - 1
         started = time.monotonic()
         if exc is None:
-            heartbeat = asyncio.create_task(self._heartbeat(msg))
+            self._working[id(msg)] = (msg, started, asyncio.current_task())
             try:
-                async with asyncio.timeout(self.handler_timeout) as limit:
-                    await self.handler(event, msg)
+                await self.handler(event, msg)
             except asyncio.CancelledError:
-                heartbeat.cancel()
-                # stopped while running: hand the event back so another worker takes it now
-                await self._hand_back(msg)
-                raise
-            except TimeoutError as err:
-                if limit.expired():
+                self._working.pop(id(msg), None)
+                if id(msg) in self._overdue:
+                    # the watchdog stopped a handler over its time limit: a failed attempt
+                    self._overdue.discard(id(msg))
+                    task = asyncio.current_task()
+                    if task is not None:
+                        task.uncancel()
                     exc = HandlerTimeout(f"handler did not finish within {self.handler_timeout:g}s")
                 else:
-                    exc = err
+                    # stopped while running: hand the event back so another worker takes it now
+                    await self._hand_back(msg)
+                    raise
             except Exception as err:  # any handler failure is a failed attempt
                 exc = err
             finally:
-                heartbeat.cancel()
+                self._working.pop(id(msg), None)
         METRICS.record_handled(time.monotonic() - started, ok=exc is None)
         if exc is None:
             self.handled += 1
@@ -365,18 +380,33 @@ class Subscription:
             with contextlib.suppress(Exception):
                 await msg.nak(delay=decision.delay or None)
 
-    async def _heartbeat(self, msg: Any) -> None:
-        interval = max(self.ack_wait / 3, 0.05)
-        try:
-            while True:
-                await asyncio.sleep(interval)
-                if msg.is_acked:
-                    return
-                await msg.in_progress()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a lost heartbeat only risks a redelivery
-            return
+    async def _heartbeats(self) -> None:
+        """Watch the running handlers: heartbeats and the time limit.
+
+        Every handler still running gets ``in_progress`` so the server never redelivers its
+        event to another worker meanwhile, and a handler over ``handler_timeout`` is cancelled
+        (the attempt counts as failed). One loop for the whole subscription instead of a task
+        and a timer per message: it wakes every ``ack_wait / 3`` (sooner when the time limit is
+        short), so the first heartbeat goes out well before the ack deadline.
+        """
+        while True:
+            limit = self.handler_timeout
+            interval = max(min(self.ack_wait / 3, limit / 4 if limit else math.inf), 0.05)
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for key, (msg, started, task) in list(self._working.items()):
+                running = now - started
+                if limit is not None and running >= limit and task is not None:
+                    if key not in self._overdue:
+                        self._overdue.add(key)
+                        task.cancel()
+                    continue
+                if running < interval or msg.is_acked:
+                    continue
+                try:
+                    await msg.in_progress()
+                except Exception:  # a lost heartbeat only risks a redelivery
+                    continue
 
 
 _LIVE: set[Subscription] = set()
