@@ -119,10 +119,20 @@ def one_run(directory: Path, url: str, acc: dict[str, list[float]]) -> None:
     timed(acc, "render (human)", lambda: render_plan_text(plan))
 
 
+def mirror_cli_gc() -> None:
+    """Run the stages under the same garbage-collector setting as the CLI's commands."""
+    try:
+        from jelmore_infra.cli.common import short_lived
+    except ImportError:
+        return
+    short_lived()
+
+
 def breakdown(directory: Path, url: str, runs: int) -> dict[str, float]:
     """Median seconds per stage over ``runs`` in-process plans (stage name → seconds)."""
     acc: dict[str, list[float]] = {}
     overlap_timer(acc)
+    mirror_cli_gc()
     for _ in range(runs):
         one_run(directory, url, acc)
     names = sorted(acc, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER))
