@@ -83,8 +83,22 @@ def canonical_time(value: Any) -> Any:
     return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_SCALARS = (int, str, bool, float)
+_COMPOUND_KINDS = (F.ValueKind.METADATA, F.ValueKind.TIME)
+
+
 def _clean(value: Any, field: F.Field | None, version: Version) -> Any:
     """Canonical spelling of one value (recursively for objects); ``None`` means absent."""
+    if (
+        type(value) in _SCALARS
+        and field is not None
+        and not field.sub_fields
+        and field.kind not in _COMPOUND_KINDS
+    ):
+        # The common case, kept fast: a plain scalar of a plain field.
+        if _DEFAULT_ENUM_SPELLINGS.get(field.name) == value:
+            return None
+        return None if _is_empty(value) else value
     kind = field.kind if field else None
     if kind is F.ValueKind.METADATA and isinstance(value, Mapping):
         meta = {
@@ -140,13 +154,27 @@ def _int(config: Mapping[str, Any], key: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+_KNOWN: dict[tuple[int, Version], dict[str, F.Field]] = {}
+
+
+def _known_fields(table: Mapping[str, F.Field], version: Version) -> dict[str, F.Field]:
+    """The fields of ``table`` that ``version`` knows (computed once per table and version)."""
+    key = (id(table), version)
+    known = _KNOWN.get(key)
+    if known is None:
+        known = {name: f for name, f in table.items() if f.known_by(version)}
+        _KNOWN[key] = known
+    return known
+
+
 def _clean_top(
     config: Mapping[str, Any], table: Mapping[str, F.Field], version: Version
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    known = _known_fields(table, version)
     for key, raw in config.items():
-        field = table.get(key)
-        if field is None or not field.known_by(version):
+        field = known.get(key)
+        if field is None:
             continue
         value = _clean(raw, field, version)
         if not _is_empty(value):
