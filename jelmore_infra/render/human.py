@@ -65,6 +65,7 @@ class Text:
             out.append(f"\x1b[{codes}m{text}\x1b[0m" if codes and text else text)
         return "".join(out)
 
+
 _ACTION_STYLE = {
     Action.CREATE: "green",
     Action.UPDATE: "yellow",
