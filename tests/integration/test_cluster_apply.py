@@ -1,0 +1,42 @@
+"""Replication on a real 3-node JetStream cluster: R3 streams and consumers plan and apply
+cleanly, and scaling replicas is an in-place update that converges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support import raw
+from tests.support.cli import copy_topology, run_cli
+from tests.support.natsserver import NatsCluster
+
+
+def _plan(cluster: NatsCluster, topo: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return run_cli("plan", "-s", cluster.url, "--topology", str(topo), *extra)
+
+
+def test_r3_topology_applies_and_scaling_replicas_is_an_in_place_update(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    topo = copy_topology(tmp_path)
+    streams = topo / "streams.yaml"
+    streams.write_text(streams.read_text().replace("num_replicas: 1", "num_replicas: 3"))
+    url = nats_cluster.url
+    done = run_cli("apply", "-s", url, "--topology", str(topo), "--auto-approve")
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = raw.stream_config(nats_cluster.urls[0], "JELMORE")
+    assert config is not None and config["num_replicas"] == 3
+    again = _plan(nats_cluster, topo, "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "cluster" in again.stdout  # the plan names the cluster it was made against
+
+    streams.write_text(streams.read_text().replace("num_replicas: 3", "num_replicas: 1", 1))
+    scaled = _plan(nats_cluster, topo)
+    assert "~ num_replicas = 3 → 1" in scaled.stdout, scaled.stdout
+    assert "Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy." in scaled.stdout
+    applied = run_cli("apply", "-s", url, "--topology", str(topo), "--auto-approve")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    config = raw.stream_config(nats_cluster.urls[0], "JELMORE")
+    assert config is not None and config["num_replicas"] == 1
+    assert _plan(nats_cluster, topo, "--detailed-exitcode").returncode == 0
+    for name in ("JELMORE", "JELMORE_DLQ", "JELMORE_ADVISORIES"):  # leave the shared cluster clean
+        raw.js(nats_cluster.urls[0], f"STREAM.DELETE.{name}")
