@@ -23,6 +23,17 @@ async def _api(url: str) -> JetStreamAPI:
     return await JetStreamAPI.connect(ConnectionSettings(url=url))
 
 
+def _hold_lock(url: str) -> None:
+    """Take the lease as another apply would, and leave it held (until its TTL)."""
+
+    async def hold() -> None:
+        api = await _api(url)
+        await ApplyLock(api).acquire()
+        await api.close()
+
+    asyncio.run(hold())
+
+
 async def test_second_lock_fails_naming_the_holder(nats_server: NatsServer) -> None:
     api = await _api(nats_server.url)
     try:
@@ -113,12 +124,7 @@ def test_apply_fails_while_another_holds_the_lock_and_lock_false_skips_it(
 ) -> None:
     topo = copy_topology(tmp_path)
 
-    async def hold() -> None:
-        api = await _api(nats_server.url)
-        await ApplyLock(api).acquire()
-        await api.close()  # the lease stays until its TTL
-
-    asyncio.run(hold())
+    _hold_lock(nats_server.url)
     proc = run_cli("apply", "-s", nats_server.url, "--topology", str(topo), "--auto-approve")
     assert_clean_error(proc)
     assert "another apply holds the lock" in proc.stderr
@@ -127,7 +133,7 @@ def test_apply_fails_while_another_holds_the_lock_and_lock_false_skips_it(
     unlocked = run_cli("force-unlock", "-s", nats_server.url, "--yes")
     assert unlocked.returncode == 0, unlocked.stderr
     assert "Removed the apply lock" in unlocked.stdout
-    asyncio.run(hold())
+    _hold_lock(nats_server.url)
     skipped = run_cli(
         "apply", "-s", nats_server.url, "--topology", str(topo), "--auto-approve", "--lock=false"
     )
@@ -227,12 +233,7 @@ def test_apply_waits_up_to_lock_timeout_then_names_the_holder(
 ) -> None:
     topo = copy_topology(tmp_path)
 
-    async def hold() -> None:
-        api = await _api(nats_server.url)
-        await ApplyLock(api).acquire()
-        await api.close()
-
-    asyncio.run(hold())
+    _hold_lock(nats_server.url)
     proc = run_cli(
         "apply",
         "-s",
