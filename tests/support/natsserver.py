@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,7 +31,30 @@ DEFAULT_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "nats-server"
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
+    """A free loopback port below the kernel's ephemeral range.
+
+    Ports the kernel hands out itself (``bind(0)``) are the ones it also gives to outgoing client
+    connections, so a server told to listen on one can find it taken a moment later. Picking from
+    below that range avoids the race; ``bind(0)`` is the fallback.
+    """
+    low, _ = _ephemeral_range()
+    for _ in range(50):
+        port = random.randrange(10_000, max(10_001, low))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -92,6 +116,7 @@ class NatsServer:
     extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
+    _started: bool = False  # started once: a restart keeps its ports (and clients' URLs)
 
     @property
     def url(self) -> str:
@@ -102,7 +127,7 @@ class NatsServer:
         out = subprocess.run([self.binary, "--version"], capture_output=True, text=True, check=True)
         return out.stdout.strip().removeprefix("nats-server: v")
 
-    def start(self, timeout: float = 20.0) -> NatsServer:
+    def start(self, timeout: float = 20.0, *, attempt: int = 1) -> NatsServer:
         if self.store_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="jelmore-nats-")
             self.store_dir = Path(self._tmp.name)
@@ -128,9 +153,19 @@ class NatsServer:
         _RUNNING.add(self.proc)
         try:
             self.wait_ready(timeout)
+        except RuntimeError as exc:
+            self.stop()
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "address already in use" in text and attempt < 3 and not self._started:
+                # Another process took a port between choosing it and binding it: new ports.
+                self.port, self.http_port = free_port(), free_port()
+                return self.start(timeout, attempt=attempt + 1)
+            tail = " | ".join(text.strip().splitlines()[-3:])
+            raise RuntimeError(f"{exc} {tail}".strip()) from None
         except BaseException:
             self.stop()
             raise
+        self._started = True
         return self
 
     def wait_ready(self, timeout: float = 20.0, *, jetstream: bool = True) -> None:
