@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import nats
@@ -27,26 +26,10 @@ from tests.support.runtime_topology import (
     add_group_async,
     consumer_names,
     consumer_state,
-    provision,
     provision_async,
     stream_messages,
     wait_until,
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[NatsServer]:
-    with NatsServer() as srv:
-        provision(srv.url)
-        yield srv
-
-
-@pytest.fixture
-async def url(server: NatsServer) -> AsyncIterator[str]:
-    metrics.reset()
-    runtime.configure(url=server.url, client_id="test-runtime")
-    yield server.url
-    await runtime.close()
 
 
 def unique(name: str) -> str:

@@ -14,35 +14,19 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jelmore_infra import runtime
-from jelmore_infra.runtime import metrics
 from jelmore_infra.runtime.dlq import ROUTER_FAILURE_REASON
 from tests.support.natsserver import NatsServer
-from tests.support.runtime_topology import add_group_async, provision, stream_messages, wait_until
+from tests.support.runtime_topology import add_group_async, stream_messages, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = ROOT / "tests" / "support" / "runtime_worker.py"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[NatsServer]:
-    with NatsServer() as srv:
-        provision(srv.url)
-        yield srv
-
-
-@pytest.fixture
-async def url(server: NatsServer) -> AsyncIterator[str]:
-    metrics.reset()
-    runtime.configure(url=server.url, client_id="test-kill")
-    yield server.url
-    await runtime.close()
 
 
 class Workers:

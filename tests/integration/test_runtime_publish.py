@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -18,22 +17,7 @@ from jelmore_infra.runtime.bus import get_bus
 from jelmore_infra.runtime.envelope import build_event
 from jelmore_infra.runtime.publish import send
 from tests.support.natsserver import NatsServer
-from tests.support.runtime_topology import provision, provision_async, stream_messages
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[NatsServer]:
-    with NatsServer() as srv:
-        provision(srv.url)
-        yield srv
-
-
-@pytest.fixture
-async def url(server: NatsServer) -> AsyncIterator[str]:
-    metrics.reset()
-    runtime.configure(url=server.url)
-    yield server.url
-    await runtime.close()
+from tests.support.runtime_topology import provision_async, stream_messages
 
 
 async def test_an_event_is_stored_with_the_seed_envelope_and_headers(url: str) -> None:

@@ -5,37 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from jelmore_infra import runtime
-from jelmore_infra.runtime import metrics
 from tests.support.natsserver import NatsServer
 from tests.support.runtime_topology import (
     add_group_async,
     consumer_names,
     delete_async,
-    provision,
     provision_async,
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[NatsServer]:
-    with NatsServer() as srv:
-        provision(srv.url)
-        yield srv
-
-
-@pytest.fixture
-async def url(server: NatsServer) -> AsyncIterator[str]:
-    metrics.reset()
-    runtime.configure(url=server.url)
-    yield server.url
-    await runtime.close()
 
 
 async def test_replay_returns_the_events_between_start_and_end_and_cleans_up(url: str) -> None:
