@@ -395,21 +395,7 @@ class _Builder:
             self._validate_stream(address, after, before)
             if before is None:
                 self.fates[name] = "create"
-                self.results.append(
-                    _Resource(
-                        self._resource(
-                            address,
-                            Kind.STREAM,
-                            name,
-                            name,
-                            Action.CREATE,
-                            None,
-                            wire_config(after, self.version),
-                            (),
-                        ),
-                        3,
-                    )
-                )
+                self._create(address, Kind.STREAM, name, name, after, 3)
                 continue
             assert live is not None
             change = self._diff_existing(
@@ -614,21 +600,7 @@ class _Builder:
             after = normalize_consumer(spec.config, self.version, stream_config=stream_config)
             self._validate_consumer(address, spec, after, stream_config)
             if before is None:
-                self.results.append(
-                    _Resource(
-                        self._resource(
-                            address,
-                            Kind.CONSUMER,
-                            stream,
-                            name,
-                            Action.CREATE,
-                            None,
-                            wire_config(after, self.version),
-                            (),
-                        ),
-                        4,
-                    )
-                )
+                self._create(address, Kind.CONSUMER, stream, name, after, 4)
                 continue
             assert live is not None
             extra: tuple[FieldChange, ...] = ()
@@ -845,6 +817,15 @@ class _Builder:
         return "in_place", None
 
     # --------------------------------------------------------------- messages
+
+    def _create(
+        self, address: str, kind: Kind, stream: str, name: str, after: dict[str, Any], phase: int
+    ) -> None:
+        """Plan a create of a resource the server does not have (``phase``: apply order)."""
+        change = self._resource(
+            address, kind, stream, name, Action.CREATE, None, wire_config(after, self.version), ()
+        )
+        self.results.append(_Resource(change, phase))
 
     def _resource(
         self,
