@@ -4,7 +4,6 @@ JelmoreError                 every error the CLI turns into one line and exit co
 ├── TopologyError            topology files are invalid (carries diagnostics with file:line:col)
 ├── ConnectionFailed         nothing listening, auth failure, JetStream disabled, timeout
 ├── JetStreamAPIError        the server answered a management request with an error
-├── PlanError                the plan contains changes the server can never make
 ├── StalePlanError           a saved plan no longer matches the live server
 ├── PlanFileError            a saved plan file is corrupt or hand-edited
 ├── ApplyError               apply stopped part-way (carries what was and was not done)
@@ -43,10 +42,6 @@ class JetStreamAPIError(JelmoreError):
         self.err_code = err_code
         self.description = description
         super().__init__(f"{description} (JetStream error {err_code}, {subject})")
-
-
-class PlanError(JelmoreError):
-    """The plan contains changes the server can never make."""
 
 
 class StalePlanError(JelmoreError):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
@@ -49,12 +48,6 @@ async def plan_with(api: JetStreamAPI, topology: Topology, targets: Sequence[str
 
     live = await read_live(api, streams=target_streams(targets))
     return build_plan(topology, live, targets=tuple(targets), now=datetime.now(UTC))
-
-
-@dataclass(frozen=True, slots=True)
-class PlanOutcome:
-    plan: Plan
-    topology: Topology
 
 
 async def with_api(settings: object, body: Callable[[JetStreamAPI], Awaitable[T]]) -> T:
