@@ -245,7 +245,8 @@ async def test_resources_on_a_dead_cluster_node_are_unavailable_not_absent(how: 
     with NatsCluster() as cluster:
         meta_leader = _meta_leader(cluster.nodes[0])
         follower = next(n for n in cluster.nodes if n.server_name != meta_leader)
-        api = await connect(follower.url)
+        # A generous timeout: on a busy machine a young cluster can take seconds to place streams.
+        api = await connect(follower.url, timeout=15)
         try:
             # R1 streams; prefer one away from the meta leader, so the API keeps answering
             # at once after its node dies.

