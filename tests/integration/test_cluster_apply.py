@@ -10,8 +10,13 @@ from tests.support.cli import copy_topology, run_cli
 from tests.support.natsserver import NatsCluster
 
 
+#: Raft-replicated creates on a young cluster sharing 2 busy cores can take longer than the
+#: default 5 s request timeout; a slow cluster is what --timeout is for.
+TIMEOUT = ("--timeout", "30")
+
+
 def _plan(cluster: NatsCluster, topo: Path, *extra: str):  # type: ignore[no-untyped-def]
-    return run_cli("plan", "-s", cluster.url, "--topology", str(topo), *extra)
+    return run_cli("plan", "-s", cluster.url, "--topology", str(topo), *TIMEOUT, *extra)
 
 
 def test_r3_topology_applies_and_scaling_replicas_is_an_in_place_update(
@@ -21,7 +26,7 @@ def test_r3_topology_applies_and_scaling_replicas_is_an_in_place_update(
     streams = topo / "streams.yaml"
     streams.write_text(streams.read_text().replace("num_replicas: 1", "num_replicas: 3"))
     url = nats_cluster.url
-    done = run_cli("apply", "-s", url, "--topology", str(topo), "--auto-approve")
+    done = run_cli("apply", "-s", url, "--topology", str(topo), "--auto-approve", *TIMEOUT)
     assert done.returncode == 0, done.stdout + done.stderr
     config = raw.stream_config(nats_cluster.urls[0], "JELMORE")
     assert config is not None and config["num_replicas"] == 3
@@ -33,7 +38,7 @@ def test_r3_topology_applies_and_scaling_replicas_is_an_in_place_update(
     scaled = _plan(nats_cluster, topo)
     assert "~ num_replicas = 3 → 1" in scaled.stdout, scaled.stdout
     assert "Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy." in scaled.stdout
-    applied = run_cli("apply", "-s", url, "--topology", str(topo), "--auto-approve")
+    applied = run_cli("apply", "-s", url, "--topology", str(topo), "--auto-approve", *TIMEOUT)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     config = raw.stream_config(nats_cluster.urls[0], "JELMORE")
     assert config is not None and config["num_replicas"] == 1
