@@ -9,7 +9,6 @@ from tests.support import raw
 from tests.support.cli import copy_topology, run_cli
 from tests.support.natsserver import NatsCluster
 
-
 #: Raft-replicated creates on a young cluster sharing 2 busy cores can take longer than the
 #: default 5 s request timeout; a slow cluster is what --timeout is for.
 TIMEOUT = ("--timeout", "30")
