@@ -59,28 +59,33 @@ def _is_empty(value: Any) -> bool:
 
 
 def canonical_time(value: Any) -> Any:
-    """An RFC 3339 timestamp as UTC with ``Z`` (fractions kept when non-zero); others unchanged."""
+    """An RFC 3339 timestamp as UTC with ``Z``, keeping every fractional digit up to nanoseconds.
+
+    The server stores times with nanosecond precision, so the fraction is carried as text
+    (``datetime`` holds only microseconds): ``…30.123456789+02:00`` becomes ``…28.123456789Z``.
+    Trailing zeros of the fraction are dropped; values that are not times come back unchanged.
+    """
     if not isinstance(value, str) or not value:
         return value
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
-    # Python < 3.11 cannot read more than 6 fractional digits; trim nanoseconds to microseconds.
     head, dot, rest = text.partition(".")
+    fraction = ""
     if dot:
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        tail = rest[len(digits) :]
-        text = f"{head}.{digits[:6]}{tail}"
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
+        if not digits or len(digits) > 9:
+            return value
+        fraction = digits.rstrip("0")
+        text = head + rest[len(digits) :]
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return value
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
-    if parsed.microsecond:
-        return parsed.strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0") + "Z"
-    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"
 
 
 _SCALARS = (int, str, bool, float)

@@ -85,6 +85,11 @@ def desired_streams(version: tuple[int, int, int]) -> dict[str, dict[str, Any]]:
 def desired_consumers() -> dict[tuple[str, str], dict[str, Any]]:
     consumers: dict[tuple[str, str], dict[str, Any]] = {
         ("MIN", "plain"): {},
+        # Written by Go clients with nanoseconds and an offset; the server keeps all nine digits.
+        ("MIN", "from_time"): {
+            "deliver_policy": "by_start_time",
+            "opt_start_time": "2025-06-01T13:58:30.123456789+02:00",
+        },
         ("JELMORE", "session_handlers"): {
             "description": "General session event processing",
             "filter_subjects": ["jelmore.session.>"],

@@ -115,6 +115,22 @@ def test_a_field_changed_out_of_band_is_detected() -> None:
     assert [(f.path, f.before, f.after) for f in change.fields] == [("max_msgs", 10, -1)]
 
 
+def test_a_start_time_edit_below_a_microsecond_is_planned_and_sent_in_full() -> None:
+    at = {"deliver_policy": "by_start_time", "opt_start_time": "2025-06-01T11:58:30.123456789Z"}
+    live_worker = {**LIVE_WORKER, **at, "opt_start_time": "2025-06-01T11:58:30.123456Z"}
+    plan = build_plan(
+        topology({"subjects": ["orders.>"]}, {"ack_policy": "explicit", **at}),
+        live(LIVE_ORDERS, live_worker),
+        now=NOW,
+    )
+    (change,) = plan.changes
+    assert [(f.path, f.before, f.after) for f in change.fields] == [
+        ("opt_start_time", "2025-06-01T11:58:30.123456Z", "2025-06-01T11:58:30.123456789Z")
+    ]
+    assert change.after is not None
+    assert change.after["opt_start_time"] == "2025-06-01T11:58:30.123456789Z"
+
+
 def test_update_sends_the_full_config_and_shows_the_normalised_live_one() -> None:
     plan = build_plan(
         topology({"subjects": ["orders.>"], "description": "d"}), live(LIVE_ORDERS), now=NOW

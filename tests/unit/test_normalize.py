@@ -366,7 +366,14 @@ def test_times_compare_as_instants() -> None:
         V2_12,
     )
     assert a == b
-    assert canonical_time("2026-05-22T00:00:00.123456789Z") == "2026-05-22T00:00:00.123456Z"
+    assert canonical_time("2026-05-22T00:00:00.123456789Z") == "2026-05-22T00:00:00.123456789Z"
+
+
+def test_times_keep_the_servers_nanosecond_precision() -> None:
+    assert canonical_time("2025-06-01T13:58:30.123456789+02:00") == "2025-06-01T11:58:30.123456789Z"
+    assert canonical_time("2025-06-01T11:58:30.120000000Z") == "2025-06-01T11:58:30.12Z"
+    assert canonical_time("2025-06-01T11:58:30.000Z") == "2025-06-01T11:58:30Z"
+    assert canonical_time("2025-06-01T11:58:30.1234567891Z") == "2025-06-01T11:58:30.1234567891Z"
 
 
 def test_fingerprint_is_stable_and_order_independent() -> None:
