@@ -27,7 +27,7 @@ from jelmore_infra.errors import ConnectionFailed
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSI = "\x1b["
-HEAVY = ("nats", "jsonschema", "deepdiff")
+HEAVY = ("nats", "jsonschema")
 
 
 # --- the probe command ------------------------------------------------------------------------
