@@ -2,7 +2,10 @@
 
 A field is left out when the server would fill in the same value by itself (checked with the
 normaliser, so it holds for every server version). Planning the written files against the same
-server then shows no changes. Pure: works on a :class:`LiveState`.
+server then shows no changes, except the adoption of resources jelmore-infra did not create
+(:func:`unmanaged_addresses`): an update in place that only adds the ``jelmore.managed-by``
+metadata, made when that plan is applied. Import itself never writes to the server.
+Pure: works on a :class:`LiveState`.
 """
 
 from __future__ import annotations
@@ -77,35 +80,21 @@ def minimal_configs(
     return streams, consumers
 
 
-async def adopt_live(api: Any, live: LiveState, stream_names: Collection[str]) -> list[str]:
-    """Add the ``jelmore.managed-by`` marker to live streams and their durable consumers.
+def unmanaged_addresses(live: LiveState, stream_names: Collection[str]) -> list[str]:
+    """Addresses of the imported streams and durable consumers jelmore-infra does not manage.
 
-    A metadata-only update of the config the server already has: nothing else changes.
+    Planning the imported files adopts them: an update in place adding only the
+    ``jelmore.managed-by`` metadata.
     """
-    from jelmore_infra.model import MANAGED_BY_VALUE, is_managed
+    from jelmore_infra.model import is_managed
 
-    adopted: list[str] = []
-
-    def marked(config: Mapping[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in config.items()}
-        meta = {
-            k: v
-            for k, v in (config.get("metadata") or {}).items()
-            if not k.startswith(SERVER_META_PREFIX)
-        }
-        meta[MANAGED_BY_KEY] = MANAGED_BY_VALUE
-        out["metadata"] = meta
-        return out
-
+    out: list[str] = []
     for name in stream_names:
         stream = live.streams[name]
         if not is_managed(stream.config):
-            await api.update_stream(marked(stream.config))
-            adopted.append(stream.address)
+            out.append(stream.address)
         for (sname, _), consumer in sorted(live.consumers.items()):
-            if sname != name or not consumer.config.get("durable_name"):
-                continue
-            if not is_managed(consumer.config):
-                await api.create_consumer(sname, marked(consumer.config), action="update")
-                adopted.append(consumer.address)
-    return adopted
+            durable = sname == name and consumer.config.get("durable_name")
+            if durable and not is_managed(consumer.config):
+                out.append(consumer.address)
+    return out

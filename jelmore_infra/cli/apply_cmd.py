@@ -196,16 +196,19 @@ def apply(
 
 def _progress(ctx: click.Context) -> Any:
     """One plain line per step event on stderr (fast: thousands of steps print in no time)."""
-    write = sys.stderr.write
+    from jelmore_infra.render.controls import escape_controls
+
+    def write(line: str) -> None:
+        sys.stderr.write(escape_controls(line) + "\n")
 
     def report(change: ResourceChange, event: str, error: str | None) -> None:
         doing, done = _VERBS.get(change.action.value, ("Applying", "applied"))
         if event == "start":
-            write(f"{change.address}: {doing}...\n")
+            write(f"{change.address}: {doing}...")
         elif event == "done":
-            write(f"{change.address}: {done[0].upper()}{done[1:]}.\n")
+            write(f"{change.address}: {done[0].upper()}{done[1:]}.")
         else:
-            write(f"{change.address}: failed: {error}\n")
+            write(f"{change.address}: failed: {error}")
 
     return report
 
@@ -231,7 +234,9 @@ def _report(ctx: click.Context, result: ApplyResult) -> int:
         )
     for problem in result.convergence_errors:
         lines.append(problem)
-    click.echo("\n".join(["", *lines]), err=True)
+    from jelmore_infra.render.controls import escape_controls
+
+    click.echo("\n".join(["", *map(escape_controls, lines)]), err=True)
     click.echo(f"Apply incomplete. {result.summary_line()}", err=True)
     raise ApplyError(
         "apply did not converge"

@@ -1,4 +1,10 @@
-"""``jelmore-infra import``: write topology YAML for live streams and their consumer groups."""
+"""``jelmore-infra import``: write topology YAML for live streams and their consumer groups.
+
+Import only reads the server; it never changes it. Resources jelmore-infra did not create stay
+unmanaged until the user plans the imported files and applies that plan, which shows their
+adoption (an update in place adding only the ``jelmore.managed-by`` metadata) for review first.
+Names with control characters are written with visible escapes in file names and messages.
+"""
 
 from __future__ import annotations
 
@@ -19,25 +25,21 @@ from jelmore_infra.connection import ConnectionSettings
     metavar="DIR",
     help="Write one NAME.yaml per stream into DIR instead of printing.",
 )
-@click.option(
-    "--adopt/--no-adopt",
-    default=True,
-    show_default=True,
-    help="Mark the imported resources as managed by jelmore-infra on the server "
-    "(a metadata-only update), so planning the files shows no changes.",
-)
 @connection_options
-def import_(
-    names: tuple[str, ...], output_dir: str | None, adopt: bool, settings: ConnectionSettings
-) -> int:
-    """Write topology YAML for live streams NAME... (all when none given) and their consumers."""
+def import_(names: tuple[str, ...], output_dir: str | None, settings: ConnectionSettings) -> int:
+    """Write topology YAML for live streams NAME... (all when none given) and their consumers.
+
+    Read-only: the server is not changed. Planning the written files shows the adoption of
+    resources jelmore-infra did not create, applied only when you apply that plan.
+    """
     short_lived()
     from jelmore_infra.live.jsapi import JetStreamAPI
     from jelmore_infra.live.read import read_live
+    from jelmore_infra.render.controls import escape_controls
     from jelmore_infra.workflow import run, with_api
 
     async def body(api: JetStreamAPI) -> tuple[list[tuple[str, str]], list[str]]:
-        from jelmore_infra.importer import adopt_live, minimal_configs
+        from jelmore_infra.importer import minimal_configs, unmanaged_addresses
         from jelmore_infra.topology.emit import dump_topology
 
         live = await read_live(api, streams=set(names) or None)
@@ -46,27 +48,34 @@ def import_(
             (s["name"], dump_topology([s], [c for c in consumers if c[0] == s["name"]]))
             for s in streams
         ]
-        adopted = await adopt_live(api, live, [s["name"] for s in streams]) if adopt else []
-        return docs, adopted
+        return docs, unmanaged_addresses(live, [s["name"] for s in streams])
 
-    docs, adopted = run(with_api(settings, body))
+    docs, unmanaged = run(with_api(settings, body))
     if not docs:
         click.echo("No streams to import.", err=True)
         return 0
     if output_dir:
         out = Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, text in docs:
-            path = out / f"{name}.yaml"
+        # the file name shows control characters as visible escapes; the file holds the exact name
+        paths = [(out / f"{escape_controls(name)}.yaml", text) for name, text in docs]
+        for path, _ in paths:
             if path.exists():
-                raise click.ClickException(f"{path} already exists; not overwriting it")
+                raise click.ClickException(
+                    f"{escape_controls(str(path))} already exists; not overwriting it "
+                    "(nothing was written)"
+                )
+        out.mkdir(parents=True, exist_ok=True)
+        for path, text in paths:
             path.write_text(text, encoding="utf-8")
-            click.echo(f"Wrote {path}", err=True)
+            click.echo(f"Wrote {escape_controls(str(path))}", err=True)
     else:
         click.echo("\n".join(text for _, text in docs), nl=False)
-    if adopted:
+    if unmanaged:
+        shown = ", ".join(escape_controls(a) for a in unmanaged)
         click.echo(
-            f"Marked {len(adopted)} resource(s) as managed by jelmore-infra: {', '.join(adopted)}",
+            f"Not managed by jelmore-infra yet: {shown}. Import changed nothing on the server; "
+            "planning these files shows their adoption (an update in place that only adds the "
+            "jelmore.managed-by metadata), made when you apply that plan.",
             err=True,
         )
     return 0

@@ -14,6 +14,7 @@ import click
 
 from jelmore_infra import __version__
 from jelmore_infra.errors import JelmoreError, TopologyError
+from jelmore_infra.render.controls import escape_controls
 
 #: command name → (module, attribute, one-line help). Modules are imported only when used.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -92,15 +93,15 @@ def main(argv: list[str] | None = None) -> None:
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f" (see '{exc.ctx.command_path} --help')"
-        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"Error: {escape_controls(exc.format_message())}{hint}", err=True)
         sys.exit(1)
     except TopologyError as exc:
         for diag in exc.diagnostics:
-            click.echo(diag.format(), err=True)
-        click.echo(f"Error: {exc}", err=True)
+            click.echo(escape_controls(diag.format()), err=True)
+        click.echo(f"Error: {escape_controls(str(exc))}", err=True)
         sys.exit(1)
     except JelmoreError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {escape_controls(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -110,7 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if os.environ.get("JELMORE_DEBUG"):
             raise
-        click.echo(f"Error: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(
+            f"Error: internal error: {type(exc).__name__}: {escape_controls(str(exc))}", err=True
+        )
         sys.exit(1)
     code = result if isinstance(result, int) else 0
     sys.exit(code)

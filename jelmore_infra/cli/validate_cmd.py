@@ -26,11 +26,13 @@ def _use_color(ctx: click.Context) -> bool:
 
 
 def _format(diag: Diagnostic, color: bool) -> str:
+    from jelmore_infra.render.controls import escape_controls
+
     if not color:
-        return diag.format()
+        return escape_controls(diag.format())
     where = f"{click.style(str(diag.location), bold=True)}: " if diag.location else ""
     severity = click.style(diag.severity, fg="red" if diag.severity == "error" else "yellow")
-    return f"{where}{severity}: {diag.message}"
+    return f"{where}{severity}: {escape_controls(diag.message)}"
 
 
 @click.command()
@@ -69,7 +71,9 @@ def validate(ctx: click.Context, topology_dir: str, as_json: bool) -> int:
     shown = _display_dir(topology_dir)
     if topology is None and len(errors) == 1 and errors[0].location is None:
         # the directory itself is the problem: one line, like every other CLI error
-        click.echo(f"Error: {errors[0].message}", err=True)
+        from jelmore_infra.render.controls import escape_controls
+
+        click.echo(f"Error: {escape_controls(errors[0].message)}", err=True)
         ctx.exit(1)
     color = _use_color(ctx)
     for diag in diags:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from jelmore_infra.model import ServerIdentity
 from jelmore_infra.plan import Action, Plan, PlanMessage, ResourceChange
+from jelmore_infra.render.controls import escape_controls
 from jelmore_infra.render.values import action_phrase, change_lines, resource_label
 
 if TYPE_CHECKING:
@@ -43,16 +44,18 @@ class Text:
     """A line of styled segments: the tiny part of rich's ``Text`` this view needs.
 
     Building thousands of plan lines through rich costs more than the whole diff, so lines are
-    kept as ``(text, style)`` segments and turned into plain or ANSI text directly.
+    kept as ``(text, style)`` segments and turned into plain or ANSI text directly. Every
+    segment passes through :func:`escape_controls`, so no name or message from the server can
+    put a control character on the terminal; the colour codes are added afterwards.
     """
 
     __slots__ = ("segments",)
 
     def __init__(self, text: str = "", style: str = "") -> None:
-        self.segments: list[tuple[str, str]] = [(text, style)] if text else []
+        self.segments: list[tuple[str, str]] = [(escape_controls(text), style)] if text else []
 
     def append(self, text: str, style: str = "") -> None:
-        self.segments.append((text, style))
+        self.segments.append((escape_controls(text), style))
 
     @property
     def plain(self) -> str:

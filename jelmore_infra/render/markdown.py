@@ -11,8 +11,9 @@ Layout, most important first:
 6. the server the plan was made against.
 
 User text (messages, values) is escaped for Markdown, HTML and code fences, so names and
-descriptions cannot break the comment. Everything comes from the
-:class:`~jelmore_infra.plan.Plan` alone, like the human and JSON views.
+descriptions cannot break the comment; control characters become visible escapes (``\\x1b``),
+so a name from the server cannot drive a terminal that shows the comment. Everything comes from
+the :class:`~jelmore_infra.plan.Plan` alone, like the human and JSON views.
 
 Pure: no I/O.
 """
@@ -23,6 +24,7 @@ import html
 import re
 
 from jelmore_infra.plan import Action, Plan, PlanMessage, ResourceChange
+from jelmore_infra.render.controls import escape_controls, escape_controls_keeping_lines
 from jelmore_infra.render.human import (
     NO_CHANGES,
     adopted_addresses,
@@ -88,6 +90,7 @@ def _diff_block(change: ResourceChange) -> list[str]:
         if line.note:
             text += f"   # {line.note}"
         body.append(text)
+    body = [escape_controls(b) for b in body]  # one diff line each, whatever a key holds
     body.append("  }")
     text = "\n".join(body)
     fence = _fence(text)
@@ -184,8 +187,9 @@ def render_plan_markdown(plan: Plan, *, max_length: int | None = GITHUB_COMMENT_
         identity += f" at {code(plan.server.url)}"
     tail.append(f"<sub>Planned by jelmore-infra against {identity}.</sub>")
 
-    head_text = "\n".join(out) + "\n"
-    tail_text = "\n".join(tail) + "\n"
+    head_text = escape_controls_keeping_lines("\n".join(out) + "\n")
+    tail_text = escape_controls_keeping_lines("\n".join(tail) + "\n")
+    details = [escape_controls_keeping_lines(block) for block in details]
     full = head_text + "".join(details) + tail_text
     if max_length is None or len(full) <= max_length:
         return full

@@ -5,7 +5,12 @@ defaults already removed, and writes a topology file a person can read and revie
 field table's order, durations and sizes with human units (exact: ``7d``, ``10GB``, ``1GiB``, else
 the plain number), the server's ``_nats.*`` metadata and the ownership marker left out, and a
 group's ``jelmore.*`` metadata turned back into its ``jelmore:`` block. Reading the text back gives
-the same wire configs. Pure: no I/O.
+the same wire configs.
+
+Names and values may hold control characters (the server accepts a stream called
+``EVIL\\x1b[2J``). Such strings are written double-quoted with YAML escapes (``"EVIL\\x1b[2J"``),
+so the file reads back exactly, holds no raw control character and is safe to print on a
+terminal; comments name them with the same visible escapes. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import yaml
 
 from jelmore_infra import fields as F
 from jelmore_infra import model
+from jelmore_infra.render.controls import escape_controls, escape_controls_keeping_lines
 from jelmore_infra.units import BYTES_PER_UNIT, format_duration, parse_duration
 
 SCHEMA_MODELINE = "# yaml-language-server: $schema=../jelmore_infra/topology/topology.schema.json"
@@ -24,7 +30,9 @@ HEADER = (
     f"{SCHEMA_MODELINE}\n"
     "# Imported from a live server by `jelmore-infra import`.\n"
     "# Review it before committing: it holds every setting that differs from the server's\n"
-    "# defaults, and `jelmore-infra plan` against that server should show no changes.\n"
+    "# defaults. Import changed nothing on the server: `jelmore-infra plan` against it shows\n"
+    "# no changes, except the adoption of resources jelmore-infra did not create (an update\n"
+    "# in place that only marks them as managed by jelmore-infra), made when you apply it.\n"
 )
 _SIZE_UNITS = sorted(((u, f) for u, f in BYTES_PER_UNIT.items() if u != "b"), key=lambda uf: -uf[1])
 _SIZE_NAMES = {
@@ -55,7 +63,15 @@ def _represent_flow(dumper: yaml.SafeDumper, data: _Flow) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
 
 
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    # Double quotes are the only YAML style that can escape every control character; the
+    # emitter escapes most of them, and dump_topology escapes the few it would leave raw.
+    style = None if data.isprintable() else '"'
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
 _Dumper.add_representer(_Flow, _represent_flow)
+_Dumper.add_representer(str, _represent_str)
 
 
 def human_size(n: int) -> int | str:
@@ -151,7 +167,7 @@ def dump_topology(
             section[name] = _settings(F.STREAM_FIELDS, cfg, ("name",))
             extra = _unknown(F.STREAM_FIELD_MAP, cfg, set())
             if extra:
-                dropped.append(f"stream.{name}: {', '.join(extra)}")
+                dropped.append(f"{model.stream_address(name)}: {', '.join(extra)}")
         doc["streams"] = section
     if consumers:
         groups: dict[str, Any] = {}
@@ -165,12 +181,12 @@ def dump_topology(
             groups[name] = group
             extra = _unknown(F.CONSUMER_FIELD_MAP, cfg, set())
             if extra:
-                dropped.append(f"consumer.{stream}.{name}: {', '.join(extra)}")
+                dropped.append(f"{model.consumer_address(stream, name)}: {', '.join(extra)}")
         doc["consumer_groups"] = groups
     header = HEADER
     if dropped:
         header += "# Left out (not known to this version of jelmore-infra):\n"
-        header += "".join(f"#   {line}\n" for line in dropped)
+        header += "".join(f"#   {escape_controls(line)}\n" for line in dropped)
     if not doc:
         return header
     body = yaml.dump(
@@ -181,7 +197,10 @@ def dump_topology(
         allow_unicode=True,
         width=100,
     )
-    return header + "\n" + _space_resources(body)
+    # Every string with a control character is double-quoted (_represent_str), so the few the
+    # emitter leaves raw (NEL, NBSP, bidi overrides…) sit inside double quotes, where the
+    # visible escapes of escape_controls are YAML escapes of the same characters.
+    return header + "\n" + _space_resources(escape_controls_keeping_lines(body))
 
 
 def _space_resources(body: str) -> str:
@@ -189,7 +208,9 @@ def _space_resources(body: str) -> str:
     lines = body.splitlines()
     out: list[str] = []
     for i, line in enumerate(lines):
-        is_resource = line.startswith("  ") and not line.startswith("   ") and line.strip()
+        is_resource = (
+            line.startswith("  ") and not line.startswith(("   ", "  : ")) and line.strip()
+        )
         is_section = bool(line) and not line.startswith(" ")
         if (is_resource and i > 0 and not lines[i - 1].endswith(":")) or (is_section and out):
             out.append("")

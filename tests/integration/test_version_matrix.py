@@ -1,7 +1,8 @@
 """The version matrix: on every supported nats-server version, a kitchen-sink live state that sets
-every field the version knows is imported, planned (no changes), drifted field by field (the plan
-shows exactly that field, in place, and apply reverts it), and edited with replace-forcing changes
-(the plan names the field, apply converges). The Jelmore topology is applied from empty too.
+every field the version knows is imported, planned (only the adoption: a metadata-only update per
+resource; after apply, no changes), drifted field by field (the plan shows exactly that field, in
+place, and apply reverts it), and edited with replace-forcing changes (the plan names the field,
+apply converges). The Jelmore topology is applied from empty too.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def test_jelmore_topology_applies_from_empty_and_then_plans_no_changes(
         asyncio.run(_raw(url, f"$JS.API.STREAM.DELETE.{name}"))
 
 
-def test_kitchen_sink_imports_and_plans_no_changes_then_each_drift_is_one_in_place_field(
+def test_kitchen_sink_imports_and_plans_only_its_adoption_then_each_drift_is_one_in_place_field(
     versioned_server: NatsServer, tmp_path: Path
 ) -> None:
     url = versioned_server.url
@@ -128,10 +129,19 @@ def test_kitchen_sink_imports_and_plans_no_changes_then_each_drift_is_one_in_pla
     assert proc.returncode == 0, proc.stderr
     for name in names:
         assert (out / f"{name}.yaml").exists()
+    topology = load_topology(out)
+    adoption = asyncio.run(_plan(url, topology))
+    assert not adoption.errors, adoption.errors
+    expected = {f"stream.{n}" for n in names} | {
+        f"consumer.{stream}.{c['durable_name']}" for stream, c in ks.consumers(version)
+    }
+    assert {c.address for c in adoption.changes} == expected
+    for address, action, paths in _summary(adoption):
+        assert (action, paths) == ("update", ["metadata.jelmore.managed-by"]), address
+    asyncio.run(_apply(url, adoption))
     planned = run_cli("plan", "-s", url, "--topology", str(out), "--detailed-exitcode")
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "No changes." in planned.stdout
-    topology = load_topology(out)
 
     for address, field, value in ks.in_place_edits(version):
         parts = address.split(".")
