@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import natsserver
 from tests.support.natsserver import NatsCluster, NatsServer, nats_server, running_processes
 from tests.support.processes import nats_server_pids, pid_alive
 
@@ -284,3 +285,27 @@ def test_session_safety_net_kills_and_reports_a_forgotten_server(tmp_path: Path)
     assert result.returncode != 0
     assert "1 nats-server process(es) were left running" in output, output
     assert nats_server_pids(str(tmp_path)) == []
+
+
+def test_a_missing_server_binary_fails_instead_of_skipping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JELMORE_SERVER_CACHE", str(tmp_path))
+    monkeypatch.setattr(natsserver, "_CHECKED_BINARIES", {})
+    with pytest.raises(RuntimeError, match=r"nats-server 2\.15\.1 is not in"):
+        natsserver.binary_for("2.15.1")
+
+
+def test_a_cached_binary_of_another_version_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    oldest, newest = natsserver.SUPPORTED_VERSIONS[0], natsserver.SUPPORTED_VERSIONS[-1]
+    real = Path(natsserver.binary_for(oldest))
+    (tmp_path / newest).mkdir()
+    os.symlink(real, tmp_path / newest / "nats-server")
+    monkeypatch.setenv("JELMORE_SERVER_CACHE", str(tmp_path))
+    monkeypatch.setattr(natsserver, "_CHECKED_BINARIES", {})
+    with pytest.raises(
+        RuntimeError, match=f"reports 'nats-server: v{oldest}', not nats-server {newest}"
+    ):
+        natsserver.binary_for(newest)

@@ -82,14 +82,29 @@ def cache_dir() -> Path:
     return Path(os.environ.get("JELMORE_SERVER_CACHE") or DEFAULT_CACHE)
 
 
+_CHECKED_BINARIES: dict[str, str] = {}
+
+
 def binary_for(version: str) -> str:
-    """The cached binary of ``version``; fetch it with ``make servers`` first."""
+    """The cached binary of ``version``; fetch it with ``make servers`` first.
+
+    A missing binary, or one whose ``--version`` is not ``version``, raises: the run fails rather
+    than skipping the tests of that version or running them on the wrong server.
+    """
+    if version in _CHECKED_BINARIES:
+        return _CHECKED_BINARIES[version]
     path = cache_dir() / version / "nats-server"
     if not path.exists():
         raise RuntimeError(
             f"nats-server {version} is not in {cache_dir()}: run 'make servers' "
             "(tests/support/fetch_servers.py)"
         )
+    reported = subprocess.run(
+        [str(path), "--version"], capture_output=True, text=True, timeout=60, check=False
+    ).stdout.strip()
+    if reported.removeprefix("nats-server: v") != version:
+        raise RuntimeError(f"{path} reports {reported!r}, not nats-server {version}")
+    _CHECKED_BINARIES[version] = str(path)
     return str(path)
 
 
