@@ -137,6 +137,7 @@ __all__ = [
     "SERVER_URL",
     "STRICT_BOOL",
     "TIMEOUT",
+    "WAIT",
     "ConnectionSettings",
     "Number",
     "connection_options",
@@ -372,6 +373,31 @@ def check_resolved_url(
         )
 
 
+class DurationText(_StrParam):
+    """A duration written with units (``0s``, ``500ms``, ``2m``, ``1h30m``) up to ``high``
+    seconds. The text is checked here and passed on as it is, for the command to convert."""
+
+    name = "duration"
+
+    def __init__(self, high: float) -> None:
+        self.high = high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from jelmore_infra.units import UnitError, parse_duration
+
+        text = str(value)
+        try:
+            seconds = parse_duration(text) / 1e9
+        except UnitError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds > self.high:
+            self.fail(f"{text!r} is longer than {self.high:.12g} seconds", param, ctx)
+        return text
+
+    def __repr__(self) -> str:
+        return f"DurationText(at most {self.high:.12g}s)"
+
+
 #: Request timeouts: more than 0, at most one day.
 TIMEOUT = Number(0, MAX_TIMEOUT_SECONDS, low_open=True, unit="seconds")
 #: How long a command runs (``--duration``): more than 0, at most one year.
@@ -382,5 +408,7 @@ HOURS = Number(0, MAX_DURATION_SECONDS / 3600, low_open=True, unit="hours")
 PORT = click.IntRange(1, 65535)
 #: Stream sequence numbers.
 SEQUENCE = click.IntRange(1, MAX_SEQUENCE)
+#: How long to wait for something, written with units (``--lock-timeout``): at most one day.
+WAIT = DurationText(MAX_TIMEOUT_SECONDS)
 STRICT_BOOL = StrictBool()
 SERVER_URL = ServerURL()

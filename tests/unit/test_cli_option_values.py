@@ -31,6 +31,8 @@ BAD_VALUES: list[tuple[list[str], str]] = [
     # strict booleans: an empty --lock= used to turn the lock off
     (["apply", "--lock=", "--auto-approve", "-s", NOWHERE], "'--lock'"),
     (["apply", "--lock=maybe", "--auto-approve", "-s", NOWHERE], "'--lock'"),
+    (["apply", "--lock-timeout", "2d", "--auto-approve", "-s", NOWHERE], "'--lock-timeout'"),
+    (["apply", "--lock-timeout=", "--auto-approve", "-s", NOWHERE], "'--lock-timeout'"),
     # request timeouts
     (["plan", "--timeout", "nan", "-s", NOWHERE], "'--timeout'"),
     (["plan", "--timeout", "inf", "-s", NOWHERE], "'--timeout'"),
