@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from jelmore_infra.cli.common import connection_options, short_lived
+from jelmore_infra.cli.common import STRICT_BOOL, WAIT, connection_options, short_lived
 from jelmore_infra.cli.plan_cmd import TARGET_OPTION, TOPOLOGY_OPTION, check_targets, print_plan
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import ApplyError, JelmoreError, LockError, StalePlanError
@@ -60,7 +60,7 @@ def _lock_timeout(value: str) -> float:
 @click.option(
     "--lock",
     "use_lock",
-    type=click.BOOL,
+    type=STRICT_BOOL,
     default=True,
     show_default=True,
     metavar="BOOL",
@@ -68,6 +68,7 @@ def _lock_timeout(value: str) -> float:
 )
 @click.option(
     "--lock-timeout",
+    type=WAIT,
     default="0s",
     show_default=True,
     metavar="DURATION",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import gc
+import ipaddress
+import math
 import os
+import re
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -35,7 +39,7 @@ def make_console(ctx: click.Context | None = None, *, stderr: bool = False) -> A
         os.environ.get("NO_COLOR")
     )
     stream = sys.stderr if stderr else sys.stdout
-    return Console(
+    return _quiet_on_broken_pipe(Console)(
         file=stream,
         no_color=no_color,
         color_system=None if no_color else "auto",
@@ -44,10 +48,40 @@ def make_console(ctx: click.Context | None = None, *, stderr: bool = False) -> A
     )
 
 
+@functools.cache
+def _quiet_on_broken_pipe(base: type[Any]) -> type[Any]:
+    """``base`` (rich's Console) raising ``BrokenPipeError`` when its reader has gone.
+
+    rich's own reaction is ``SystemExit`` from inside ``print``, which escapes event-loop tasks
+    as a traceback; a ``BrokenPipeError`` instead reaches ``main``, which ends quietly
+    (``handle_broken_pipe``), or a streaming command's handler, which stops the stream.
+    """
+
+    class QuietConsole(base):  # type: ignore[misc]
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, "the reader of the output has gone")
+
+    return QuietConsole
+
+
+def handle_broken_pipe() -> None:
+    """Point stdout at /dev/null after its reader went away (``… | head``), so the interpreter's
+    final flush of already buffered output neither fails nor prints a warning."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def connection_options(func: F) -> F:
     """Add the ``nats`` CLI connection options; the command receives ``settings``."""
     options = [
-        click.option("-s", "--server", "url", metavar="URL", help="NATS URL (env NATS_URL)."),
+        click.option(
+            "-s", "--server", "url", type=SERVER_URL, metavar="URL", help="NATS URL (env NATS_URL)."
+        ),
         click.option("--creds", metavar="FILE", help="User credentials file (JWT + nkey)."),
         click.option("--nkey", metavar="FILE", help="NKey seed file."),
         click.option("--user", metavar="USER", help="Username."),
@@ -60,7 +94,7 @@ def connection_options(func: F) -> F:
         click.option("--js-domain", metavar="DOMAIN", help="JetStream domain."),
         click.option(
             "--timeout",
-            type=float,
+            type=TIMEOUT,
             default=None,
             metavar="SECONDS",
             help="Request timeout in seconds (default 5).",
@@ -87,6 +121,7 @@ def connection_options(func: F) -> F:
         context = raw.pop("context_name")
         url = raw.pop("url")
         kwargs["settings"] = resolve_settings(url=url, context=context, **raw)
+        check_resolved_url(kwargs["settings"], url, context)
         return func(*args, **kwargs)
 
     for option in reversed(options):
@@ -94,4 +129,286 @@ def connection_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["ConnectionSettings", "connection_options", "make_console"]
+__all__ = [
+    "DURATION",
+    "HOURS",
+    "PORT",
+    "SEQUENCE",
+    "SERVER_URL",
+    "STRICT_BOOL",
+    "TIMEOUT",
+    "WAIT",
+    "ConnectionSettings",
+    "Number",
+    "connection_options",
+    "handle_broken_pipe",
+    "make_console",
+    "mask_url",
+]
+
+
+# --- strict option values -----------------------------------------------------------------------
+# Every number, flag value and server URL a command accepts goes through one of these types, so a
+# bad value is a usage error (one line, exit code 1) before any work starts: never NaN, infinity,
+# a negative duration, a number too large for the code that uses it, an empty boolean, or a URL
+# the NATS client cannot parse.
+
+if TYPE_CHECKING:  # click 8.5 made ParamType generic; older click (>= 8.2 is supported) is not
+    _FloatParam = click.ParamType[float]
+    _BoolParam = click.ParamType[bool]
+    _StrParam = click.ParamType[str]
+else:
+    _FloatParam = _BoolParam = _StrParam = click.ParamType
+
+#: The longest duration any option accepts (``--duration``, ``--hours``): one year.
+MAX_DURATION_SECONDS = 365 * 24 * 3600.0
+#: The longest timeout any option accepts (``--timeout``, ``--ready-timeout``): one day.
+MAX_TIMEOUT_SECONDS = 24 * 3600.0
+#: The largest stream sequence (JetStream sequences are unsigned 64-bit numbers).
+MAX_SEQUENCE = 2**64 - 1
+
+
+class Number(_FloatParam):
+    """A finite real number within ``[low, high]`` (``low`` excluded when ``low_open``).
+
+    Unlike click's ``float``/``FloatRange``, NaN and infinities are refused, and every value has
+    an upper bound, so later arithmetic (timedelta, sleeps, rates) can neither overflow nor hang.
+    """
+
+    name = "number"
+
+    def __init__(self, low: float, high: float, *, low_open: bool = False, unit: str = "") -> None:
+        self.low = low
+        self.high = high
+        self.low_open = low_open
+        self.unit = unit
+        self.name = unit.upper() if unit else "NUMBER"
+
+    def describe(self) -> str:
+        """The accepted range in words, e.g. ``more than 0 and at most 86400 seconds``."""
+        low, high = f"{self.low:.12g}", f"{self.high:.12g}"
+        lower = f"more than {low}" if self.low_open else f"at least {low}"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{lower} and at most {high}{unit}"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, bool):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if isinstance(value, int | float):
+            number = float(value)
+        else:
+            text = str(value).strip()
+            try:
+                number = float(text)
+            except ValueError:
+                self.fail(f"{text!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number ({self.describe()})", param, ctx)
+        too_low = number <= self.low if self.low_open else number < self.low
+        if too_low or number > self.high:
+            self.fail(f"{number:g} is out of range: must be {self.describe()}", param, ctx)
+        return number
+
+    def __repr__(self) -> str:
+        return f"Number({self.describe()})"
+
+
+class StrictBool(_BoolParam):
+    """``true``/``false`` (also ``yes``/``no``, ``1``/``0``), any letter case; nothing else.
+
+    click's ``BOOL`` reads an empty value (``--lock=``) as false, which silently turned a safety
+    feature off; here an empty or unknown value is a usage error.
+    """
+
+    name = "boolean"
+    TRUE = frozenset({"true", "yes", "1"})
+    FALSE = frozenset({"false", "no", "0"})
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in self.TRUE:
+            return True
+        if text in self.FALSE:
+            return False
+        shown = "an empty value" if not text else repr(str(value))
+        self.fail(f"{shown} is not a boolean: use true or false", param, ctx)
+
+    def __repr__(self) -> str:
+        return "StrictBool"
+
+
+#: URL schemes the NATS client connects with.
+URL_SCHEMES = ("nats", "tls", "ws", "wss")
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+
+
+def mask_url(url: str) -> str:
+    """``url`` (one or a comma-separated list) with every password or token replaced by ``***``.
+
+    Works on any text, also on URLs that do not parse: everything before the last ``@`` of an
+    entry's authority is user information (a user name followed by ``:`` keeps the name), and a
+    port that is not a valid port number is masked too, since ``nats://user:password`` without
+    ``@host`` reads as host ``user`` with port ``password``.
+    """
+    return ",".join(_mask_one(part) for part in url.split(","))
+
+
+def _mask_one(entry: str) -> str:
+    scheme, sep, rest = entry.partition("://")
+    if not sep:
+        scheme, rest = "", entry
+    userinfo, at, after = rest.rpartition("@")
+    if at:
+        user, colon, _secret = userinfo.partition(":")
+        userinfo = f"{user}:***" if colon else "***"
+    hostport, tail = _split_authority(after)
+    if hostport.startswith("["):
+        head, bracket, port = hostport.partition("]")
+        if bracket and port and not (port.startswith(":") and _valid_port(port[1:])):
+            hostport = f"{head}]:***"
+    else:
+        head, colon, port = hostport.partition(":")
+        if colon and not _valid_port(port):
+            hostport = f"{head}:***"
+    return f"{scheme}{sep}{userinfo}{at}{hostport}{tail}"
+
+
+def _split_authority(text: str) -> tuple[str, str]:
+    """``host:port/path?query`` → (``host:port``, ``/path?query``)."""
+    match = re.search(r"[/?#]", text)
+    return (text, "") if match is None else (text[: match.start()], text[match.start() :])
+
+
+def _valid_port(port: str) -> bool:
+    return port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
+
+
+def server_url_problem(url: str) -> str | None:
+    """Why the NATS client could not use ``url`` (a comma-separated list), or ``None``.
+
+    Each entry is ``[scheme://][user[:password]@]host[:port][/path]`` with a scheme from
+    ``URL_SCHEMES``, a host name or IP address (IPv6 in brackets) and a port from 1 to 65535;
+    websocket and plain URLs cannot be mixed. The message never contains a password.
+    """
+    entries = [e.strip() for e in url.split(",")]
+    if not any(entries):
+        return "the URL is empty"
+    schemes: set[str] = set()
+    for entry in entries:
+        if not entry:
+            return "it has an empty entry between commas"
+        problem, scheme = _entry_problem(entry)
+        if problem:
+            return problem if len(entries) == 1 else f"{mask_url(entry)!r}: {problem}"
+        schemes.add(scheme)
+    if schemes & {"ws", "wss"} and schemes - {"ws", "wss"}:
+        return "websocket (ws, wss) and plain (nats, tls) URLs cannot be mixed"
+    return None
+
+
+def _entry_problem(entry: str) -> tuple[str | None, str]:
+    scheme, sep, rest = entry.partition("://")
+    if sep:
+        if scheme not in URL_SCHEMES:  # the NATS client knows them in lower case only
+            return f"the scheme {scheme!r} is not one of {', '.join(URL_SCHEMES)}", scheme
+    else:
+        scheme, rest = "nats", entry
+    _userinfo, _at, after = rest.rpartition("@")
+    hostport, _tail = _split_authority(after)
+    if hostport.startswith("["):
+        host, bracket, port_part = hostport[1:].partition("]")
+        if not bracket:
+            return "the IPv6 address has no closing ']'", scheme
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv6 address", scheme
+        if port_part and not port_part.startswith(":"):
+            return "unexpected text after the IPv6 address", scheme
+        has_port, port = bool(port_part), port_part[1:]
+    else:
+        host, colon, port = hostport.partition(":")
+        has_port = bool(colon)
+        if ":" in port:
+            return "an IPv6 address must be written in brackets, e.g. [::1]:4222", scheme
+        if not host:
+            return "it names no host", scheme
+        if not _HOST_NAME.fullmatch(host):
+            return f"{host!r} is not a host name or IP address", scheme
+    if has_port and not _valid_port(port):
+        return "the port is not a number from 1 to 65535", scheme
+    return None, scheme
+
+
+class ServerURL(_StrParam):
+    """A NATS server URL (or comma-separated list) the client can use; see ``server_url_problem``.
+    Errors show the URL with passwords and tokens masked."""
+
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        problem = server_url_problem(text)
+        if problem:
+            self.fail(f"{mask_url(text)!r} is not a usable server URL: {problem}", param, ctx)
+        return text.strip()
+
+    def __repr__(self) -> str:
+        return "ServerURL"
+
+
+def check_resolved_url(
+    settings: ConnectionSettings, given: str | None, context: str | None
+) -> None:
+    """A URL that came from ``NATS_URL`` or a nats context gets the same check as ``--server``."""
+    if given is not None:
+        return  # checked by the option's type
+    problem = server_url_problem(settings.url)
+    if problem:
+        where = f"the nats context {context!r} or NATS_URL" if context else "NATS_URL"
+        raise click.UsageError(
+            f"{mask_url(settings.url)!r} (from {where}) is not a usable server URL: {problem}"
+        )
+
+
+class DurationText(_StrParam):
+    """A duration written with units (``0s``, ``500ms``, ``2m``, ``1h30m``) up to ``high``
+    seconds. The text is checked here and passed on as it is, for the command to convert."""
+
+    name = "duration"
+
+    def __init__(self, high: float) -> None:
+        self.high = high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from jelmore_infra.units import UnitError, parse_duration
+
+        text = str(value)
+        try:
+            seconds = parse_duration(text) / 1e9
+        except UnitError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds > self.high:
+            self.fail(f"{text!r} is longer than {self.high:.12g} seconds", param, ctx)
+        return text
+
+    def __repr__(self) -> str:
+        return f"DurationText(at most {self.high:.12g}s)"
+
+
+#: Request timeouts: more than 0, at most one day.
+TIMEOUT = Number(0, MAX_TIMEOUT_SECONDS, low_open=True, unit="seconds")
+#: How long a command runs (``--duration``): more than 0, at most one year.
+DURATION = Number(0, MAX_DURATION_SECONDS, low_open=True, unit="seconds")
+#: How far back (``--hours``): more than 0, at most one year.
+HOURS = Number(0, MAX_DURATION_SECONDS / 3600, low_open=True, unit="hours")
+#: TCP ports.
+PORT = click.IntRange(1, 65535)
+#: Stream sequence numbers.
+SEQUENCE = click.IntRange(1, MAX_SEQUENCE)
+#: How long to wait for something, written with units (``--lock-timeout``): at most one day.
+WAIT = DurationText(MAX_TIMEOUT_SECONDS)
+STRICT_BOOL = StrictBool()
+SERVER_URL = ServerURL()

@@ -7,6 +7,7 @@ The runtime (and so nats-py) is imported inside the command functions only, to k
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -16,10 +17,24 @@ from typing import Any, TypeVar
 
 import click
 
-from jelmore_infra.cli.common import ConnectionSettings, connection_options, make_console
+from jelmore_infra.cli.common import (
+    DURATION,
+    HOURS,
+    SEQUENCE,
+    ConnectionSettings,
+    connection_options,
+    make_console,
+)
 from jelmore_infra.errors import JelmoreError
 
 T = TypeVar("T")
+
+#: Upper bounds of the load generator's options: a rate no server reaches, the largest payload a
+#: nats-server accepts (its max_payload cannot exceed 64 MiB), and publishes in flight.
+MAX_RATE = 1_000_000
+MAX_SIZE = 64 * 1024 * 1024
+MAX_WINDOW = 65_536
+MAX_LIMIT = 1_000_000
 
 _EVENT_TYPES = (
     "session.created",
@@ -63,9 +78,38 @@ def _run(settings: ConnectionSettings, prefix: str | None, main: Callable[[], Aw
     return asyncio.run(wrapper())
 
 
-async def _until_stopped(duration: float | None) -> None:
-    """Wait for ``duration`` seconds, or until SIGINT/SIGTERM."""
-    stop = asyncio.Event()
+class _Output:
+    """The output of a streaming command (``events subscribe``).
+
+    A write to a closed stdout (``… | head -1``) raises ``BrokenPipeError`` inside a handler task,
+    where it would only be logged; ``write`` catches it, marks the output closed and sets ``stop``,
+    so the command ends and then re-raises it for ``main`` to end quietly (as ``plan | head``).
+    """
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.stop = asyncio.Event()
+
+    def write(self, emit: Callable[[], None]) -> bool:
+        """Run ``emit`` (one print); ``False`` when stdout is (or just turned out) closed."""
+        if self.closed:
+            return False
+        try:
+            emit()
+        except BrokenPipeError:
+            self.closed = True
+            self.stop.set()
+            return False
+        return True
+
+    def raise_if_closed(self) -> None:
+        if self.closed:
+            raise BrokenPipeError("stdout closed")
+
+
+async def _until_stopped(duration: float | None, stop: asyncio.Event | None = None) -> None:
+    """Wait for ``duration`` seconds, until SIGINT/SIGTERM, or until ``stop`` is set."""
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -161,7 +205,7 @@ def publish(
 @click.argument("mode", type=click.Choice(["all", "specific", "dlq"]))
 @click.option("--subjects", default=None, metavar="A,B", help="Subjects (mode specific).")
 @click.option("--consumer-group", "-g", default=None, help="Consume as this consumer group.")
-@click.option("--duration", type=float, default=None, metavar="S", help="Stop after S seconds.")
+@click.option("--duration", type=DURATION, default=None, metavar="S", help="Stop after S seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
 @_prefix_option
 @connection_options
@@ -191,27 +235,35 @@ def subscribe(
             "the dead-letter queue has no consumer groups; drop --consumer-group"
         )
     count = 0
+    out = _Output()
 
-    async def handler(event: dict[str, Any], msg: Any) -> None:
-        nonlocal count
-        count += 1
+    def line(event: dict[str, Any], msg: Any) -> str:
         if as_json:
-            click.echo(json.dumps({"subject": msg.subject, **event}, ensure_ascii=False))
-            return
+            return json.dumps({"subject": msg.subject, **event}, ensure_ascii=False)
         if mode == "dlq":
-            console.print(
+            return (
                 f"{event.get('dlq_timestamp', '')}  {event.get('consumer_group', '')}  "
                 f"{event.get('event_type', '')}  session={event.get('session_id', '')}  "
                 f"attempts={event.get('retry_count', '')}  "
-                f"reason={event.get('failure_reason', '')}",
-                markup=False,
+                f"reason={event.get('failure_reason', '')}"
             )
-        else:
-            console.print(
-                f"{event.get('timestamp', '')}  {event.get('event_type', msg.subject)}  "
-                f"session={event.get('session_id', '')}  {_compact(event.get('payload'))}",
-                markup=False,
-            )
+        return (
+            f"{event.get('timestamp', '')}  {event.get('event_type', msg.subject)}  "
+            f"session={event.get('session_id', '')}  {_compact(event.get('payload'))}"
+        )
+
+    async def handler(event: dict[str, Any], msg: Any) -> None:
+        nonlocal count
+        text = line(event, msg)
+        emit = (
+            (lambda: click.echo(text)) if as_json else (lambda: console.print(text, markup=False))
+        )
+        if not out.write(emit):
+            # Not printed: hand it back unacknowledged (another worker of a group gets it now).
+            with contextlib.suppress(Exception):
+                await msg.nak()
+            return
+        count += 1
 
     async def main() -> None:
         from jelmore_infra.runtime import current_settings as current
@@ -231,11 +283,12 @@ def subscribe(
         where = f"group {consumer_group}" if consumer_group else ", ".join(wanted or [])
         make_console(ctx, stderr=True).print(f"listening on {where} (Ctrl-C to stop)")
         try:
-            await _until_stopped(duration)
+            await _until_stopped(duration, out.stop)
         finally:
             await sub.stop()
 
     _run(settings, prefix, main)
+    out.raise_if_closed()
     make_console(ctx, stderr=True).print(f"{count} event(s) received")
 
 
@@ -243,7 +296,7 @@ def subscribe(
 
 
 @events.command()
-@click.option("--hours", type=float, default=1.0, show_default=True, help="How far back.")
+@click.option("--hours", type=HOURS, default=1.0, show_default=True, help="How far back.")
 @click.option("--subjects", default=None, metavar="A,B", help="Subjects (default: all events).")
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
 @_prefix_option
@@ -343,19 +396,21 @@ def _print_health(ctx: click.Context, status: dict[str, Any]) -> None:
 
 
 @events.command()
-@click.option("--rate", type=click.IntRange(min=1), default=100, show_default=True, help="ev/s.")
-@click.option("--duration", type=float, default=10.0, show_default=True, help="Seconds.")
+@click.option(
+    "--rate", type=click.IntRange(1, MAX_RATE), default=100, show_default=True, help="ev/s."
+)
+@click.option("--duration", type=DURATION, default=10.0, show_default=True, help="Seconds.")
 @click.option("--event-type", default="session.output", type=click.Choice(_EVENT_TYPES))
 @click.option(
     "--size",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_SIZE),
     default=256,
     show_default=True,
     help="Payload padding in bytes.",
 )
 @click.option(
     "--window",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_WINDOW),
     default=512,
     show_default=True,
     help="Publishes in flight at most.",
@@ -402,11 +457,35 @@ def load(
             f"{result['achieved_rate']:.0f}/s, ack latency p50 {lat['p50_ms']} ms, "
             f"p99 {lat['p99_ms']} ms"
         )
+    missing = _not_acknowledged(result)
+    if missing:
+        raise JelmoreError(missing)
     if result["achieved_rate"] < 0.95 * rate:
         err_console.print(
             f"[yellow]warning:[/] achieved {result['achieved_rate']:.0f}/s is below the target "
             f"{rate}/s"
         )
+
+
+def _not_acknowledged(result: dict[str, Any]) -> str | None:
+    """The error of a load run in which some events were not stored, or ``None``.
+
+    Every event sent and not acknowledged counts: those whose publish failed (``errors``) and
+    those never confirmed either way (the rest).
+    """
+    sent = int(result["sent"])
+    missing = sent - int(result["acknowledged"])
+    if missing <= 0:
+        return None
+    failed = min(missing, int(result.get("errors") or 0))
+    text = (
+        f"{missing} of {sent} event(s) were not acknowledged by the stream "
+        f"({failed} failed, {missing - failed} not confirmed)"
+    )
+    if missing == sent:
+        subject = result.get("subject", "the subject")
+        text += f": does a stream capture {subject}? (run `jelmore-infra apply`)"
+    return text
 
 
 # -- dead-letter queue -----------------------------------------------------------------------------
@@ -419,7 +498,11 @@ def dlq() -> None:
 
 @dlq.command("list")
 @click.option(
-    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show the newest N."
+    "--limit",
+    type=click.IntRange(1, MAX_LIMIT),
+    default=50,
+    show_default=True,
+    help="Show the newest N.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_prefix_option
@@ -468,7 +551,7 @@ def dlq_list(
 
 
 @dlq.command("show")
-@click.argument("seq", type=click.IntRange(min=1))
+@click.argument("seq", type=SEQUENCE)
 @_prefix_option
 @connection_options
 def dlq_show(seq: int, prefix: str | None, settings: ConnectionSettings) -> None:
@@ -487,7 +570,7 @@ def dlq_show(seq: int, prefix: str | None, settings: ConnectionSettings) -> None
     "--seq",
     "seqs",
     multiple=True,
-    type=click.IntRange(min=1),
+    type=SEQUENCE,
     help="DLQ sequence to re-publish (repeatable).",
 )
 @click.option("--all", "replay_all", is_flag=True, help="Re-publish every dead-lettered event.")
@@ -533,7 +616,7 @@ def dlq_replay(
 
 
 @dlq.command("route")
-@click.option("--duration", type=float, default=None, metavar="S", help="Stop after S seconds.")
+@click.option("--duration", type=DURATION, default=None, metavar="S", help="Stop after S seconds.")
 @_prefix_option
 @connection_options
 @click.pass_context

@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except BrokenPipeError:
+        # The reader of stdout has gone (`… | head`): stop quietly, as other Unix tools do.
+        from jelmore_infra.cli.common import handle_broken_pipe
+
+        handle_broken_pipe()
         sys.exit(1)
     except Exception as exc:
         if os.environ.get("JELMORE_DEBUG"):

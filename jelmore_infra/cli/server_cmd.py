@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from jelmore_infra.cli.common import make_console
+from jelmore_infra.cli.common import MAX_TIMEOUT_SECONDS, PORT, Number, make_console
 from jelmore_infra.localserver import (
     BINARY_ENV,
     DEFAULT_HOST,
@@ -26,8 +26,6 @@ from jelmore_infra.localserver import (
     server_version,
     stop_on_signals,
 )
-
-PORT = click.IntRange(1, 65535)
 
 
 @click.command("server")
@@ -57,7 +55,7 @@ PORT = click.IntRange(1, 65535)
 @click.option("--server-name", metavar="NAME", help="Server name (default: chosen by nats-server).")
 @click.option(
     "--ready-timeout",
-    type=click.FloatRange(min=1),
+    type=Number(1, MAX_TIMEOUT_SECONDS, unit="seconds"),
     default=30.0,
     show_default=True,
     metavar="SECONDS",

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from jelmore_infra.runtime.bus import get_bus
-from jelmore_infra.runtime.envelope import build_event
+from jelmore_infra.runtime.envelope import build_event, subject_for
 from jelmore_infra.runtime.metrics import summarise
 from jelmore_infra.runtime.publish import Publisher
 
@@ -84,9 +84,11 @@ async def run_load(
     return {
         "target_rate": rate,
         "duration": duration,
+        "subject": subject_for(bus.settings.prefix, event_type),
         "sent": sent,
         "acknowledged": pub.ok,
         "errors": pub.failed,
+        "not_acknowledged": sent - pub.ok,
         "duplicates": pub.duplicates,
         "elapsed_seconds": round(finished, 3),
         "achieved_rate": round(pub.ok / finished, 1) if finished > 0 else 0.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,6 +143,92 @@ def test_load_reports_rate_latency_and_errors(url: str) -> None:
     assert result["errors"] == 0
     assert result["ack_latency"]["p50_ms"] is not None
     assert result["ack_latency"]["p99_ms"] is not None
+
+
+def test_load_exits_1_and_says_how_many_were_not_stored_when_no_stream_takes_them() -> None:
+    with NatsServer() as bare:  # no topology: no stream captures the events
+        proc = jelmore("load", "-s", bare.url, "--rate", "50", "--duration", "0.2")
+        as_json = jelmore("load", "-s", bare.url, "--rate", "50", "--duration", "0.2", "--json")
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "sent 10, acknowledged 0" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "Error: 10 of 10 event(s) were not acknowledged by the stream (10 failed, "
+        "0 not confirmed): does a stream capture jelmore.session.output? "
+        "(run `jelmore-infra apply`)"
+    )
+    assert "Traceback" not in proc.stderr
+    assert as_json.returncode == 1
+    result = json.loads(as_json.stdout)
+    assert result["sent"] == 10
+    assert result["acknowledged"] == 0
+    assert result["not_acknowledged"] == 10
+
+
+# --- a closed stdout (`… | head -1`) ends a command quietly --------------------------------------
+
+
+def popen_events(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "jelmore_infra", "events", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def assert_quiet_end(proc: subprocess.Popen[str], stderr_seen: str) -> None:
+    assert proc.stderr is not None
+    rest = proc.stderr.read()
+    proc.stderr.close()
+    stderr = stderr_seen + rest
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert "Task exception was never retrieved" not in stderr
+    assert "Exception ignored" not in stderr
+    assert "Broken pipe" not in stderr
+    assert rest.strip() == "", rest  # nothing after the reader left, not even the summary
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_subscribe_ends_quietly_when_its_reader_goes_away(url: str, as_json: bool) -> None:
+    proc = popen_events("subscribe", "all", "-s", url, *(["--json"] if as_json else []))
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        listening = proc.stderr.readline()
+        assert listening.startswith("listening on"), listening
+        run("publish", "-s", url, "-t", "session.status")
+        assert proc.stdout.readline()  # `head -1`: read one line, then go away
+        proc.stdout.close()
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            run("publish", "-s", url, "-t", "session.status")  # so the command writes again
+            time.sleep(0.1)
+        assert proc.poll() is not None, "subscribe kept running after its reader went away"
+        assert_quiet_end(proc, listening)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_replay_ends_quietly_when_its_reader_goes_away(url: str) -> None:
+    # more output than a pipe buffers (2 KB padding × 250 events), so replay is still writing
+    # when the reader leaves
+    code, out = run("load", "-s", url, "--rate", "500", "--duration", "0.5", "--size", "2048")
+    assert code == 0, out
+    proc = popen_events("replay", "-s", url, "--json", "--subjects", "jelmore.session.output")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("{")
+        proc.stdout.close()
+        proc.wait(timeout=60)
+        assert_quiet_end(proc, "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_dlq_list_show_and_replay_republish_each_event_once(url: str) -> None:
