@@ -96,8 +96,10 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {escape_controls(exc.format_message())}{hint}", err=True)
         sys.exit(1)
     except TopologyError as exc:
-        for diag in exc.diagnostics:
-            click.echo(escape_controls(diag.format()), err=True)
+        from jelmore_infra.diagnostics import capped_lines
+
+        for line in capped_lines(exc.diagnostics):
+            click.echo(escape_controls(line), err=True)
         click.echo(f"Error: {escape_controls(str(exc))}", err=True)
         sys.exit(1)
     except JelmoreError as exc:

@@ -1,8 +1,10 @@
 """``jelmore-infra validate`` (offline checks of topology files) and ``jelmore-infra schema``.
 
-``validate`` prints every problem as ``FILE:LINE:COL: error: message`` on stderr, sorted, with a
-count line, and exits 1; on success it prints one summary line and exits 0. ``--json`` prints one
-JSON document on stdout instead, with the same exit codes. Nothing here touches the network.
+``validate`` prints the problems as ``FILE:LINE:COL: error: message`` on stderr, sorted, with a
+count line, and exits 1; on success it prints one summary line and exits 0. Of each kind of problem
+(the same message about different names) the first ``--limit`` are printed, then one line counts
+the rest. ``--json`` prints one JSON document on stdout instead, with every diagnostic and the same
+exit codes. Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import click
 
 from jelmore_infra.cli.common import short_lived
-from jelmore_infra.diagnostics import Diagnostic
+from jelmore_infra.diagnostics import PER_KIND, Diagnostic, capped_lines
 
 
 def _display_dir(directory: str) -> str:
@@ -44,9 +46,19 @@ def _format(diag: Diagnostic, color: bool) -> str:
     metavar="DIR",
     help="Directory of topology files (*.yaml).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (every problem)."
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=PER_KIND,
+    show_default=True,
+    metavar="N",
+    help="Print at most N problems of each kind, then count the rest (0: print all).",
+)
 @click.pass_context
-def validate(ctx: click.Context, topology_dir: str, as_json: bool) -> int:
+def validate(ctx: click.Context, topology_dir: str, as_json: bool, limit: int) -> int:
     """Check topology files offline: schema and semantic checks, every problem at once."""
     short_lived()
     from jelmore_infra.topology import check_topology
@@ -76,11 +88,11 @@ def validate(ctx: click.Context, topology_dir: str, as_json: bool) -> int:
         click.echo(f"Error: {escape_controls(errors[0].message)}", err=True)
         ctx.exit(1)
     color = _use_color(ctx)
-    for diag in diags:
-        click.echo(_format(diag, color), err=True)
+    for line in capped_lines(diags, limit, lambda d: _format(d, color)):
+        click.echo(line, err=True)
     if topology is None:
         count = len(errors)
-        click.echo(f"{shown} is invalid: {count} error{'s' if count != 1 else ''}.", err=True)
+        click.echo(f"{shown} is invalid: {count:,} error{'s' if count != 1 else ''}.", err=True)
         ctx.exit(1)
     click.echo(
         f"{shown} is valid: {streams} stream{'s' if streams != 1 else ''}, "

@@ -155,6 +155,60 @@ CASES = [
         "t.yaml:6:9",
     ),
     Case(
+        "subject_in_the_jetstream_api_without_no_ack",
+        one("""\
+            streams:
+              AUDIT:
+                subjects:
+                  - "$JS.API.>"
+            """),
+        "subject '$JS.API.>' overlaps '$JS.>', the subjects of the JetStream API: the server "
+        "refuses it unless the stream has no_ack: true",
+        "t.yaml:4:9",
+    ),
+    Case(
+        "two_token_wildcard_overlaps_the_jetstream_api",
+        one("""\
+            streams:
+              S:
+                subjects: ["*.>"]
+            """),
+        "subject '*.>' overlaps '$JS.>'",
+        "t.yaml:3:16",
+    ),
+    Case(
+        "nul_in_stream_name",
+        one("""\
+            streams:
+              "ORDERS\\0":
+                subjects: [orders.>]
+            """),
+        "invalid stream name 'ORDERS\\x00': it must not contain a NUL character",
+        "t.yaml:2:3",
+    ),
+    Case(
+        "nul_in_subject",
+        one("""\
+            streams:
+              S:
+                subjects: ["orders.\\0"]
+            """),
+        "invalid subject 'orders.\\x00' in subjects[0]: it contains a NUL character",
+        "t.yaml:3:16",
+    ),
+    Case(
+        "capture_all_replicated",
+        one("""\
+            streams:
+              ALL:
+                subjects: [">"]
+                no_ack: true
+                num_replicas: 3
+            """),
+        "capturing all subjects ('>') requires num_replicas: 1",
+        "t.yaml:5:19",
+    ),
+    Case(
         "subject_overlap_within_stream",
         one("""\
             streams:

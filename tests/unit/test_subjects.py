@@ -149,3 +149,94 @@ def test_subject_index_finds_exactly_the_overlapping_patterns(
         index.add(pattern, n)
     expected = [(p, n) for n, p in enumerate(stored) if subjects_overlap(p, query)]
     assert index.overlapping(query) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_patterns(), min_size=1, max_size=12), st.lists(_patterns(), min_size=1, max_size=4)
+)
+def test_subject_index_counts_exactly_the_overlapping_patterns(
+    stored: list[str], queries: list[str]
+) -> None:
+    from jelmore_infra.subjects import SubjectIndex
+
+    index = SubjectIndex()
+    for n, pattern in enumerate(stored):
+        index.add(pattern, n)
+        # counts stay right while patterns are added between queries (remembered counts reset)
+        for query in queries:
+            expected = sum(subjects_overlap(p, query) for p in stored[: n + 1])
+            assert index.count_overlapping(query) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_patterns(), min_size=1, max_size=12),
+    _patterns(),
+    st.integers(min_value=0, max_value=6),
+)
+def test_subject_index_stops_listing_at_the_limit(
+    stored: list[str], query: str, limit: int
+) -> None:
+    from jelmore_infra.subjects import SubjectIndex
+
+    index = SubjectIndex()
+    for n, pattern in enumerate(stored):
+        index.add(pattern, n)
+    every = index.overlapping(query)
+    some = index.overlapping(query, limit)
+    assert len(some) == min(limit, len(every))
+    assert set(some) <= set(every)
+    assert some == sorted(some, key=lambda pair: int(str(pair[1])))  # in the order added
+
+
+def test_subject_index_counts_thousands_of_identical_patterns_without_listing_them() -> None:
+    from jelmore_infra.subjects import SubjectIndex
+
+    index = SubjectIndex()
+    for n in range(5000):
+        index.add("foo.>", n)
+        index.add(f"foo.{n}", n)
+        index.add("foo.*", n)
+    assert index.count_overlapping("foo.>") == 15000
+    assert index.count_overlapping("foo.*") == 15000
+    assert index.count_overlapping("foo.7") == 5000 * 2 + 1
+    assert index.count_overlapping("*.>") == 15000
+    assert index.count_overlapping("foo.*.x") == 5000
+    some = index.overlapping("foo.7", 3)
+    assert len(some) == 3 and all(subjects_overlap(p, "foo.7") for p, _ in some)
+
+
+@pytest.mark.parametrize(
+    ("subject", "space"),
+    [
+        ("$JS.API.>", "$JS.>"),
+        ("$JS.*", "$JS.>"),
+        ("$JSC.x", "$JSC.>"),
+        ("$NRG.>", "$NRG.>"),
+        ("$SYS.REQ.x", "$SYS.>"),
+        ("*.>", "$JS.>"),
+        ("*.*", "$JS.>"),
+        ("*.ACCOUNT.>", "$JS.>"),
+    ],
+)
+def test_subjects_overlapping_the_server_api_are_reserved(subject: str, space: str) -> None:
+    from jelmore_infra.subjects import reserved_space
+
+    found = reserved_space(subject)
+    assert found is not None and found[0] == space
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["$JS.EVENT.>", "$JS.EVENT.ADVISORY.x", "$SYS.ACCOUNT.>", "*", "$JS", "$js.api.>", "$KV.a.>"],
+)
+def test_exempt_and_unrelated_subjects_are_not_reserved(subject: str) -> None:
+    from jelmore_infra.subjects import reserved_space
+
+    assert reserved_space(subject) is None
+
+
+def test_a_nul_character_makes_a_subject_invalid() -> None:
+    assert not is_valid_subject("a.\0")
+    assert subject_problem("a\0b") == "contains a NUL character"

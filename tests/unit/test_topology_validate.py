@@ -3,11 +3,16 @@ valid topologies, however many features they use, pass without false alarms."""
 
 from __future__ import annotations
 
+import json
+import random
+import re
+from pathlib import Path
 from textwrap import dedent
 from typing import Any
 
 import pytest
 
+from jelmore_infra.subjects import subjects_overlap
 from jelmore_infra.topology.load import parse_sources
 from jelmore_infra.topology.validate import name_problem
 
@@ -162,6 +167,20 @@ VALID = {
     "empty_sections": """\
         streams:
         consumer_groups:
+        """,
+    "server_subjects_with_no_ack_and_the_exempt_ones_without": """\
+        streams:
+          API_AUDIT:
+            subjects: ["$JS.API.>", "$SYS.REQ.>", "$NRG.>"]
+            no_ack: true
+          ADVISORIES:
+            subjects: ["$JS.EVENT.>", "$SYS.ACCOUNT.>"]
+        """,
+    "a_subject_overlapping_the_api_with_no_ack": """\
+        streams:
+          TWO_TOKENS_OR_MORE:
+            subjects: ["*.>"]
+            no_ack: true
         """,
 }
 
@@ -334,6 +353,35 @@ INVALID = [
         "reads every subject of work-queue stream 'W', so it must be the stream's only",
     ),
     ("streams:\n  'a b': {}\n", "invalid stream name 'a b': it must not contain whitespace"),
+    (
+        'streams:\n  "a\\0b": {}\n',
+        "invalid stream name 'a\\x00b': it must not contain a NUL character",
+    ),
+    (
+        S + 'consumer_groups:\n  "g\\0":\n    stream: S\n',
+        "invalid consumer group name 'g\\x00': it must not contain a NUL character",
+    ),
+    (
+        'streams:\n  S:\n    subjects: ["s.\\0"]\n',
+        "invalid subject 's.\\x00' in subjects[0]: it contains a NUL character",
+    ),
+    (
+        'streams:\n  S:\n    subjects: ["$JS.API.>"]\n',
+        "subject '$JS.API.>' overlaps '$JS.>', the subjects of the JetStream API: the server "
+        "refuses it unless the stream has no_ack: true",
+    ),
+    (
+        'streams:\n  S:\n    subjects: ["*.>"]\n',
+        "subject '*.>' overlaps '$JS.>', the subjects of the JetStream API",
+    ),
+    (
+        'streams:\n  S:\n    subjects: ["$SYS.REQ.*"]\n',
+        "subject '$SYS.REQ.*' overlaps '$SYS.>', the subjects of the system API",
+    ),
+    (
+        "streams:\n  S:\n    subjects: ['>']\n    no_ack: true\n    num_replicas: 3\n",
+        "capturing all subjects ('>') requires num_replicas: 1",
+    ),
     (S + "consumer_groups:\n  'g/1':\n    stream: S\n", "invalid consumer group name 'g/1'"),
     ("streams:\n  S:\n    max_age: !!float x\n", "cannot read value"),
     ("streams:\n  ? [a]\n  : {}\n", "keys must be plain names"),
@@ -351,7 +399,7 @@ def test_name_rules() -> None:
     assert name_problem("") == "is empty"
     assert name_problem("a" * 255) is None
     assert name_problem("a" * 256) is not None
-    for bad in ("a.b", "a*", "a>", "a/b", "a\\b", "a b", "a\tb"):
+    for bad in ("a.b", "a*", "a>", "a/b", "a\\b", "a b", "a\tb", "a\0b"):
         assert name_problem(bad) is not None
 
 
@@ -499,3 +547,136 @@ def test_the_server_accepts_the_repository_topology(shared_nats_server: Any) -> 
     base = Path(__file__).resolve().parents[2] / "topology"
     text = "\n".join(p.read_text() for p in sorted(base.glob("*.yaml")))
     assert _send_all(shared_nats_server.url, text) == []
+
+
+# --- at scale ----------------------------------------------------------------------------------
+# Thousands of streams sharing one subject space give one error per stream subject, each naming a
+# few of the others and counting the rest, and the text output prints a few of them.
+
+
+def _streams_text(subjects: list[str]) -> str:
+    lines = ["streams:"]
+    for i, subject in enumerate(subjects):
+        lines += [f"  S{i}:", f"    subjects: ['{subject}']"]
+    return "\n".join(lines) + "\n"
+
+
+def test_two_thousand_streams_on_one_subject_get_one_error_each() -> None:
+    n = 2000
+    topology, diags = parse_sources([("t.yaml", _streams_text(["foo.>"] * n))])
+    assert topology is None
+    assert len(diags) == n
+    assert len({d.location for d in diags}) == n  # one per stream, at its subject
+    for d in diags:
+        assert f"overlaps {n - 1:,} subjects of other streams: " in d.message
+        assert f", ... and {n - 1 - 5:,} more; a subject can be stored by only one stream" in (
+            d.message
+        )
+        assert d.message.count("(at t.yaml:") == len(d.related) == 5
+        assert len(d.message) < 600
+
+
+def _brute_force_counts(subjects: list[list[str]]) -> dict[tuple[int, str], int]:
+    counts: dict[tuple[int, str], int] = {}
+    for i, mine in enumerate(subjects):
+        for subject in mine:
+            counts[(i, subject)] = sum(
+                subjects_overlap(subject, other)
+                for j, theirs in enumerate(subjects)
+                if j != i
+                for other in theirs
+            )
+    return counts
+
+
+def test_each_overlap_is_reported_once_per_stream_with_its_exact_count() -> None:
+    rng = random.Random(9)
+    tokens = ["a", "b", "*"]
+    subjects: list[list[str]] = []
+    for _ in range(60):
+        mine: list[str] = []
+        while len(mine) < rng.randint(1, 2):
+            subject = ".".join(rng.choice(tokens) for _ in range(rng.randint(1, 3)))
+            if rng.random() < 0.3:
+                subject += ".>"
+            if all(not subjects_overlap(subject, m) for m in mine):
+                mine.append(subject)
+        subjects.append(mine)
+    lines = ["streams:"]
+    for i, mine in enumerate(subjects):
+        lines += [f"  S{i}:", f"    subjects: [{', '.join(repr(x) for x in mine)}]"]
+    _, diags = parse_sources([("t.yaml", "\n".join(lines) + "\n")])
+
+    reported: dict[tuple[int, str], int] = {}
+    pattern = re.compile(r"^subject '([^']+)' of stream 'S(\d+)' overlaps (?:(\d+) )?subject")
+    for d in diags:
+        if "a subject can be stored by only one stream" not in d.message:
+            continue  # e.g. '*.a' overlaps the JetStream API: another rule
+        m = pattern.match(d.message)
+        assert m is not None, d.message
+        key = (int(m.group(2)), m.group(1))
+        assert key not in reported, f"reported twice: {key}"
+        reported[key] = int(m.group(3) or 1)
+    expected = {k: v for k, v in _brute_force_counts(subjects).items() if v}
+    assert reported == expected
+    assert len(expected) > 20  # the topology has plenty of overlaps
+
+
+def test_the_subjects_of_one_stream_are_checked_once_each() -> None:
+    text = "streams:\n  S:\n    subjects: [a.*, a.b, a.c, a.>, a.b]\n"
+    messages = check(text)
+    assert messages == [
+        "subject 'a.b' overlaps subject 'a.*' of the same stream 'S' (at t.yaml:3:16)",
+        "subject 'a.c' overlaps subject 'a.*' of the same stream 'S' (at t.yaml:3:16)",
+        "subject 'a.>' overlaps 3 earlier subjects of the same stream 'S': 'a.*' (at "
+        "t.yaml:3:16), 'a.b' (at t.yaml:3:21) and 'a.c' (at t.yaml:3:26)",
+        "subject 'a.b' is listed twice in stream 'S' (first at t.yaml:3:21)",
+    ]
+
+
+def test_validate_prints_a_few_lines_for_two_thousand_overlapping_streams(tmp_path: Path) -> None:
+    from tests.support.cli import run_cli
+
+    (tmp_path / "streams.yaml").write_text(
+        _streams_text(["foo.*" if i % 2 else "foo.x" for i in range(2000)])
+    )
+    proc = run_cli("validate", "--topology", str(tmp_path))
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 20 + 2, lines[-3:]
+    assert all(" error: subject 'foo." in line for line in lines[:20])
+    assert lines[20] == "... and 1,980 more errors of this kind (validate --json lists them all)"
+    assert lines[21].endswith("is invalid: 2,000 errors.")
+
+    everything = run_cli("validate", "--topology", str(tmp_path), "--limit", "0")
+    assert len(everything.stderr.splitlines()) == 2000 + 1
+    doc = json.loads(run_cli("validate", "--topology", str(tmp_path), "--json").stdout)
+    assert len(doc["diagnostics"]) == 2000
+
+
+def test_repeated_diagnostics_are_capped_with_a_count_of_the_rest() -> None:
+    from jelmore_infra.diagnostics import Diagnostic, Location, capped_lines
+
+    def diag(line: int, message: str) -> Diagnostic:
+        return Diagnostic("error", message, Location("t.yaml", line, 3))
+
+    diags = [diag(1, "invalid stream name 'a.b': it must not contain '.'")]
+    diags += [
+        diag(i, f"unknown stream setting 'key{i}' (did you mean 'k{i}'?)") for i in range(2, 9)
+    ]
+    diags += [diag(9, "sealed cannot be true in a topology: a stream cannot be created sealed")]
+    diags += [diag(i, f"unknown stream setting 'other{i}'") for i in range(10, 12)]
+    lines = list(capped_lines(diags, per_kind=3))
+    assert lines == [
+        "t.yaml:1:3: error: invalid stream name 'a.b': it must not contain '.'",
+        "t.yaml:2:3: error: unknown stream setting 'key2' (did you mean 'k2'?)",
+        "t.yaml:3:3: error: unknown stream setting 'key3' (did you mean 'k3'?)",
+        "t.yaml:4:3: error: unknown stream setting 'key4' (did you mean 'k4'?)",
+        "... and 4 more errors of this kind (validate --json lists them all)",
+        "t.yaml:9:3: error: sealed cannot be true in a topology: a stream cannot be created sealed",
+        "t.yaml:10:3: error: unknown stream setting 'other10'",
+        "t.yaml:11:3: error: unknown stream setting 'other11'",
+    ]
+    assert len(list(capped_lines(diags, per_kind=0))) == len(diags)
+    one_more = list(capped_lines(diags[:5], per_kind=3))
+    assert one_more[-1] == "... and 1 more error of this kind (validate --json lists them all)"
