@@ -1,15 +1,20 @@
 """Connection settings shared by every command that talks to a server.
 
 Options follow the ``nats`` CLI (``--server``, ``--creds``, ``--nkey``, ``--user``/``--password``,
-``--token``, ``--tls-*``, ``--context``, ``--js-domain``). A ``nats`` CLI context file fills in
-whatever the command line leaves out. Secrets are kept here and nowhere else: ``describe()`` and
+``--token``, ``--tls-*``, ``--context``, ``--js-domain``). The ``nats`` CLI's TLS variables
+(``NATS_CA``, ``NATS_CERT``, ``NATS_KEY``) fill in what the command line leaves out, and a ``nats``
+CLI context file what is still missing. Secrets are kept here and nowhere else: ``describe()`` and
 ``safe_url()`` never show them.
+
+TLS is asked for by a ``tls://`` URL, any TLS file, or TLS-first; once asked for, a connection
+without TLS is refused (``jelmore_infra.tls``), never made in plain text.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,18 @@ from urllib.parse import urlsplit, urlunsplit
 from jelmore_infra.errors import JelmoreError
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
+
+#: The ``nats`` CLI's environment variables for the TLS files, by setting.
+TLS_ENV = {"tls_ca": "NATS_CA", "tls_cert": "NATS_CERT", "tls_key": "NATS_KEY"}
+#: The ``nats`` CLI context fields for TLS, by setting.
+_TLS_CONTEXT = {"tls_ca": "ca", "tls_cert": "cert", "tls_key": "key", "tls_first": "tls_first"}
+#: The command-line option of each TLS setting (named when TLS cannot be had).
+_TLS_OPTION = {
+    "tls_ca": "--tls-ca",
+    "tls_cert": "--tls-cert",
+    "tls_key": "--tls-key",
+    "tls_first": "--tls-first",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +50,12 @@ class ConnectionSettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_ca: str | None = None
+    #: TLS handshake before the server's INFO (a server with ``tls { handshake_first: true }``)
+    tls_first: bool = False
     js_domain: str | None = None
     timeout: float = 5.0
+    #: what asked for TLS (``--tls-ca``, ``NATS_CA``, ``nats context 'x' (ca)``), if known
+    tls_origin: str | None = None
 
     def safe_url(self) -> str:
         """The server URL(s) with any user, password or token removed."""
@@ -42,6 +63,21 @@ class ConnectionSettings:
 
     def servers(self) -> list[str]:
         return [u.strip() for u in self.url.split(",") if u.strip()]
+
+    def tls_requested_by(self) -> str | None:
+        """What asks for TLS (named in errors), or ``None`` when plain text is acceptable.
+
+        Like the ``nats`` CLI: a ``tls://`` URL, any TLS file, or TLS-first.
+        """
+        if any(u.lower().startswith("tls://") for u in self.servers()):
+            return "tls:// URL"
+        if not (self.tls_ca or self.tls_cert or self.tls_key or self.tls_first):
+            return None
+        if self.tls_origin:
+            return self.tls_origin
+        if self.tls_first:
+            return "TLS-first"
+        return "TLS CA file" if self.tls_ca else "TLS certificate"
 
     def api_prefix(self) -> str:
         """``$JS.API`` or, with a JetStream domain, ``$JS.<domain>.API``."""
@@ -77,15 +113,41 @@ def load_context(name: str) -> dict[str, Any]:
     return data
 
 
+def tls_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The TLS files named by ``NATS_CA``, ``NATS_CERT`` and ``NATS_KEY`` (empty ones ignored),
+    with ``tls_origin`` naming the first of these variables that is set."""
+    environ = os.environ if env is None else env
+    values: dict[str, Any] = {key: environ[var] for key, var in TLS_ENV.items() if environ.get(var)}
+    if values:
+        values["tls_origin"] = TLS_ENV[next(iter(values))]
+    return values
+
+
+def _tls_origin(
+    given: Mapping[str, Any], env_origin: str | None, ctx: Mapping[str, Any], context: str | None
+) -> str | None:
+    """The first source that asks for TLS: an option, a ``NATS_*`` variable, or the context."""
+    for key, option in _TLS_OPTION.items():
+        if given.get(key):
+            return option
+    if env_origin:
+        return env_origin
+    for field_name in _TLS_CONTEXT.values():
+        if ctx.get(field_name):
+            return f"nats context {context!r} ({field_name})"
+    return None
+
+
 def resolve_settings(
     *,
     url: str | None,
     context: str | None = None,
     **given: Any,
 ) -> ConnectionSettings:
-    """Combine command-line values (which win), a ``nats`` context, ``NATS_URL`` and defaults."""
+    """Combine command-line values (which win), ``NATS_CA``/``NATS_CERT``/``NATS_KEY``, a ``nats``
+    context, ``NATS_URL`` and defaults."""
     ctx: dict[str, Any] = load_context(context) if context else {}
-    from_ctx = {
+    from_ctx: dict[str, Any] = {
         "url": ctx.get("url") or None,
         "creds": ctx.get("creds") or None,
         "nkey": ctx.get("nkey") or None,
@@ -95,11 +157,16 @@ def resolve_settings(
         "tls_cert": ctx.get("cert") or None,
         "tls_key": ctx.get("key") or None,
         "tls_ca": ctx.get("ca") or None,
+        "tls_first": ctx.get("tls_first") is True or None,
         "js_domain": ctx.get("jetstream_domain") or None,
     }
+    env = tls_from_env()
+    env_origin = env.pop("tls_origin", None)
     settings = ConnectionSettings()
     values = {k: v for k, v in from_ctx.items() if v is not None}
+    values.update(env)
     values.update({k: v for k, v in given.items() if v is not None})
     chosen_url = url or values.pop("url", None) or os.environ.get("NATS_URL") or DEFAULT_URL
     values.pop("url", None)
-    return replace(settings, url=chosen_url, **values)
+    origin = _tls_origin(given, env_origin, ctx, context)
+    return replace(settings, url=chosen_url, tls_origin=origin, **values)

@@ -90,6 +90,12 @@ def connection_options(func: F) -> F:
         click.option("--tls-cert", metavar="FILE", help="Client TLS certificate."),
         click.option("--tls-key", metavar="FILE", help="Client TLS private key."),
         click.option("--tls-ca", metavar="FILE", help="CA certificate to verify the server."),
+        click.option(
+            "--tls-first",
+            is_flag=True,
+            default=None,
+            help="TLS handshake before the server's greeting (server handshake_first).",
+        ),
         click.option("--context", "context_name", metavar="NAME", help="nats CLI context."),
         click.option("--js-domain", metavar="DOMAIN", help="JetStream domain."),
         click.option(
@@ -113,6 +119,7 @@ def connection_options(func: F) -> F:
             "tls_cert",
             "tls_key",
             "tls_ca",
+            "tls_first",
             "context_name",
             "js_domain",
             "timeout",

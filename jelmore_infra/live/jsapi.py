@@ -22,13 +22,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats
 from nats import errors as nats_errors
 from nats.aio.client import Client
 
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import ConnectionFailed, JetStreamAPIError
 from jelmore_infra.model import ServerIdentity, parse_version
+from jelmore_infra.tls import check_readable, explain_failure, open_client
 
 JSONDict = dict[str, Any]
 
@@ -163,13 +163,10 @@ class JetStreamAPI:
             "reconnect_time_wait": 0.1,
         }
         options.update(_auth_options(settings))
-        tls = _tls_context(settings)
-        if tls is not None:
-            options["tls"] = tls
         # nats-py can wait forever on some failures (a TLS handshake the server drops): bound it.
         limit = settings.timeout * 2 * max(1, len(settings.servers())) + 1.0
         try:
-            nc = await asyncio.wait_for(nats.connect(**options), limit)
+            nc = await asyncio.wait_for(open_client(settings, options), limit)
         except ConnectionFailed:
             raise
         except TimeoutError as exc:
@@ -387,7 +384,7 @@ def _auth_options(settings: ConnectionSettings) -> dict[str, Any]:
     if settings.creds or settings.nkey:
         for path, flag in ((settings.creds, "--creds"), (settings.nkey, "--nkey")):
             if path:
-                _check_readable(path, f"{flag} file")
+                check_readable(path, f"{flag} file")
         if importlib.util.find_spec("nkeys") is None:
             flag = "--creds" if settings.creds else "--nkey"
             raise ConnectionFailed(f"{flag} needs the nkeys package: pip install 'nats-py[nkeys]'")
@@ -396,37 +393,6 @@ def _auth_options(settings: ConnectionSettings) -> dict[str, Any]:
         if settings.nkey:
             options["nkeys_seed"] = settings.nkey
     return options
-
-
-def _check_readable(path: str, what: str) -> None:
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise ConnectionFailed(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-
-
-def _tls_context(settings: ConnectionSettings) -> ssl.SSLContext | None:
-    """An SSL context when TLS is asked for (CA, client cert, or a tls:// URL)."""
-    wants_tls = any(u.startswith("tls://") for u in settings.servers())
-    if not (settings.tls_ca or settings.tls_cert or settings.tls_key or wants_tls):
-        return None
-    if bool(settings.tls_cert) != bool(settings.tls_key):
-        raise ConnectionFailed("--tls-cert and --tls-key must be given together")
-    for path, what in (
-        (settings.tls_ca, "TLS CA file"),
-        (settings.tls_cert, "TLS certificate"),
-        (settings.tls_key, "TLS key"),
-    ):
-        if path:
-            _check_readable(path, what)
-    try:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.tls_ca)
-        if settings.tls_cert and settings.tls_key:
-            context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        raise ConnectionFailed(f"cannot load TLS files: {_describe(exc)}") from None
-    return context
 
 
 async def _read_identity(
@@ -554,13 +520,16 @@ def _connect_error_line(exc: BaseException, events: _Events, settings: Connectio
         return f"cannot connect to {url}: connection refused"
     if isinstance(cause, (asyncio.TimeoutError, TimeoutError, nats_errors.TimeoutError)):
         return f"timed out after {settings.timeout:g}s waiting for {url} to answer"
+    explained = explain_failure(cause, settings)
+    if explained is not None:
+        return _scrub(explained, settings)
     if isinstance(cause, ssl.SSLError):
         reason = getattr(cause, "verify_message", None) or cause.reason or _describe(cause)
         return _scrub(f"TLS handshake with {url} failed: {reason}", settings)
     if isinstance(cause, nats_errors.SecureConnRequiredError):
         return f"{url} requires TLS: use a tls:// URL or --tls-ca"
     if isinstance(cause, nats_errors.SecureConnWantedError):
-        return f"{url} does not offer TLS but TLS options were given"
+        return f"{url} does not offer TLS but TLS was requested"
     if isinstance(cause, OSError):
         return _scrub(f"cannot connect to {url}: {cause.strerror or _describe(cause)}", settings)
     return _scrub(f"cannot connect to {url}: {_describe(cause)}", settings)

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import json
 import logging
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +31,7 @@ from jelmore_infra.errors import ConnectionFailed, JelmoreError, JetStreamAPIErr
 from jelmore_infra.runtime.envelope import parse_timestamp
 from jelmore_infra.runtime.metrics import METRICS
 from jelmore_infra.runtime.settings import RuntimeSettings, from_env
+from jelmore_infra.tls import explain_failure, open_client
 
 log = logging.getLogger("jelmore_infra.runtime")
 
@@ -100,20 +100,6 @@ class PullHandle:
             await self._sub.unsubscribe()
         except (nats.errors.Error, OSError):
             pass
-
-
-def _ssl_context(settings: RuntimeSettings) -> ssl.SSLContext | None:
-    conn = settings.connection
-    if not (conn.tls_ca or conn.tls_cert or any(u.startswith("tls://") for u in conn.servers())):
-        return None
-    ctx = (
-        ssl.create_default_context(cafile=conn.tls_ca)
-        if conn.tls_ca
-        else ssl.create_default_context()
-    )
-    if conn.tls_cert and conn.tls_key:
-        ctx.load_cert_chain(conn.tls_cert, conn.tls_key)
-    return ctx
 
 
 def parse_headers(raw: bytes) -> dict[str, str]:
@@ -220,6 +206,7 @@ class Bus:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
         self._last_error = ""
+        self._last_cause: BaseException | None = None
         self._connected_once = False
         self._closing = False
         self._inbox: AckInbox | None = None
@@ -272,14 +259,17 @@ class Bus:
             options["password"] = conn.password
         if conn.token:
             options["token"] = conn.token
-        tls = _ssl_context(self.settings)
-        if tls is not None:
-            options["tls"] = tls
         self._last_error = ""
+        self._last_cause = None
         try:
-            nc = await asyncio.wait_for(nats.connect(**options), self.settings.connect_timeout)
+            nc = await asyncio.wait_for(open_client(conn, options), self.settings.connect_timeout)
         except (TimeoutError, nats.errors.Error, OSError) as exc:
-            reason = self._last_error or str(exc) or type(exc).__name__
+            reason = (
+                explain_failure(self._last_cause or exc, conn)
+                or self._last_error
+                or str(exc)
+                or type(exc).__name__
+            )
             raise ConnectionFailed(
                 f"cannot connect to {self.settings.safe_url()}: {reason}"
             ) from None
@@ -288,6 +278,7 @@ class Bus:
         return nc
 
     async def _on_error(self, exc: Exception) -> None:
+        self._last_cause = exc
         text = f"{type(exc).__name__}: {exc}".rstrip(": ")
         if text != self._last_error:
             self._last_error = text

@@ -2,8 +2,10 @@
 
 Values come from ``configure(...)`` arguments first, then the environment (``NATS_URL``,
 ``NATS_SUBJECT_PREFIX``, ``NATS_CLIENT_ID``), then defaults. Authentication and TLS come from a
-``ConnectionSettings`` (the same object the CLI builds from its ``nats``-style options). Secrets
-stay inside that object and are never logged.
+``ConnectionSettings`` (the same object the CLI builds from its ``nats``-style options, TLS-first
+included); without one, the ``nats`` CLI's ``NATS_CA``, ``NATS_CERT`` and ``NATS_KEY`` are read.
+A ``tls://`` URL or any TLS setting makes TLS mandatory: the connection is refused, never made in
+plain text. Secrets stay inside that object and are never logged.
 
 Pure apart from reading the environment in ``from_env``.
 """
@@ -15,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from jelmore_infra.connection import DEFAULT_URL, ConnectionSettings
+from jelmore_infra.connection import DEFAULT_URL, ConnectionSettings, tls_from_env
 from jelmore_infra.errors import JelmoreError
 
 DEFAULT_PREFIX = "jelmore"
@@ -66,7 +68,7 @@ def from_env(
 ) -> RuntimeSettings:
     """Build settings: explicit values win over ``NATS_*`` environment variables and defaults."""
     environ = os.environ if env is None else env
-    conn = connection or ConnectionSettings()
+    conn = connection or ConnectionSettings(**tls_from_env(environ))
     chosen_url = url or (connection.url if connection else None) or environ.get("NATS_URL")
     conn = replace(conn, url=chosen_url or DEFAULT_URL)
     chosen_prefix = (prefix or environ.get("NATS_SUBJECT_PREFIX") or DEFAULT_PREFIX).strip()
