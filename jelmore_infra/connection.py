@@ -57,6 +57,24 @@ class ConnectionSettings:
     #: what asked for TLS (``--tls-ca``, ``NATS_CA``, ``nats context 'x' (ca)``), if known
     tls_origin: str | None = None
 
+    def __repr__(self) -> str:
+        """Every setting but the secrets: the URL without user info, and secrets as ``<set>``."""
+        shown = {
+            "url": self.safe_url(),
+            "creds": self.creds,
+            "nkey": self.nkey,
+            "user": self.user,
+            "password": "<set>" if self.password else None,
+            "token": "<set>" if self.token else None,
+            "tls_cert": self.tls_cert,
+            "tls_key": self.tls_key,
+            "tls_ca": self.tls_ca,
+            "tls_first": self.tls_first,
+            "js_domain": self.js_domain,
+            "timeout": self.timeout,
+        }
+        return "ConnectionSettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
     def safe_url(self) -> str:
         """The server URL(s) with any user, password or token removed."""
         return ",".join(_strip_userinfo(u.strip()) for u in self.url.split(","))

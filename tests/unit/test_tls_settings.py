@@ -113,3 +113,14 @@ def test_a_server_that_hangs_up_before_its_greeting_suggests_tls_first() -> None
     )
     assert explain_failure(closed, ConnectionSettings(url="nats://h:4222", tls_first=True)) is None
     assert explain_failure(TimeoutError(), plain) is None
+
+
+def test_connection_settings_never_show_their_secrets_in_repr() -> None:
+    settings = ConnectionSettings(
+        url="nats://alice:hunter2@h:4222,nats://tok3n@g:4222", password="pa55", token="t0ken"
+    )
+    text = repr(settings) + str(settings) + f"{settings!r}"
+    for secret in ("hunter2", "tok3n", "pa55", "t0ken"):
+        assert secret not in text
+    assert "nats://h:4222" in text
+    assert "password='<set>'" in text
