@@ -4,6 +4,8 @@ Durations are strings with units: ``500ms``, ``60s``, ``2m``, ``1h30m``, ``7d``,
 ``ns``, ``us``/``µs``, ``ms``, ``s``, ``m``, ``h``, ``d`` = 24h, ``w`` = 7d; parts may be combined
 from the largest unit down). They become integer nanoseconds, the JetStream wire form.
 
+Numbers are written with the ASCII digits 0-9 only.
+
 Sizes are integers (bytes) or a number with a unit. Binary units are powers of 1024
 (``KiB``, ``MiB``, ``GiB``, ``TiB``, ``PiB``); SI units are powers of 1000 (``KB``, ``MB``, ``GB``,
 ``TB``, ``PB``), so ``10GB`` is 10,000,000,000 bytes and ``10GiB`` is 10,737,418,240 bytes. ``B``
@@ -48,12 +50,21 @@ _SIZE_NAMES["b"] = "B"
 
 UNLIMITED_WORDS = frozenset({"unlimited", "-1"})
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w)")
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)?\s*$")
+# Numbers are ASCII digits only: Python's ``\d``, ``int()``, ``Decimal()`` and ``str.isdigit``
+# also take other scripts' digits ('٣s' would be 3 s), which no NATS tool reads.
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h|d|w)")
+_SIZE_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]+)?\s*\Z")
+_COUNT_RE = re.compile(r"[0-9]+\Z")
 
 
 class UnitError(ValueError):
     """A value could not be read as a duration or a size. The message says what is accepted."""
+
+
+def _refuse_other_digits(what: str, value: str) -> None:
+    """Raise when ``value`` has a digit other than 0-9 (say '٣' or '³')."""
+    if not value.isascii() and any(c.isnumeric() and not c.isascii() for c in value):
+        raise UnitError(f"invalid {what} {value!r}: write numbers with the digits 0-9")
 
 
 def parse_duration(value: object, *, allow_unlimited: bool = False) -> int:
@@ -75,6 +86,7 @@ def parse_duration(value: object, *, allow_unlimited: bool = False) -> int:
         )
     if not isinstance(value, str):
         raise UnitError(f"expected a duration like '60s' or '7d', got {value!r}")
+    _refuse_other_digits("duration", value)
     text = value.strip()
     if text == "0":
         return 0
@@ -113,6 +125,7 @@ def parse_size(value: object) -> int:
         return value
     if not isinstance(value, str):
         raise UnitError(f"expected a size like 1024, '512KiB' or '10GB', got {value!r}")
+    _refuse_other_digits("size", value)
     text = value.strip()
     if text.lower() in UNLIMITED_WORDS:
         return -1
@@ -144,11 +157,15 @@ def parse_count(value: object) -> int:
             raise UnitError(f"invalid count {value}: must be -1 (unlimited) or at least 0")
         return value
     if isinstance(value, str):
+        _refuse_other_digits("count", value)
         text = value.strip().replace("_", "").replace(",", "")
         if text.lower() in UNLIMITED_WORDS:
             return -1
-        if text.isdigit():
-            return int(text)
+        if _COUNT_RE.match(text):
+            try:
+                return int(text)
+            except ValueError:  # more digits than Python converts
+                raise UnitError(f"the count of {len(text)} digits is too large") from None
     raise UnitError(f"expected a whole number or 'unlimited', got {value!r}")
 
 

@@ -1,10 +1,16 @@
 """Reading topology files: YAML text → a located node tree → merged stream and group entries.
 
 Every ``*.yaml``/``*.yml`` file directly under the topology directory is read in sorted filename
-order. YAML is composed into its node tree (never constructed blindly), so every key and value
-keeps its file, line and column, duplicate keys are caught instead of silently overwritten, and
-aliases cannot blow up or loop. The sections of all files are merged; a name defined twice is an
-error naming both places.
+order (names starting with ``.`` are hidden, as for the shell's ``*.yaml``). An entry with such a
+name that cannot be read (a dangling symlink, a symlink loop, a directory) is an error, never
+skipped. A file over :data:`MAX_FILE_BYTES` is refused before it is parsed.
+
+Files are built into located nodes straight from the YAML parser's events (nothing is
+constructed blindly), so every key and value keeps its file, line and column, duplicate keys are
+caught instead of silently overwritten, and aliases cannot blow up or loop. Plain values are read
+by :func:`plain_value`: only ``true``/``false`` are booleans, numbers are ASCII decimal, and YAML
+tags (``!foo``, ``!!python/...``) are refused. The sections of all files are merged; a name
+defined twice is an error naming both places.
 
 :func:`parse_sources` is the pure entry point (texts in, desired model and diagnostics out);
 :func:`check_topology` and :func:`load_topology` add the only file I/O of this subpackage.
@@ -13,15 +19,30 @@ error naming both places.
 from __future__ import annotations
 
 import difflib
+import errno
+import math
 import os
+import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import yaml
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.events import (
+    AliasEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.scanner import Scanner
 
 from jelmore_infra.diagnostics import Diagnostic, Location, sort_diagnostics
 from jelmore_infra.errors import TopologyError
@@ -29,19 +50,22 @@ from jelmore_infra.errors import TopologyError
 if TYPE_CHECKING:
     from jelmore_infra.model import Topology
 
-try:  # the C parser is several times faster; fall back to pure Python where it is missing
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
-
 #: Top-level sections of a topology file.
 SECTIONS = ("streams", "consumer_groups")
-#: How many nodes one file may expand to (aliases can multiply a small text).
-MAX_NODES = 200_000
+#: The largest topology file read, in bytes (16 MiB). A topology of 20,000 resources written by
+#: bench/topogen.py takes under 4 MB, in one file or two; a larger file is refused before it is
+#: parsed.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+#: How many values one file may hold as written (keys not counted). That 20,000-resource topology
+#: has about 180,000.
+MAX_VALUES = 1_000_000
+#: How many values YAML aliases may add to one file by repeating what an anchor names.
+MAX_ALIAS_VALUES = 1_000_000
 #: How deep values may nest.
 MAX_DEPTH = 64
 
-_MERGE_TAG = "tag:yaml.org,2002:merge"
+_CORE_TAG_PREFIX = "tag:yaml.org,2002:"
+_QUOTED = frozenset({"'", '"', "|", ">"})
 
 
 # --- the located node tree --------------------------------------------------------------------
@@ -111,111 +135,267 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-class _Budget:
-    def __init__(self) -> None:
-        self.left = MAX_NODES
-        self.exhausted = False
+# --- how plain values are read ----------------------------------------------------------------
+
+#: Plain (unquoted) words that are not text. Only spellings that mean the same in YAML 1.1 (what
+#: PyYAML and ``import`` use) and in YAML 1.2 (what editors use), and booleans only as ``true`` and
+#: ``false``: ``yes``, ``on``, ``True`` and the like stay text, so a boolean setting refuses them.
+_WORDS: dict[str, object] = {
+    "": None,
+    "~": None,
+    "null": None,
+    "Null": None,
+    "NULL": None,
+    "true": True,
+    "false": False,
+}
+for _inf in ("inf", "Inf", "INF"):
+    _WORDS[f".{_inf}"] = _WORDS[f"+.{_inf}"] = math.inf
+    _WORDS[f"-.{_inf}"] = -math.inf
+for _nan in ("nan", "NaN", "NAN"):
+    _WORDS[f".{_nan}"] = math.nan
+#: Whole numbers: ASCII decimal digits, an optional sign, no leading zero (``010`` is octal 8 in
+#: YAML 1.1 but 10 in YAML 1.2, so it stays text). ``0x10``, ``0o17``, ``1_000`` and ``1:30``
+#: are text too.
+_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
+#: Decimal fractions with a point; an exponent needs its sign (``1.5e+3``).
+_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+][0-9]+)?\Z")
+_NUMBER_START = frozenset("0123456789+-.")
 
 
-class _Converter:
-    """Turns one file's yaml node tree into located nodes, collecting diagnostics."""
+def plain_value(text: str) -> object:
+    """What an unquoted, untagged YAML scalar means: ``None``, a bool, an int, a float or text."""
+    if text in _WORDS:
+        return _WORDS[text]
+    if text[0] in _NUMBER_START:
+        if _INT.match(text):
+            try:
+                return int(text)
+            except ValueError:  # more digits than Python converts; no setting is that large
+                return text
+        if _FLOAT.match(text):
+            return float(text)
+    return text
+
+
+def _show_tag(tag: str) -> str:
+    return "!!" + tag[len(_CORE_TAG_PREFIX) :] if tag.startswith(_CORE_TAG_PREFIX) else tag
+
+
+# --- composing one file -----------------------------------------------------------------------
+
+
+class _Fatal(Exception):
+    """A problem after which the rest of the file cannot be read meaningfully."""
+
+    def __init__(self, message: str, loc: Location) -> None:
+        super().__init__(message)
+        self.diagnostic = Diagnostic("error", message, loc)
+
+
+#: A map waiting for its next key, or whose key was refused (its value is dropped), or whose key
+#: is the merge key ``<<``; a list (whose nodes are all items).
+_AWAIT, _DROP, _MERGE, _ITEM = object(), object(), object(), object()
+
+
+class _Frame:
+    """A list or map being composed."""
+
+    __slots__ = ("anchor", "entries", "items", "key", "key_loc", "loc", "merges", "size")
+
+    def __init__(self, loc: Location, anchor: str | None, is_map: bool) -> None:
+        self.loc = loc
+        self.anchor = anchor
+        self.items: list[LNode] | None = None if is_map else []
+        self.entries: dict[str, Entry] = {}
+        self.merges: list[LNode] = []
+        self.key: object = _AWAIT if is_map else _ITEM
+        self.key_loc = loc
+        #: Values in this list or map, itself included, with every alias expanded.
+        self.size: int = 1
+
+
+class _Composer:
+    """Builds one file's located nodes straight from the parser's events.
+
+    Counts values as it goes: those written in the file (at most :data:`MAX_VALUES`) apart from
+    those an alias repeats (at most :data:`MAX_ALIAS_VALUES`), so an alias is never expanded to
+    be counted and each limit has its own message.
+    """
 
     def __init__(self, filename: str, diags: list[Diagnostic]) -> None:
         self.filename = filename
         self.diags = diags
-        self.budget = _Budget()
-        self.constructor = SafeConstructor()
-        self.active: set[int] = set()
+        #: Anchor name → the node and its size; ``None`` while the anchored list or map is open.
+        self.anchors: dict[str, tuple[LNode, int] | None] = {}
+        self.values = 0
+        self.alias_values = 0
 
-    def loc(self, node: Node) -> Location:
-        mark = node.start_mark
+    def loc(self, event: Any) -> Location:
+        mark = event.start_mark
         return Location(self.filename, mark.line + 1, mark.column + 1)
 
     def error(self, message: str, loc: Location, related: tuple[Location, ...] = ()) -> None:
         self.diags.append(Diagnostic("error", message, loc, related))
 
-    def convert(self, node: Node, depth: int = 0) -> LNode | None:
-        loc = self.loc(node)
-        if self.budget.exhausted:
-            return None
-        self.budget.left -= 1
-        if self.budget.left < 0:
-            self.budget.exhausted = True
-            self.error(
-                f"the file expands to more than {MAX_NODES} values (through YAML aliases)", loc
+    def refuse_tag(self, tag: str, what: str, loc: Location) -> None:
+        self.error(
+            f"cannot read {what} tagged '{_show_tag(tag)}': topology files take no YAML tags "
+            "(remove the tag; put text in quotes)",
+            loc,
+        )
+
+    def count(self, loc: Location) -> None:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise _Fatal(
+                f"the file has more than {MAX_VALUES:,} values; split it into several files",
+                loc,
             )
+
+    def compose(self, parser: Any) -> LNode | None:
+        """The file's root node (``None`` for an empty file); raises :class:`_Fatal`."""
+        stack: list[_Frame] = []
+        root: LNode | None = None
+        documents = 0
+        while True:
+            event = parser.get_event()
+            kind = type(event)
+            if kind is ScalarEvent:
+                scalar = self.scalar(event, stack)
+                if scalar is not None:
+                    root = scalar
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                loc = self.loc(event)
+                if len(stack) >= MAX_DEPTH:
+                    raise _Fatal(f"values are nested more than {MAX_DEPTH} levels deep", loc)
+                is_map = kind is MappingStartEvent
+                if event.tag is not None:
+                    self.refuse_tag(event.tag, "a map" if is_map else "a list", loc)
+                if not stack or stack[-1].key is not _AWAIT:  # a map key is not a value
+                    self.count(loc)
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = None
+                stack.append(_Frame(loc, event.anchor, is_map))
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                frame = stack.pop()
+                node = self.close(frame)
+                if frame.anchor is not None:
+                    self.anchors[frame.anchor] = (node, frame.size)
+                if stack:
+                    self.attach(stack[-1], node, frame.size)
+                else:
+                    root = node
+            elif kind is AliasEvent:
+                target, size = self.alias(event)
+                if stack:
+                    self.attach(stack[-1], target, size)
+                else:  # pragma: no cover - an alias cannot be a document's root before its anchor
+                    root = target
+            elif kind is DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise _Fatal(
+                        "only one YAML document per file (remove the '---' separator)",
+                        self.loc(event),
+                    )
+            elif kind is StreamEndEvent:
+                return root
+
+    def alias(self, event: Any) -> tuple[LNode, int]:
+        """What an alias repeats and how many values that is; raises :class:`_Fatal`."""
+        loc = self.loc(event)
+        name = event.anchor
+        if name not in self.anchors:
+            raise _Fatal(f"the alias '*{name}' has no anchor '&{name}' before it", loc)
+        target = self.anchors[name]
+        if target is None:
+            raise _Fatal("a YAML alias refers to a value that contains itself", loc)
+        self.alias_values += target[1]
+        if self.alias_values > MAX_ALIAS_VALUES:
+            raise _Fatal(
+                f"the file expands to more than {MAX_ALIAS_VALUES:,} values through YAML aliases",
+                loc,
+            )
+        return target
+
+    def scalar(self, event: Any, stack: list[_Frame]) -> LNode | None:
+        """Add a scalar to the list or map being composed; the scalar itself if it is the root."""
+        loc = self.loc(event)
+        text: str = event.value
+        quoted = event.style in _QUOTED
+        if event.tag is not None:
+            self.refuse_tag(event.tag, f"value {text!r}", loc)
+        top = stack[-1] if stack else None
+        if top is not None and top.key is _AWAIT and event.anchor is None:
+            self.key(top, text, quoted, loc)  # the common case: a map key, no node needed
             return None
-        if depth > MAX_DEPTH:
-            self.error(f"values are nested more than {MAX_DEPTH} levels deep", loc)
+        node = Scalar(text if quoted else plain_value(text), text, loc, quoted)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = (node, 1)
+        if top is not None and top.key is _AWAIT:
+            self.key(top, text, quoted, loc)
             return None
-        if id(node) in self.active:
-            self.error("a YAML alias refers to a value that contains itself", loc)
-            return None
-        if isinstance(node, ScalarNode):
-            return self.scalar(node, loc)
-        self.active.add(id(node))
-        try:
-            if isinstance(node, SequenceNode):
-                items = [self.convert(item, depth + 1) for item in node.value]
-                return Seq(tuple(i for i in items if i is not None), loc)
-            if isinstance(node, MappingNode):
-                return self.mapping(node, loc, depth)
-        finally:
-            self.active.discard(id(node))
-        self.error("unsupported YAML value", loc)  # pragma: no cover - yaml has 3 node kinds
+        self.count(loc)
+        if top is None:
+            return node
+        self.attach(top, node, 1)
         return None
 
-    def scalar(self, node: ScalarNode, loc: Location) -> Scalar:
-        quoted = node.style in ("'", '"', "|", ">")
-        try:
-            value = self.constructor.construct_object(node, deep=True)
-        except Exception as exc:  # any tag/constructor failure is a user error
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            self.error(f"cannot read value {node.value!r}: {problem}", loc)
-            value = node.value
-        return Scalar(value, str(node.value), loc, quoted)
+    def key(self, frame: _Frame, text: str, quoted: bool, loc: Location) -> None:
+        if text == "<<" and not quoted:
+            frame.key = _MERGE
+            return
+        first = frame.entries.get(text)
+        if first is not None:
+            self.error(
+                f"duplicate key '{text}' (first written at {first.key_loc}); "
+                "YAML would silently keep only the last one",
+                loc,
+                (first.key_loc,),
+            )
+            frame.key = _DROP
+            return
+        frame.key = text
+        frame.key_loc = loc
 
-    def key_text(self, node: Node) -> str | None:
-        if isinstance(node, ScalarNode):
-            return str(node.value)
-        self.error("keys must be plain names, not lists or maps", self.loc(node))
-        return None
+    def attach(self, frame: _Frame, node: LNode, size: int) -> None:
+        """Add a finished node to the list or map being composed."""
+        if frame.items is not None:
+            frame.items.append(node)
+            frame.size += size
+            return
+        key = frame.key
+        if key is _AWAIT:  # the node is a key
+            if isinstance(node, Scalar):
+                self.key(frame, node.raw, node.quoted, node.loc)
+            else:
+                self.error("keys must be plain names, not lists or maps", node.loc)
+                frame.key = _DROP
+            return
+        frame.key = _AWAIT
+        if key is _DROP:
+            return
+        frame.size += size
+        if key is _MERGE:
+            frame.merges.append(node)
+        else:
+            assert isinstance(key, str)
+            frame.entries[key] = Entry(key, frame.key_loc, node)
 
-    def mapping(self, node: MappingNode, loc: Location, depth: int) -> Map:
-        entries: dict[str, Entry] = {}
-        merges: list[Node] = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                merges.append(value_node)
-                continue
-            key = self.key_text(key_node)
-            if key is None:
-                continue
-            key_loc = self.loc(key_node)
-            first = entries.get(key)
-            if first is not None:
-                self.error(
-                    f"duplicate key '{key}' (first written at {first.key_loc}); "
-                    "YAML would silently keep only the last one",
-                    key_loc,
-                    (first.key_loc,),
-                )
-                continue
-            value = self.convert(value_node, depth + 1)
-            if value is None:
-                value = Scalar(None, "", self.loc(value_node))
-            entries[key] = Entry(key, key_loc, value)
-        for merge in merges:
-            sources = merge.value if isinstance(merge, SequenceNode) else [merge]
+    def close(self, frame: _Frame) -> LNode:
+        if frame.items is not None:
+            return Seq(tuple(frame.items), frame.loc)
+        entries = frame.entries
+        for merge in frame.merges:
+            sources = merge.items if isinstance(merge, Seq) else (merge,)
             for source in sources:
-                converted = self.convert(source, depth + 1)
-                if not isinstance(converted, Map):
-                    if converted is not None:
-                        self.error("a YAML merge key (<<) needs a map", converted.loc)
+                if not isinstance(source, Map):
+                    self.error("a YAML merge key (<<) needs a map", source.loc)
                     continue
-                for key, entry in converted.entries.items():
+                for key, entry in source.entries.items():
                     entries.setdefault(key, entry)
-        return Map(entries, loc)
+        return Map(entries, frame.loc)
 
 
 def _yaml_error(filename: str, text: str, exc: Exception) -> Diagnostic:
@@ -243,32 +423,44 @@ def _yaml_error(filename: str, text: str, exc: Exception) -> Diagnostic:
         detail = f"{exc.reason}"  # type: ignore[attr-defined]
     else:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if "expected a single document" in detail:
-        detail = "only one YAML document per file (remove the '---' separator)"
     return Diagnostic("error", f"YAML syntax error: {detail}", loc)
 
 
-def parse_yaml(filename: str, text: str, diags: list[Diagnostic]) -> LNode | None:
-    """Compose one file into located nodes; syntax errors become diagnostics."""
+def _parser(text: str) -> Any:
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        from yaml._yaml import CParser
+    except ImportError:  # pragma: no cover - depends on how PyYAML was built
+        return _PyParser(text)
+    return CParser(text)
+
+
+class _PyParser(Reader, Scanner, Parser):  # pragma: no cover - used only without libyaml
+    def __init__(self, text: str) -> None:
+        Reader.__init__(self, text)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+
+    def dispose(self) -> None:
+        pass
+
+
+def read_yaml(filename: str, text: str, diags: list[Diagnostic]) -> tuple[LNode | None, bool]:
+    """Compose one file into located nodes: ``(root, ok)``.
+
+    ``ok`` is false when the file could not be read to its end (a syntax error, a limit, a bad
+    alias): a diagnostic says why and ``root`` is ``None``, so no check runs on a part of the
+    file. Lesser problems (a duplicate key, a tag) are diagnostics with ``ok`` true.
+    """
+    parser = _parser(text)
+    try:
+        return _Composer(filename, diags).compose(parser), True
+    except _Fatal as exc:
+        diags.append(exc.diagnostic)
     except yaml.YAMLError as exc:
         diags.append(_yaml_error(filename, text, exc))
-        return None
-    except RecursionError:
-        diags.append(
-            Diagnostic("error", "YAML values are nested too deeply", Location(filename, 1, 1))
-        )
-        return None
-    if root is None:
-        return None
-    try:
-        return _Converter(filename, diags).convert(root)
-    except RecursionError:  # pragma: no cover - MAX_DEPTH keeps the walk shallow
-        diags.append(
-            Diagnostic("error", "YAML values are nested too deeply", Location(filename, 1, 1))
-        )
-        return None
+    finally:
+        parser.dispose()
+    return None, False
 
 
 # --- merging files ----------------------------------------------------------------------------
@@ -287,6 +479,9 @@ class RawResource:
 class RawTopology:
     streams: list[RawResource] = field(default_factory=list)
     groups: list[RawResource] = field(default_factory=list)
+    #: False when a file could not be read to its end: checks across resources are then skipped,
+    #: as what is missing would make them report problems that are not there.
+    complete: bool = True
 
 
 def merge_files(sources: Sequence[tuple[str, str]], diags: list[Diagnostic]) -> RawTopology:
@@ -294,7 +489,8 @@ def merge_files(sources: Sequence[tuple[str, str]], diags: list[Diagnostic]) -> 
     raw = RawTopology()
     seen: dict[str, dict[str, Location]] = {s: {} for s in SECTIONS}
     for filename, text in sorted(sources, key=lambda s: s[0]):
-        root = parse_yaml(filename, text, diags)
+        root, ok = read_yaml(filename, text, diags)
+        raw.complete = raw.complete and ok
         if is_null(root):
             continue
         assert root is not None
@@ -356,19 +552,23 @@ def merge_files(sources: Sequence[tuple[str, str]], diags: list[Diagnostic]) -> 
 
 
 def parse_sources(
-    sources: Sequence[tuple[str, str]],
+    sources: Sequence[tuple[str, str]], *, unread: Sequence[Diagnostic] = ()
 ) -> tuple[Topology | None, list[Diagnostic]]:
     """Validate topology texts and build the desired model. Pure: no file I/O.
 
+    ``unread`` are the errors of topology files that could not be read; with any, or with a file
+    that cannot be parsed to its end, the checks across resources (which stream a group reads,
+    overlapping subjects, ...) are skipped, since the missing part would make them wrong.
     Returns the model (``None`` when any error was found) and every diagnostic, sorted.
     """
     from jelmore_infra.topology.build import build_topology
     from jelmore_infra.topology.validate import check_semantics, convert_topology
 
-    diags: list[Diagnostic] = []
+    diags: list[Diagnostic] = list(unread)
     raw = merge_files(sources, diags)
     streams, groups = convert_topology(raw, diags)
-    diags.extend(check_semantics(streams, groups))
+    if raw.complete and not unread:
+        diags.extend(check_semantics(streams, groups))
     diags = sort_diagnostics(diags)
     if any(d.severity == "error" for d in diags):
         return None, diags
@@ -376,12 +576,44 @@ def parse_sources(
 
 
 def topology_files(directory: str | Path) -> list[Path]:
-    """The ``*.yaml``/``*.yml`` files directly under ``directory``, sorted by name."""
+    """The ``*.yaml``/``*.yml`` entries directly under ``directory``, sorted by name.
+
+    Every entry so named is listed, whatever it is (a symlink, a directory): reading tells
+    whether it is a file. Hidden names (``.x.yaml``, an editor's lock file) are left out.
+    """
     base = Path(directory)
     return sorted(
-        (p for p in base.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()),
+        (p for p in base.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith(".")),
         key=lambda p: p.name,
     )
+
+
+def _unreadable(path: Path, name: str) -> str | None:
+    """Why ``path`` is not a topology file that can be read, or ``None`` when it is one."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if path.is_symlink():
+            try:
+                target = os.readlink(path)
+            except OSError:  # pragma: no cover - it was a symlink a moment ago
+                target = "?"
+            if isinstance(exc, FileNotFoundError):
+                return f"cannot read {name}: it is a dangling symlink to '{target}'"
+            if exc.errno == errno.ELOOP:
+                return f"cannot read {name}: it is a symlink loop (through '{target}')"
+        return f"cannot read {name}: {exc.strerror or exc}"
+    if stat.S_ISDIR(info.st_mode):
+        return f"cannot read {name}: it is a directory"
+    if not stat.S_ISREG(info.st_mode):
+        return f"cannot read {name}: it is not a regular file"
+    if info.st_size > MAX_FILE_BYTES:
+        return _too_big(name, info.st_size)
+    return None
+
+
+def _too_big(name: str, size: int) -> str:
+    return f"{name} is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes per topology file"
 
 
 def read_sources(directory: str | Path) -> tuple[list[tuple[str, str]], list[Diagnostic]]:
@@ -400,10 +632,18 @@ def read_sources(directory: str | Path) -> tuple[list[tuple[str, str]], list[Dia
     diags: list[Diagnostic] = []
     for path in files:
         name = os.path.join(shown, path.name) if shown not in ("", ".") else path.name
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            diags.append(Diagnostic("error", f"cannot read {name}: {exc.strerror or exc}"))
+        problem = _unreadable(path, name)
+        if problem is None:
+            try:
+                with path.open("rb") as stream:
+                    data = stream.read(MAX_FILE_BYTES + 1)  # the file may have grown since
+            except OSError as exc:
+                problem = f"cannot read {name}: {exc.strerror or exc}"
+            else:
+                if len(data) > MAX_FILE_BYTES:
+                    problem = _too_big(name, len(data))
+        if problem is not None:
+            diags.append(Diagnostic("error", problem))
             continue
         try:
             text = data.decode("utf-8-sig")
@@ -424,10 +664,7 @@ def check_topology(directory: str | Path) -> tuple[Topology | None, list[Diagnos
     sources, read_diags = read_sources(directory)
     if read_diags and not sources:
         return None, read_diags
-    topology, diags = parse_sources(sources)
-    if read_diags:
-        return None, sort_diagnostics([*read_diags, *diags])
-    return topology, diags
+    return parse_sources(sources, unread=read_diags)
 
 
 def load_topology(directory: str | Path) -> Topology:
@@ -453,6 +690,7 @@ __all__ = [
     "load_topology",
     "merge_files",
     "parse_sources",
-    "parse_yaml",
+    "plain_value",
     "read_sources",
+    "read_yaml",
 ]

@@ -82,7 +82,7 @@ _NAME_BAD = {
     "\\": "'\\'",
 }
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-_SAMPLE_FREQ = re.compile(r"^\d+%?$")
+_SAMPLE_FREQ = re.compile(r"^[0-9]+%?$")
 _PRIORITY_GROUP = re.compile(r"^[a-zA-Z0-9/_=-]{1,16}$")
 
 _INVALID = object()

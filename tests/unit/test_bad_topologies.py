@@ -639,6 +639,157 @@ CASES = [
         "t.yaml:3:18",
     ),
     Case(
+        "plain_yes_is_text_not_a_boolean",
+        one("""\
+            streams:
+              S:
+                deny_delete: yes
+            """),
+        "deny_delete must be true or false, not 'yes'",
+        "t.yaml:3:18",
+    ),
+    Case(
+        "plain_on_is_text_not_a_boolean",
+        one("""\
+            streams:
+              S:
+                deny_purge: on
+            """),
+        "deny_purge must be true or false, not 'on'",
+        "t.yaml:3:17",
+    ),
+    Case(
+        "plain_no_is_text_not_a_boolean",
+        one("""\
+            streams:
+              S:
+                allow_rollup_hdrs: no
+            """),
+        "allow_rollup_hdrs must be true or false, not 'no'",
+        "t.yaml:3:24",
+    ),
+    Case(
+        "capitalised_true_is_text_not_a_boolean",
+        one("""\
+            streams:
+              S:
+                deny_delete: True
+            """),
+        "deny_delete must be true or false, not 'True'",
+        "t.yaml:3:18",
+    ),
+    Case(
+        "unknown_yaml_tag",
+        one("""\
+            streams:
+              S:
+                max_age: !foo 1d
+            """),
+        "cannot read value '1d' tagged '!foo': topology files take no YAML tags",
+        "t.yaml:3:14",
+    ),
+    Case(
+        "python_object_tag",
+        one("""\
+            streams:
+              S:
+                metadata: !!python/object:os.system {}
+            """),
+        "cannot read a map tagged '!!python/object:os.system'",
+        "t.yaml:3:15",
+    ),
+    Case(
+        "standard_tag_on_a_list",
+        one("""\
+            streams:
+              S:
+                subjects: !!seq [a.>]
+            """),
+        "cannot read a list tagged '!!seq'",
+        "t.yaml:3:15",
+    ),
+    Case(
+        "non_specific_tag",
+        one("""\
+            streams:
+              S:
+                description: ! text
+            """),
+        "cannot read value 'text' tagged '!'",
+        "t.yaml:3:18",
+    ),
+    Case(
+        "arabic_indic_digit_in_a_duration",
+        one("""\
+            streams:
+              S:
+                max_age: ٣s
+            """),
+        "max_age: invalid duration '٣s': write numbers with the digits 0-9",
+        "t.yaml:3:14",
+    ),
+    Case(
+        "arabic_indic_digits_in_a_size",
+        one("""\
+            streams:
+              S:
+                max_bytes: ١٠GB
+            """),
+        "max_bytes: invalid size '١٠GB': write numbers with the digits 0-9",
+        "t.yaml:3:16",
+    ),
+    Case(
+        "fullwidth_digits_in_a_count",
+        one("""\
+            streams:
+              S:
+                max_msgs: "１００"
+            """),
+        "max_msgs: invalid count '１００': write numbers with the digits 0-9",
+        "t.yaml:3:15",
+    ),
+    Case(
+        "arabic_indic_digits_in_sample_freq",
+        with_streams("""\
+            consumer_groups:
+              g:
+                stream: JELMORE
+                sample_freq: "٥٠%"
+            """),
+        "sample_freq must be a percentage like '50%'",
+        "b.yaml:4:18",
+    ),
+    Case(
+        "hex_number_is_text",
+        one("""\
+            streams:
+              S:
+                num_replicas: 0x1
+            """),
+        "num_replicas must be a whole number, not '0x1'",
+        "t.yaml:3:19",
+    ),
+    Case(
+        "sexagesimal_number_is_text",
+        one("""\
+            streams:
+              S:
+                max_age: 1:30
+            """),
+        "max_age: invalid duration '1:30'",
+        "t.yaml:3:14",
+    ),
+    Case(
+        "alias_without_anchor",
+        one("""\
+            streams:
+              S:
+                max_age: *week
+            """),
+        "the alias '*week' has no anchor '&week' before it",
+        "t.yaml:3:14",
+    ),
+    Case(
         "wrong_type_count",
         one("""\
             streams:

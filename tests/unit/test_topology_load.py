@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from textwrap import dedent
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jelmore_infra import model
 from jelmore_infra.errors import TopologyError
 from jelmore_infra.topology import check_topology, load_topology, parse_sources
+from jelmore_infra.topology import load as loader
 from jelmore_infra.topology.emit import dump_topology, human_size
+from jelmore_infra.topology.load import Map, Scalar, plain_value, read_yaml
+from tests.support.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SECOND = 1_000_000_000
@@ -181,6 +186,308 @@ def test_alias_bombs_are_refused() -> None:
     topology, diags = parse_sources([("t.yaml", "\n".join(lines) + "\n")])
     assert topology is None
     assert any("expands to more than" in d.message for d in diags)
+
+
+def test_alias_bombs_are_named_as_such() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 8):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]")
+    _, diags = parse_sources([("t.yaml", "\n".join(lines) + "\n")])
+    assert [d.message for d in diags] == [
+        f"the file expands to more than {loader.MAX_ALIAS_VALUES:,} values through YAML aliases"
+    ]
+
+
+# --- unreadable entries, size and value limits ------------------------------------------------
+
+STREAMS = "streams:\n  S:\n    subjects: [s.>]\n"
+GROUPS = "consumer_groups:\n  g:\n    stream: S\n"
+
+
+def _messages(directory: Path) -> list[str]:
+    topology, diags = check_topology(directory)
+    assert topology is None
+    return [d.message for d in diags]
+
+
+def test_a_dangling_symlink_is_an_error_naming_its_target(tmp_path: Path) -> None:
+    (tmp_path / "streams.yaml").write_text(STREAMS)
+    (tmp_path / "consumer_groups.yaml").symlink_to("missing.yaml")
+    assert _messages(tmp_path) == [
+        f"cannot read {tmp_path / 'consumer_groups.yaml'}: "
+        "it is a dangling symlink to 'missing.yaml'"
+    ]
+
+
+def test_a_symlink_loop_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "streams.yaml").write_text(STREAMS)
+    (tmp_path / "a.yaml").symlink_to("b.yaml")
+    (tmp_path / "b.yaml").symlink_to("a.yaml")
+    messages = _messages(tmp_path)
+    assert messages == [
+        f"cannot read {tmp_path / 'a.yaml'}: it is a symlink loop (through 'b.yaml')",
+        f"cannot read {tmp_path / 'b.yaml'}: it is a symlink loop (through 'a.yaml')",
+    ]
+
+
+def test_a_directory_or_fifo_named_like_a_topology_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "streams.yaml").write_text(STREAMS)
+    (tmp_path / "groups.yaml").mkdir()
+    os.mkfifo(tmp_path / "pipe.yml")  # opening it would block: it must never be opened
+    assert _messages(tmp_path) == [
+        f"cannot read {tmp_path / 'groups.yaml'}: it is a directory",
+        f"cannot read {tmp_path / 'pipe.yml'}: it is not a regular file",
+    ]
+
+
+def test_a_symlink_to_a_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "streams.yaml").write_text(STREAMS)
+    (tmp_path / "topo").mkdir()
+    (tmp_path / "topo" / "streams.yaml").symlink_to(tmp_path / "real" / "streams.yaml")
+    assert list(load_topology(tmp_path / "topo").streams) == ["S"]
+
+
+def test_hidden_files_are_not_topology_files(tmp_path: Path) -> None:
+    (tmp_path / "streams.yaml").write_text(STREAMS)
+    (tmp_path / ".#streams.yaml").symlink_to("root@host.1234")  # an editor's lock file
+    (tmp_path / ".old.yaml").write_text("streams: [broken")
+    assert list(load_topology(tmp_path).streams) == ["S"]
+
+
+def test_an_unreadable_file_stops_checks_across_files(tmp_path: Path) -> None:
+    (tmp_path / "streams.yaml").symlink_to("gone.yaml")
+    (tmp_path / "groups.yaml").write_text(GROUPS + "    max_deliver: [1]\n")
+    # the group's own mistake is reported; its stream, defined in the unread file, is not
+    # called missing
+    messages = _messages(tmp_path)
+    assert len(messages) == 2
+    assert messages[0].endswith("it is a dangling symlink to 'gone.yaml'")
+    assert "max_deliver" in messages[1]
+
+
+def test_a_file_that_cannot_be_parsed_stops_checks_across_files() -> None:
+    sources = [("a.yaml", "streams:\n  S: [\n"), ("b.yaml", GROUPS)]
+    _, diags = parse_sources(sources)
+    assert [str(d.location).split(":")[0] for d in diags] == ["a.yaml"]
+    assert diags[0].message.startswith("YAML syntax error")
+
+
+def test_a_file_over_the_byte_limit_is_refused_before_it_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loader, "MAX_FILE_BYTES", 1000)
+    (tmp_path / "streams.yaml").write_text(STREAMS)
+    (tmp_path / "big.yaml").write_text("streams: [" + "x" * 1000)  # a syntax error, if parsed
+    assert _messages(tmp_path) == [
+        f"{tmp_path / 'big.yaml'} is 1,010 bytes; the limit is 1,000 bytes per topology file"
+    ]
+
+
+def test_the_byte_limit_is_documented_in_the_message(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:  # sparse: no time or disk spent on its bytes
+        f.truncate(50 * 1024 * 1024)
+    assert _messages(tmp_path) == [
+        f"{big} is 52,428,800 bytes; the limit is 16,777,216 bytes per topology file"
+    ]
+
+
+def test_many_plain_values_hit_the_value_limit_without_blaming_aliases(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(loader, "MAX_VALUES", 100)
+    entries = "".join(f"      k{i}: v\n" for i in range(150))
+    text = f"streams:\n  S:\n    metadata:\n{entries}    max_age:\n"
+    _, diags = parse_sources([("t.yaml", text)])
+    # one message, and no follow-on about the values after the limit (max_age "has no value")
+    assert [d.format() for d in diags] == [
+        "t.yaml:100:12: error: the file has more than 100 values; split it into several files"
+    ]
+
+
+def test_aliases_have_their_own_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader, "MAX_ALIAS_VALUES", 10)
+    text = "streams:\n  S: &s {subjects: [a, b, c]}\n  T: *s\n  U: *s\n  V: *s\n"
+    _, diags = parse_sources([("t.yaml", text)])
+    assert [d.format() for d in diags] == [
+        "t.yaml:5:6: error: the file expands to more than 10 values through YAML aliases"
+    ]
+
+
+def test_limits_leave_room_for_a_20000_resource_topology_in_one_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench.topogen import streams_for, topology_yaml
+
+    streams, groups = topology_yaml(streams_for(20_000))
+    text = streams + groups.replace("# generated by bench/topogen.py\n", "")
+    assert len(text.encode()) * 4 < loader.MAX_FILE_BYTES
+    monkeypatch.setattr(loader, "MAX_VALUES", loader.MAX_VALUES // 4)  # fits four times over
+    diags: list[Any] = []
+    gc.disable()  # as the CLI runs; halves the time of this test
+    try:
+        root, ok = read_yaml("t.yaml", text, diags)
+    finally:
+        gc.enable()
+    assert ok and diags == []
+    assert isinstance(root, Map)
+    groups_node = root.entries["consumer_groups"].value
+    assert isinstance(groups_node, Map) and len(groups_node.entries) == 16_000
+
+
+# --- how plain values are read ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("true", True),
+        ("false", False),
+        ("", None),
+        ("~", None),
+        ("null", None),
+        ("NULL", None),
+        ("0", 0),
+        ("42", 42),
+        ("-1", -1),
+        ("+5", 5),
+        ("1.5", 1.5),
+        ("1.5e+3", 1500.0),
+        # text: YAML 1.1 and YAML 1.2 disagree on these, or no setting wants them as numbers
+        ("yes", "yes"),
+        ("no", "no"),
+        ("on", "on"),
+        ("off", "off"),
+        ("y", "y"),
+        ("True", "True"),
+        ("FALSE", "FALSE"),
+        ("010", "010"),
+        ("09", "09"),
+        ("0x10", "0x10"),
+        ("0o17", "0o17"),
+        ("0b101", "0b101"),
+        ("1_000", "1_000"),
+        ("1:30", "1:30"),
+        ("1e5", "1e5"),
+        ("٣", "٣"),
+        ("１２", "１２"),
+        ("2026-01-31", "2026-01-31"),
+        ("=", "="),
+    ],
+)
+def test_plain_values_mean_the_same_in_yaml_1_1_and_1_2(text: str, value: object) -> None:
+    read = plain_value(text)
+    assert read == value and type(read) is type(value)
+
+
+def test_a_number_too_long_to_convert_stays_text() -> None:
+    assert plain_value("9" * 5000) == "9" * 5000
+
+
+def test_yes_and_on_are_text_in_text_settings() -> None:
+    text = "streams:\n  S:\n    description: yes\n  T:\n    description: on\n"
+    topology, diags = parse_sources([("t.yaml", text)])
+    assert diags == [] and topology is not None
+    assert topology.streams["S"].config["description"] == "yes"
+    assert topology.streams["T"].config["description"] == "on"
+
+
+def test_true_and_false_are_booleans() -> None:
+    text = "streams:\n  S:\n    deny_delete: true\n    deny_purge: false\n"
+    topology, diags = parse_sources([("t.yaml", text)])
+    assert diags == [] and topology is not None
+    config = topology.streams["S"].config
+    assert config["deny_delete"] is True and config["deny_purge"] is False
+
+
+@pytest.mark.parametrize("empty", ["", " ~", " null", " Null", " NULL"])
+def test_null_spellings_still_mean_no_value(empty: str) -> None:
+    _, diags = parse_sources([("t.yaml", f"streams:\n  S:\n    max_age:{empty}\n")])
+    assert [d.message.split(" (")[0] for d in diags] == ["max_age has no value"]
+
+
+def test_counts_still_take_digit_groups() -> None:
+    text = "streams:\n  S:\n    max_msgs: 1_000_000\n    max_bytes: 010\n"
+    topology, diags = parse_sources([("t.yaml", text)])
+    assert diags == [] and topology is not None
+    assert topology.streams["S"].config["max_msgs"] == 1_000_000
+    assert topology.streams["S"].config["max_bytes"] == 10  # not octal 8
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12),
+        st.from_regex(r"\A[-+.0-9a-zA-Z_:~]{1,8}\Z"),
+    )
+)
+def test_text_written_by_yaml_dump_reads_back_as_the_same_text(value: str) -> None:
+    # import writes YAML with PyYAML's dumper, which quotes what YAML 1.1 would not read as text
+    diags: list[Any] = []
+    text = yaml.safe_dump({"k": value}, allow_unicode=True)  # what emit.py's dumper does
+    root, ok = read_yaml("t.yaml", text, diags)
+    assert ok and diags == []
+    assert isinstance(root, Map)
+    node = root.entries["k"].value
+    assert isinstance(node, Scalar) and node.value == value
+
+
+# --- the command line -------------------------------------------------------------------------
+
+UNREACHABLE = "nats://127.0.0.1:1"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["validate"],
+        ["plan", "-s", UNREACHABLE],
+        ["apply", "--auto-approve", "-s", UNREACHABLE],
+    ],
+    ids=["validate", "plan", "apply"],
+)
+def test_a_dangling_topology_file_fails_every_command_before_it_connects(
+    tmp_path: Path, command: list[str]
+) -> None:
+    topo = tmp_path / "topology"
+    topo.mkdir()
+    (topo / "streams.yaml").write_text(STREAMS)
+    (topo / "consumer_groups.yaml").symlink_to("missing.yaml")
+    proc = run_cli(*command, "--topology", "topology", cwd=tmp_path)
+    assert proc.returncode == 1, proc
+    assert "Traceback" not in proc.stderr
+    expected = (
+        "cannot read topology/consumer_groups.yaml: it is a dangling symlink to 'missing.yaml'"
+    )
+    assert expected in proc.stderr
+    # it stopped at the topology: no attempt to reach the server, no plan
+    assert "127.0.0.1:1" not in proc.stderr + proc.stdout
+    assert "destroy" not in proc.stdout
+
+
+def test_an_oversized_topology_file_is_refused_at_once_by_the_cli(tmp_path: Path) -> None:
+    topo = tmp_path / "topology"
+    topo.mkdir()
+    with (topo / "big.yaml").open("wb") as f:  # just over the limit, sparse
+        f.truncate(loader.MAX_FILE_BYTES + 1)
+    proc = run_cli("validate", "--topology", "topology", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "Error: topology/big.yaml is 16,777,217 bytes; "
+        "the limit is 16,777,216 bytes per topology file\n"
+    )
+
+
+def test_yaml_1_1_booleans_fail_validate_with_their_place(tmp_path: Path) -> None:
+    topo = tmp_path / "topology"
+    topo.mkdir()
+    (topo / "s.yaml").write_text(STREAMS + "    deny_delete: yes\n")
+    proc = run_cli("validate", "--topology", "topology", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "topology/s.yaml:4:18: error: deny_delete must be true or false, not 'yes'" in (
+        proc.stderr
+    )
 
 
 def test_max_age_accepts_unlimited() -> None:

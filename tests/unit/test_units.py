@@ -130,6 +130,37 @@ def test_bad_counts(text: object) -> None:
         parse_count(text)
 
 
+# Digits of other scripts: Arabic-Indic, Extended Arabic-Indic (Persian), Devanagari,
+# fullwidth, superscript, a vulgar fraction. Python's int(), Decimal() and \\d accept most.
+OTHER_DIGITS = ["٣", "۳", "३", "３", "³", "½"]
+
+
+@pytest.mark.parametrize("digit", OTHER_DIGITS)
+def test_durations_take_only_ascii_digits(digit: str) -> None:
+    for text in (f"{digit}s", f"1h{digit}0m", f"{digit}"):
+        with pytest.raises(UnitError, match="write numbers with the digits 0-9"):
+            parse_duration(text)
+
+
+@pytest.mark.parametrize("digit", OTHER_DIGITS)
+def test_sizes_take_only_ascii_digits(digit: str) -> None:
+    for text in (f"{digit}GB", f"1{digit}KiB", f"{digit}"):
+        with pytest.raises(UnitError, match="write numbers with the digits 0-9"):
+            parse_size(text)
+
+
+@pytest.mark.parametrize("digit", OTHER_DIGITS)
+def test_counts_take_only_ascii_digits(digit: str) -> None:
+    for text in (f"{digit}", f"1{digit}0", f"1_{digit}00"):
+        with pytest.raises(UnitError, match="write numbers with the digits 0-9"):
+            parse_count(text)
+
+
+def test_a_count_too_long_to_convert_is_an_error_not_a_crash() -> None:
+    with pytest.raises(UnitError, match="the count of 5000 digits is too large"):
+        parse_count("9" * 5000)
+
+
 @pytest.mark.parametrize(
     ("ns", "text"),
     [(0, "0s"), (7 * 86400 * S, "7d"), (5400 * S, "1h30m"), (500_000_000, "500ms"), (60 * S, "1m")],
