@@ -23,6 +23,7 @@ from jelmore_infra.runtime.health import (
     get_stream_info,
 )
 from jelmore_infra.runtime.publish import (
+    Outcome,
     Publisher,
     PublishResult,
     publish_event,
@@ -88,6 +89,7 @@ __all__ = [
     "DeadLetterRouter",
     "EventError",
     "HandlerTimeout",
+    "Outcome",
     "PermanentError",
     "PublishResult",
     "Publisher",

@@ -221,6 +221,12 @@ class Bus:
     def is_connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
+    @property
+    def max_payload(self) -> int | None:
+        """The largest message (headers and body, bytes) the connected server accepts, from its
+        INFO; ``None`` before the first connection."""
+        return self._nc.max_payload if self._nc is not None else None
+
     async def connect(self) -> Client:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:

@@ -124,7 +124,7 @@ def build_event(
         "retry_count": retry_count,
         "payload": payload,
     }
-    data = encode_json(envelope, what=f"payload of {event_type} event")
+    data = encode_json(envelope, what=f"{event_type} event")
     hdrs = merge_headers(
         headers, {HDR_MSG_ID: mid, HDR_EVENT_TYPE: event_type, HDR_SESSION_ID: session_id}
     )
@@ -132,12 +132,68 @@ def build_event(
 
 
 def encode_json(value: Any, *, what: str) -> bytes:
-    """Compact JSON (UTF-8); anything JSON cannot represent is an ``EventError``."""
+    """Compact JSON (UTF-8); anything JSON or UTF-8 cannot represent is an ``EventError``."""
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise EventError(f"{what} is not JSON-serialisable: {exc}") from None
-    return text.encode("utf-8")
+    except RecursionError:
+        raise EventError(f"{what} is nested too deeply to serialise") from None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        where = unencodable_path(value) or "a string"
+        raise EventError(f"{what} cannot be encoded as UTF-8: lone surrogate in {where}") from None
+
+
+def _bad_text(text: str) -> int | None:
+    """The index of the first character UTF-8 cannot encode (a lone surrogate), if any."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def unencodable_path(value: Any, path: str = "") -> str | None:
+    """Where in ``value`` (dicts, lists, strings) the first string UTF-8 cannot encode (a lone
+    surrogate) sits: ``payload.items[2] (character 0: '\\ud800')`` for a value, ``a key of
+    payload ('a\\ud800')`` for a key; ``None`` when every string is encodable."""
+    if isinstance(value, str):
+        index = _bad_text(value)
+        if index is None:
+            return None
+        return f"{path or 'the value'} (character {index}: {value[index]!r})"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and _bad_text(key) is not None:
+                return f"a key of {path or 'the object'} ({key!r})"
+            found = unencodable_path(item, _child(path, key))
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = unencodable_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _child(path: str, key: object) -> str:
+    name = str(key)
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
+        return f"{path}.{name}" if path else name
+    return f"{path}[{name!r}]"
+
+
+def wire_size(event: OutgoingEvent) -> int:
+    """Bytes the server counts against its ``max_payload`` for ``event``: the body plus the
+    header block (``NATS/1.0``, one ``Name: value`` line per header, a blank line)."""
+    block = len(b"NATS/1.0\r\n\r\n")
+    for name, value in event.headers.items():
+        block += len(name.encode("utf-8")) + 2 + len(value.encode("utf-8")) + 2
+    return len(event.data) + block
 
 
 def merge_headers(custom: Mapping[str, str] | None, fixed: Mapping[str, str]) -> dict[str, str]:
@@ -160,6 +216,8 @@ def check_header(name: object, value: object) -> None:
     text = str(value)
     if "\r" in text or "\n" in text:
         raise EventError(f"header {name} must not contain line breaks")
+    if _bad_text(text) is not None:
+        raise EventError(f"header {name} cannot be encoded as UTF-8 (it contains a lone surrogate)")
 
 
 def decode_event(data: bytes) -> dict[str, Any]:

@@ -52,7 +52,8 @@ class Metrics:
     started: float = field(default_factory=time.monotonic)
     published: int = 0
     publish_duplicates: int = 0
-    publish_errors: int = 0
+    publish_errors: int = 0  # refused: certainly not stored
+    publish_not_confirmed: int = 0  # no acknowledgement: may or may not be stored
     publish_retries: int = 0
     consumed: int = 0
     handled: int = 0
@@ -102,6 +103,7 @@ class Metrics:
                 "count": self.published,
                 "duplicates": self.publish_duplicates,
                 "errors": self.publish_errors,
+                "not_confirmed": self.publish_not_confirmed,
                 "retries": self.publish_retries,
                 "rate_per_second": round(self.published / elapsed, 3),
                 "ack_latency": summarise(list(self.publish_latency)),

@@ -1,52 +1,338 @@
-"""Publishing events: ``publish_event`` (one event, waits for the stream's ack, retries a timeout
-with the same message id) and ``Publisher`` / ``publish_events`` (a pipeline with a bounded
-in-flight window and a timeout per publish, for thousands of events per second).
+"""Publishing events: ``publish_event`` (one event, waits for the stream's ack) and ``Publisher`` /
+``publish_events`` (a pipeline with a bounded in-flight window and a timeout per publish, for
+thousands of events per second). Both retry through ``send``.
 
 Every publish is a request whose PubAck is awaited with its own timeout; nats-py's
 ``publish_async`` is not used because its futures never resolve on server errors (nats.py #985).
-A retried publish carries the same ``Nats-Msg-Id``, so the stream stores the event once.
+
+**Outcomes.** Each event ends in one of three outcomes (``Outcome``):
+
+* *acknowledged*: the stream stored it (or had stored it already: a duplicate ack);
+* *failed*: it is certainly not stored: the server refused it with an error reply (for example a
+  ``Nats-Expected-Stream`` mismatch), or every attempt was answered "no stream here" (503);
+* *not confirmed*: no attempt was acknowledged and at least one may have reached the stream (a
+  timeout, a disconnection). Such an event may or may not be stored: nats-py keeps publishes made
+  while it is disconnected in a buffer and sends them after reconnecting, long after their request
+  timed out. Publish it again only with the same message id.
+
+**Retries.** An attempt that was not acknowledged is repeated with the event's original
+``Nats-Msg-Id``, so a stream that did store an earlier attempt answers with a duplicate ack
+instead of storing it twice. That protection lasts only for the stream's duplicate window, so
+after an attempt whose outcome is unknown another attempt is sent only while its acknowledgement
+is due within ``WINDOW_SHARE`` of the window after the first send (the window is read from the
+stream's config and cached; the other half is a margin for an attempt nats-py buffered across a
+disconnection). Attempts are sent only while connected, never into nats-py's reconnect buffer:
+after a reconnection nats-py first flushes that buffer, so a retry always reaches the server after
+the attempts before it. Without a known window an attempt with an unknown outcome is not
+repeated. A message larger than the server's ``max_payload`` can never be stored; it is refused at
+once, before anything is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from jelmore_infra.errors import JetStreamAPIError
-from jelmore_infra.runtime.bus import Bus, BusError, PubAck, get_bus
-from jelmore_infra.runtime.envelope import OutgoingEvent, build_event
+from jelmore_infra.errors import JelmoreError, JetStreamAPIError
+from jelmore_infra.runtime.bus import Bus, BusError, BusUnavailable, PubAck, get_bus
+from jelmore_infra.runtime.envelope import EventError, OutgoingEvent, build_event, wire_size
 from jelmore_infra.runtime.metrics import METRICS
 
 log = logging.getLogger("jelmore_infra.runtime")
 
 DEFAULT_TIMEOUT = 2.0
-DEFAULT_ATTEMPTS = 10
 RETRY_WAIT = 0.25
 MAX_RETRY_WAIT = 2.0
+#: share of the stream's duplicate window (from the first send) within which an attempt whose
+#: predecessor's outcome is unknown must be acknowledged
+WINDOW_SHARE = 0.5
+#: how long an event is retried when the stream's duplicate window is unknown (then only
+#: attempts certainly not stored, such as "no stream answered", are repeated)
+UNKNOWN_WINDOW_RETRY_FOR = 10.0
+#: seconds between checks of the connection while waiting to retry
+CONNECTION_POLL = 0.1
+#: seconds a stream's duplicate window is cached (an apply may change it)
+WINDOW_CACHE_SECONDS = 60.0
+#: seconds "no stream captures this subject" is cached
+MISSING_STREAM_CACHE_SECONDS = 5.0
+#: seconds before a failed look-up of the window is tried again
+LOOKUP_ERROR_PAUSE = 1.0
+NS = 1_000_000_000
+
+
+class Outcome(enum.StrEnum):
+    """What became of one event."""
+
+    ACKNOWLEDGED = "acknowledged"
+    NOT_CONFIRMED = "not confirmed"
+    FAILED = "failed"
+
+
+class AttemptKind(enum.Enum):
+    """What one unacknowledged attempt says about the event."""
+
+    REFUSED = "refused"  # the server answered with an error: retrying cannot help
+    NOT_STORED = "not stored"  # certainly not stored by this attempt; retrying is safe
+    UNKNOWN = "unknown"  # may have been stored (a timeout, a disconnection)
+
+
+def attempt_kind(exc: BaseException, *, sent: bool = True) -> AttemptKind:
+    """Classify a failed attempt; ``sent=False`` when the publish never left the client."""
+    if not sent or isinstance(exc, BusUnavailable):
+        return AttemptKind.NOT_STORED
+    if isinstance(exc, JetStreamAPIError):
+        # 503: JetStream temporarily unavailable (leader election, restart): nothing stored
+        return AttemptKind.NOT_STORED if exc.code == 503 else AttemptKind.REFUSED
+    return AttemptKind.UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)
 class PublishResult:
-    """The outcome of one publish."""
+    """The outcome of one publish. ``ok`` is true only when acknowledged; ``outcome`` tells a
+    refused event (``failed``) from one whose fate is unknown (``not confirmed``)."""
 
     message_id: str
     ok: bool
     seq: int | None = None
     duplicate: bool = False
-    latency: float = 0.0  # seconds from the first send to the ack
+    latency: float = 0.0  # seconds from the first send to the ack (or to giving up)
     attempts: int = 1
     error: str | None = None
+    outcome: Outcome = Outcome.ACKNOWLEDGED
+
+    @property
+    def not_confirmed(self) -> bool:
+        return self.outcome is Outcome.NOT_CONFIRMED
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is Outcome.FAILED
 
 
-def _retryable(exc: Exception) -> bool:
-    if isinstance(exc, JetStreamAPIError):
-        return exc.code == 503  # JetStream temporarily unavailable (leader election, restart)
-    return isinstance(exc, BusError)
+def retry_limits(
+    started: float, window: float | None, retry_for: float | None
+) -> tuple[float, float | None]:
+    """``(give_up_at, safe_until)`` for an event first sent at ``started``: no attempt is sent
+    whose acknowledgement would be due after ``give_up_at``, and none after an attempt with an
+    unknown outcome unless its acknowledgement is due by ``safe_until`` (``None``: never)."""
+    safe_until = started + window * WINDOW_SHARE if window else None
+    if retry_for is not None:
+        patience = retry_for
+    elif window:
+        patience = window * WINDOW_SHARE
+    else:
+        patience = UNKNOWN_WINDOW_RETRY_FOR
+    return started + patience, safe_until
+
+
+def unacknowledged_outcome(
+    attempts: int, elapsed: float, last: str, *, unknown: bool, refused: bool
+) -> tuple[Outcome, str]:
+    """The outcome and the one-line reason of an event none of whose ``attempts`` was
+    acknowledged: *failed* when refused or when no attempt can have been stored, else *not
+    confirmed*."""
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    if refused or not unknown:
+        return Outcome.FAILED, f"failed (not stored) after {tries}: {last}"
+    return Outcome.NOT_CONFIRMED, (
+        f"not confirmed after {tries} in {elapsed:.1f}s ({last}): it may or may not be stored;"
+        " publish it again only with the same message id"
+    )
+
+
+@dataclass
+class _Attempts:
+    """The attempts made for one event so far and what they say about it."""
+
+    started: float
+    made: int = 0
+    unknown: bool = False
+    refused: bool = False
+    last: str = ""
+    wait: float = RETRY_WAIT
+
+    def record(self, exc: BaseException, *, sent: bool = True) -> None:
+        self.made += 1
+        self.last = str(exc) or type(exc).__name__
+        kind = attempt_kind(exc, sent=sent)
+        if kind is AttemptKind.REFUSED:
+            self.refused = True
+        elif kind is AttemptKind.UNKNOWN:
+            self.unknown = True
+
+    def next_wait(self) -> float:
+        wait, self.wait = self.wait, min(self.wait * 2, MAX_RETRY_WAIT)
+        return wait
+
+    def result(self, event: OutgoingEvent) -> PublishResult:
+        elapsed = time.monotonic() - self.started
+        outcome, error = unacknowledged_outcome(
+            self.made, elapsed, self.last, unknown=self.unknown, refused=self.refused
+        )
+        return PublishResult(
+            event.message_id,
+            False,
+            latency=elapsed,
+            attempts=self.made,
+            error=error,
+            outcome=outcome,
+        )
+
+
+# -- the duplicate window of the stream behind a subject ------------------------------------------
+
+_WINDOWS: weakref.WeakKeyDictionary[Bus, dict[str, tuple[float | None, float]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def duplicate_window(bus: Bus, subject: str) -> float | None:
+    """The duplicate window (seconds) of the stream capturing ``subject``, cached for
+    ``WINDOW_CACHE_SECONDS``; ``None`` when no stream captures it or it cannot be read now (the
+    server is not asked while disconnected)."""
+    from jelmore_infra.runtime.discovery import TopologyMissing, stream_for
+
+    entries = _WINDOWS.setdefault(bus, {})
+    now = time.monotonic()
+    hit = entries.get(subject)
+    if hit is not None and now < hit[1]:
+        return hit[0]
+    stale = hit[0] if hit is not None else None
+    if not bus.is_connected:
+        return stale
+    try:
+        info = await bus.stream_info(await stream_for(bus, subject))
+    except (TopologyMissing, JelmoreError) as exc:
+        # Keep a window read before (a restarting server may not list its streams yet) and do
+        # not ask again for a moment: many events may be waiting to retry.
+        missing = isinstance(exc, TopologyMissing)
+        pause = MISSING_STREAM_CACHE_SECONDS if missing else LOOKUP_ERROR_PAUSE
+        entries[subject] = (stale, now + pause)
+        return stale
+    nanos = int(((info or {}).get("config") or {}).get("duplicate_window") or 0)
+    window = nanos / NS if nanos > 0 else None
+    entries[subject] = (window, now + WINDOW_CACHE_SECONDS)
+    return window
+
+
+def _window_fresh(bus: Bus, subject: str) -> bool:
+    hit = _WINDOWS.get(bus, {}).get(subject)
+    return hit is not None and time.monotonic() < hit[1]
+
+
+async def _prepare(bus: Bus, event: OutgoingEvent) -> None:
+    """Before the first attempt: connect, refuse an event over ``max_payload`` (``EventError``),
+    and read the subject's duplicate window while the server is reachable (cached)."""
+    if bus.max_payload is None:
+        await bus.connect()
+    check_fits(bus, event)
+    if not _window_fresh(bus, event.subject):
+        await duplicate_window(bus, event.subject)
+
+
+def check_fits(bus: Bus, event: OutgoingEvent) -> None:
+    """Refuse (``EventError``) an event larger than the connected server's ``max_payload``:
+    the server would reject it every time (and close the connection)."""
+    limit = bus.max_payload
+    size = wire_size(event)
+    if limit and size > limit:
+        what = f"{event.event_type} event" if event.event_type else "message"
+        raise EventError(
+            f"{what} of {size:,} bytes (payload, envelope and headers) exceeds the server's"
+            f" max_payload of {limit:,} bytes"
+        )
+
+
+# -- one event ------------------------------------------------------------------------------------
+
+
+async def _may_retry(
+    bus: Bus,
+    event: OutgoingEvent,
+    tried: _Attempts,
+    *,
+    timeout: float,  # noqa: ASYNC109
+    attempts: int | None,
+    retry_for: float | None,
+) -> bool:
+    """Wait until the next attempt may be sent (back-off elapsed, connected); ``False`` when it
+    must not be: refused, attempts used up, or its ack would be due past the deadlines."""
+    if tried.refused or (attempts is not None and tried.made >= attempts):
+        return False
+    resume = time.monotonic() + tried.next_wait()
+    looked_up = False
+    while True:
+        window = await duplicate_window(bus, event.subject)
+        give_up_at, safe_until = retry_limits(tried.started, window, retry_for)
+        now = time.monotonic()
+        due = max(now, resume) + timeout
+        if due > give_up_at or (tried.unknown and safe_until is not None and due > safe_until):
+            return False
+        if bus.max_payload is None:  # the application closed the connection: stop here
+            return False
+        if now >= resume and bus.is_connected:
+            if not tried.unknown or safe_until is not None:
+                return True
+            if looked_up:  # connected, yet the window cannot be read: do not risk a duplicate
+                return False
+            looked_up = True
+            continue
+        await asyncio.sleep(max(min(resume - now, MAX_RETRY_WAIT), CONNECTION_POLL))
+
+
+async def _deliver(
+    bus: Bus,
+    event: OutgoingEvent,
+    tried: _Attempts,
+    *,
+    timeout: float,  # noqa: ASYNC109
+    attempts: int | None,
+    retry_for: float | None,
+    count: bool,
+) -> PublishResult:
+    while True:
+        if tried.made:
+            if not await _may_retry(
+                bus, event, tried, timeout=timeout, attempts=attempts, retry_for=retry_for
+            ):
+                return tried.result(event)
+            if count:
+                METRICS.publish_retries += 1
+        try:
+            fut = await bus.publish_start(event.subject, event.data, event.headers, timeout=timeout)
+        except (BusError, JetStreamAPIError) as exc:
+            tried.record(exc, sent=False)
+            continue
+        except JelmoreError as exc:  # ConnectionFailed: the connection could not be reopened
+            if not tried.made:
+                raise
+            tried.record(exc, sent=False)
+            continue
+        try:
+            ack = await fut
+        except (BusError, JetStreamAPIError) as exc:
+            tried.record(exc)
+            continue
+        latency = time.monotonic() - tried.started
+        if count:
+            METRICS.record_publish(latency, duplicate=ack.duplicate)
+        return PublishResult(
+            event.message_id, True, ack.seq, ack.duplicate, latency, tried.made + 1
+        )
+
+
+def _count_failure(result: PublishResult) -> None:
+    if result.not_confirmed:
+        METRICS.publish_not_confirmed += 1
+    else:
+        METRICS.publish_errors += 1
 
 
 async def send(
@@ -54,39 +340,42 @@ async def send(
     event: OutgoingEvent,
     *,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
-    attempts: int = DEFAULT_ATTEMPTS,
+    attempts: int | None = None,
+    retry_for: float | None = None,
     count: bool = True,
 ) -> PublishResult:
-    """Publish ``event`` until the stream acknowledges it or ``attempts`` are used up. Retries
-    reuse the event's ``Nats-Msg-Id``; a duplicate ack counts as success. ``count=False`` keeps
-    the runtime's own publishes (dead letters) out of the publish metrics."""
+    """Publish ``event`` until the stream acknowledges it, retrying with the same
+    ``Nats-Msg-Id`` (a duplicate ack counts as success) within the limits of the module
+    docstring; ``attempts`` caps the number of sends and ``retry_for`` the seconds from the first
+    send. ``count=False`` keeps the runtime's own publishes (dead letters) out of the publish
+    metrics. A message over the server's ``max_payload`` fails at once."""
     started = time.monotonic()
-    wait = RETRY_WAIT
-    last = ""
-    for attempt in range(1, max(1, attempts) + 1):
-        try:
-            ack: PubAck = await bus.publish(
-                event.subject, event.data, event.headers, timeout=timeout
-            )
-        except (BusError, JetStreamAPIError) as exc:
-            last = str(exc)
-            if not _retryable(exc) or attempt >= attempts:
-                break
-            if count:
-                METRICS.publish_retries += 1
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, MAX_RETRY_WAIT)
-            continue
-        latency = time.monotonic() - started
+    try:
+        await _prepare(bus, event)
+    except EventError as exc:
+        result = PublishResult(
+            event.message_id,
+            False,
+            latency=0.0,
+            attempts=0,
+            error=f"failed: {exc}",
+            outcome=Outcome.FAILED,
+        )
+    else:
+        result = await _deliver(
+            bus,
+            event,
+            _Attempts(started),
+            timeout=timeout,
+            attempts=attempts,
+            retry_for=retry_for,
+            count=count,
+        )
+    if not result.ok:
         if count:
-            METRICS.record_publish(latency, duplicate=ack.duplicate)
-        return PublishResult(event.message_id, True, ack.seq, ack.duplicate, latency, attempt)
-    if count:
-        METRICS.publish_errors += 1
-    log.warning("event %s to %s not published: %s", event.message_id, event.subject, last)
-    return PublishResult(
-        event.message_id, False, latency=time.monotonic() - started, attempts=attempts, error=last
-    )
+            _count_failure(result)
+        log.warning("event %s to %s %s", event.message_id, event.subject, result.error)
+    return result
 
 
 async def publish_event(
@@ -97,14 +386,19 @@ async def publish_event(
     *,
     message_id: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
-    attempts: int = DEFAULT_ATTEMPTS,
+    attempts: int | None = None,
+    retry_for: float | None = None,
 ) -> bool:
     """Publish one event and wait until the stream has stored it.
 
     Returns ``True`` when stored (or already stored: same message id within the duplicate window),
-    ``False`` when no acknowledgement came after ``attempts`` tries (each ``timeout`` seconds).
-    Raises ``EventError`` for an unknown event type, an unserialisable payload or a bad header,
-    and ``ConnectionFailed`` when the first connection to the server cannot be made (later
+    ``False`` when it is not: refused by the server, or *not confirmed* (no acknowledgement before
+    the retry deadline, half the stream's duplicate window by default, or after ``attempts``
+    sends of ``timeout`` seconds each); the log line says which. A not-confirmed event may be
+    stored: publish it again only with the same ``message_id``.
+    Raises ``EventError`` for an unknown event type, an unserialisable payload (including strings
+    UTF-8 cannot encode), a bad header or a message larger than the server's ``max_payload``, and
+    ``ConnectionFailed`` when the first connection to the server cannot be made (later
     disconnections are retried).
     """
     bus = get_bus()
@@ -117,13 +411,18 @@ async def publish_event(
         message_id=message_id,
         headers=headers,
     )
-    result = await send(bus, event, timeout=timeout, attempts=attempts)
+    await _prepare(bus, event)  # raises EventError for an event over max_payload
+    result = await send(bus, event, timeout=timeout, attempts=attempts, retry_for=retry_for)
     return result.ok
+
+
+# -- the pipeline ---------------------------------------------------------------------------------
 
 
 @dataclass
 class Publisher:
-    """A publishing pipeline: at most ``window`` publishes in flight, each with its own timeout.
+    """A publishing pipeline: at most ``window`` events in flight, each attempt with its own
+    timeout, unacknowledged events retried like ``send`` (``attempts`` / ``retry_for`` cap it).
 
     ::
 
@@ -131,22 +430,29 @@ class Publisher:
             for i in range(10_000):
                 await pub.publish("session.output", sid, {"n": i})
         print(pub.summary())
+
+    Counters: ``ok`` (acknowledged), ``failed`` (certainly not stored), ``not_confirmed`` (may or
+    may not be stored), ``unacknowledged`` (the last two together), ``duplicates``.
     """
 
     window: int = 256
     timeout: float = DEFAULT_TIMEOUT
-    attempts: int = 3
+    attempts: int | None = None
     bus: Bus | None = None
     keep_results: bool = True
+    retry_for: float | None = None
     results: list[PublishResult] = field(default_factory=list)
     ok: int = 0
     failed: int = 0
+    not_confirmed: int = 0
     duplicates: int = 0
     latencies: list[float] = field(default_factory=list)
     _slots: asyncio.Semaphore | None = None
     _tasks: set[asyncio.Task[PublishResult]] = field(default_factory=set)
     _in_flight: int = 0
     _idle: asyncio.Event | None = None
+    _reported: tuple[int, int] = (0, 0)
+    _subjects: set[str] = field(default_factory=set)  # subjects whose window was looked up
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -158,6 +464,11 @@ class Publisher:
     async def __aexit__(self, *exc: object) -> None:
         await self.wait()
 
+    @property
+    def unacknowledged(self) -> int:
+        """Events not acknowledged: failed plus not confirmed."""
+        return self.failed + self.not_confirmed
+
     async def publish(
         self,
         event_type: str,
@@ -168,7 +479,8 @@ class Publisher:
         message_id: str | None = None,
     ) -> str:
         """Queue one event (waits while ``window`` publishes are in flight); returns its id.
-        Invalid events raise ``EventError`` at once."""
+        Invalid events (also those over the server's ``max_payload``) raise ``EventError`` at
+        once."""
         bus = self.bus or get_bus()
         event = build_event(
             bus.settings.prefix,
@@ -183,72 +495,95 @@ class Publisher:
         return event.message_id
 
     async def send(self, event: OutgoingEvent) -> None:
-        """Queue an already built event. The first attempt is sent here and completed by a
-        callback (no task per event); only a failed attempt spawns a retrying task."""
+        """Queue an already built event (``EventError`` when it exceeds the server's
+        ``max_payload``). The first attempt is sent here and completed by a callback (no task per
+        event); only an unacknowledged attempt spawns a retrying task."""
         bus = self.bus or get_bus()
+        if event.subject in self._subjects and bus.max_payload is not None:
+            check_fits(bus, event)  # the hot path: connected, window read for this subject
+        else:
+            await _prepare(bus, event)
+            self._subjects.add(event.subject)
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.window)
         await self._slots.acquire()
         self._in_flight += 1
-        started = time.monotonic()
+        tried = _Attempts(time.monotonic())
         try:
             fut = await bus.publish_start(
                 event.subject, event.data, event.headers, timeout=self.timeout
             )
-        except (BusError, JetStreamAPIError):
-            self._retry(bus, event, started)
+        except (BusError, JetStreamAPIError) as exc:
+            tried.record(exc, sent=False)
+            self._retry(bus, event, tried)
             return
-        except BaseException:
-            self._finish(None)
+        except BaseException as exc:
+            tried.record(exc, sent=False)
+            self._finish(tried.result(event))
             raise
-        fut.add_done_callback(lambda f: self._acked(bus, event, started, f))
+        fut.add_done_callback(lambda f: self._acked(bus, event, tried, f))
 
     def _acked(
-        self, bus: Bus, event: OutgoingEvent, started: float, fut: asyncio.Future[PubAck]
+        self, bus: Bus, event: OutgoingEvent, tried: _Attempts, fut: asyncio.Future[PubAck]
     ) -> None:
         if fut.cancelled():
-            self._finish(PublishResult(event.message_id, False, error="cancelled"))
+            tried.record(BusError("publish cancelled"))
+            self._finish(tried.result(event))
             return
         exc = fut.exception()
         if exc is None:
             ack = fut.result()
-            latency = time.monotonic() - started
+            latency = time.monotonic() - tried.started
             METRICS.record_publish(latency, duplicate=ack.duplicate)
             self._finish(PublishResult(event.message_id, True, ack.seq, ack.duplicate, latency))
             return
-        if isinstance(exc, BusError | JetStreamAPIError) and _retryable(exc) and self.attempts > 1:
-            self._retry(bus, event, started)
-            return
-        METRICS.publish_errors += 1
-        self._finish(PublishResult(event.message_id, False, error=str(exc)))
+        tried.record(exc)
+        self._retry(bus, event, tried)
 
-    def _retry(self, bus: Bus, event: OutgoingEvent, started: float) -> None:
-        METRICS.publish_retries += 1
+    def _retry(self, bus: Bus, event: OutgoingEvent, tried: _Attempts) -> None:
+        if tried.refused or self.attempts == 1:
+            self._finish(tried.result(event))
+            return
         task = asyncio.create_task(
-            send(bus, event, timeout=self.timeout, attempts=max(1, self.attempts - 1))
+            _deliver(
+                bus,
+                event,
+                tried,
+                timeout=self.timeout,
+                attempts=self.attempts,
+                retry_for=self.retry_for,
+                count=True,
+            )
         )
         self._tasks.add(task)
-        task.add_done_callback(self._retried)
+        task.add_done_callback(lambda t: self._retried(event, tried, t))
 
-    def _retried(self, task: asyncio.Task[PublishResult]) -> None:
+    def _retried(
+        self, event: OutgoingEvent, tried: _Attempts, task: asyncio.Task[PublishResult]
+    ) -> None:
         self._tasks.discard(task)
         if task.cancelled() or task.exception() is not None:
-            self._finish(None)
+            self._finish(tried.result(event))
         else:
             self._finish(task.result())
 
-    def _finish(self, result: PublishResult | None) -> None:
+    def _finish(self, result: PublishResult) -> None:
         self._in_flight -= 1
         if self._slots is not None:
             self._slots.release()
-        if result is None or not result.ok:
-            self.failed += 1
-        else:
+        if result.ok:
             self.ok += 1
             self.latencies.append(result.latency)
             if result.duplicate:
                 self.duplicates += 1
-        if result is not None and self.keep_results:
+        else:
+            _count_failure(result)
+            if result.not_confirmed:
+                self.not_confirmed += 1
+            else:
+                self.failed += 1
+            log.debug("event %s %s", result.message_id, result.error)
+        if self.keep_results:
             self.results.append(result)
         if self._in_flight == 0 and self._idle is not None:
             self._idle.set()
@@ -258,10 +593,20 @@ class Publisher:
         return self._in_flight
 
     async def wait(self) -> None:
-        """Wait until every queued publish has finished (acknowledged or failed)."""
+        """Wait until every queued publish has finished (acknowledged, failed or not
+        confirmed); logs one line when events were not acknowledged since the last wait."""
         while self._in_flight > 0:
             self._idle = asyncio.Event()
             await self._idle.wait()
+        if (self.failed, self.not_confirmed) != self._reported:
+            failed = self.failed - self._reported[0]
+            unknown = self.not_confirmed - self._reported[1]
+            self._reported = (self.failed, self.not_confirmed)
+            log.warning(
+                "%d event(s) not confirmed (they may or may not be stored), %d failed (not stored)",
+                unknown,
+                failed,
+            )
 
     def summary(self) -> dict[str, Any]:
         from jelmore_infra.runtime.metrics import summarise
@@ -269,6 +614,7 @@ class Publisher:
         return {
             "published": self.ok,
             "failed": self.failed,
+            "not_confirmed": self.not_confirmed,
             "duplicates": self.duplicates,
             "ack_latency": summarise(self.latencies),
         }
@@ -279,12 +625,13 @@ async def publish_events(
     *,
     window: int = 256,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
-    attempts: int = 3,
+    attempts: int | None = None,
+    retry_for: float | None = None,
 ) -> list[PublishResult]:
     """Publish many events through a ``Publisher``; each event is a mapping with ``event_type``,
     ``session_id``, ``payload`` and optionally ``headers`` and ``message_id``. Returns one result
     per event, in completion order."""
-    pub = Publisher(window=window, timeout=timeout, attempts=attempts)
+    pub = Publisher(window=window, timeout=timeout, attempts=attempts, retry_for=retry_for)
     async with pub:
         for item in events:
             await pub.publish(

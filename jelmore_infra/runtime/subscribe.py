@@ -15,6 +15,10 @@ Per message:
 * failure on the last attempt (or ``PermanentError``, or a body that is not a JSON event) → the
   event is published to the DLQ (idempotently) and terminated with the reason; if the DLQ publish
   fails the message is handed back and the advisory router dead-letters it later.
+* a handler raising ``SystemExit`` (``sys.exit()``) or ``KeyboardInterrupt`` is a failed attempt
+  like any other (retried after the group's delay, or dead-lettered on the last attempt), and then
+  the subscription stops gracefully (``wait()`` returns, ``exit_reason`` says why) instead of the
+  exception tearing down the event loop with the event left unacknowledged until ack_wait.
 
 Each group worker also runs the process's shared dead-letter router (see ``router``).
 
@@ -124,6 +128,9 @@ class Subscription:
         #: Ids of messages whose handler the watchdog cancelled for running too long.
         self._overdue: set[int] = set()
         self._heartbeat_task: asyncio.Task[None] | None = None
+        #: Why the subscription stopped itself: a handler raised SystemExit/KeyboardInterrupt.
+        self.exit_reason: str | None = None
+        self._exit_task: asyncio.Task[None] | None = None
 
     @property
     def consumer_group(self) -> str | None:
@@ -321,6 +328,9 @@ class Subscription:
                     raise
             except Exception as err:  # any handler failure is a failed attempt
                 exc = err
+            except (SystemExit, KeyboardInterrupt) as err:
+                # sys.exit() or Ctrl-C inside a handler: a failed attempt, then a clean stop
+                exc = err
             finally:
                 self._working.pop(id(msg), None)
         METRICS.record_handled(time.monotonic() - started, ok=exc is None)
@@ -338,8 +348,32 @@ class Subscription:
                 stream_seq,
                 failure_reason(exc),
             )
+        else:
+            await self._failed(msg, exc, num_delivered, stream_seq)
+        if isinstance(exc, SystemExit | KeyboardInterrupt):
+            self._stop_on_exit(exc, stream_seq)
+
+    def _stop_on_exit(self, exc: BaseException, stream_seq: int) -> None:
+        """A handler asked the process to exit: stop this subscription (in its own task: ``stop``
+        waits for the running handlers, this one included) and say so in one line."""
+        if self.exit_reason is not None:
             return
-        await self._failed(msg, exc, num_delivered, stream_seq)
+        self.exit_reason = failure_reason(exc)
+        log.error(
+            "%s: handler raised %s on event %d: a failed attempt; the subscription stops",
+            self.consumer,
+            self.exit_reason,
+            stream_seq,
+        )
+        self._exit_task = asyncio.create_task(
+            self._stop_after_exit(), name=f"jelmore-stop-{self.consumer}"
+        )
+
+    async def _stop_after_exit(self) -> None:
+        try:
+            await self.stop()
+        except Exception as exc:  # nobody awaits this task: report in one line, no traceback
+            log.error("%s: stopping failed: %s", self.consumer, failure_reason(exc))
 
     async def _failed(
         self, msg: Any, exc: BaseException, num_delivered: int, stream_seq: int

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from jelmore_infra.errors import JelmoreError
+from jelmore_infra.errors import JelmoreError, JetStreamAPIError
+from jelmore_infra.runtime.bus import BusError, BusTimeout, BusUnavailable
 from jelmore_infra.runtime.dlq import (
     REQUIRED_FIELDS,
     build_dead_letter,
@@ -24,9 +25,17 @@ from jelmore_infra.runtime.envelope import (
     parse_timestamp,
     subject_for,
     user_headers,
+    wire_size,
 )
 from jelmore_infra.runtime.health import classify
 from jelmore_infra.runtime.metrics import Metrics, percentile, summarise
+from jelmore_infra.runtime.publish import (
+    AttemptKind,
+    Outcome,
+    attempt_kind,
+    retry_limits,
+    unacknowledged_outcome,
+)
 from jelmore_infra.runtime.retry import (
     Action,
     PermanentError,
@@ -105,6 +114,40 @@ def test_invalid_events_are_refused_with_a_clear_error(
         build_event("jelmore", event_type, "s", payload, now=NOW, headers=headers)
     assert message in str(info.value)
     assert isinstance(info.value, JelmoreError)
+
+
+@pytest.mark.parametrize(
+    ("session_id", "payload", "where"),
+    [
+        ("s", {"note": "\ud800"}, "payload.note (character 0: '\\ud800')"),
+        ("s", {"items": ["ok", {"a b": "x\udcff"}]}, "payload.items[1]['a b'] (character 1"),
+        ("s", {"k\ud800": 1}, "a key of payload ('k\\ud800')"),
+        ("s", "\ud800", "payload (character 0"),
+        ("s\ud800", {}, "session_id (character 1"),
+    ],
+)
+def test_strings_utf8_cannot_encode_are_refused_naming_where_they_are(
+    session_id: str, payload: object, where: str
+) -> None:
+    with pytest.raises(EventError) as info:
+        build_event("jelmore", "session.output", session_id, payload, now=NOW)
+    message = str(info.value)
+    assert message.startswith("session.output event cannot be encoded as UTF-8: lone surrogate")
+    assert where in message
+
+
+def test_a_header_value_utf8_cannot_encode_is_refused() -> None:
+    with pytest.raises(EventError, match="header Note cannot be encoded as UTF-8"):
+        build_event("jelmore", "session.output", "s", {}, now=NOW, headers={"Note": "\ud800"})
+
+
+def test_the_wire_size_counts_the_body_and_every_header_line() -> None:
+    event = build_event(
+        "jelmore", "session.output", "sid", {"n": "é"}, now=NOW, message_id="m1", headers={}
+    )
+    lines = b"".join(f"{k}: {v}\r\n".encode() for k, v in event.headers.items())
+    assert wire_size(event) == len(event.data) + len(b"NATS/1.0\r\n") + len(lines) + 2
+    assert len(event.data) == len(event.data.decode("utf-8")) + 1  # "é" is two bytes
 
 
 def test_an_empty_session_id_is_refused() -> None:
@@ -417,3 +460,59 @@ def test_a_prefix_that_is_not_a_subject_is_refused() -> None:
 def test_safe_urls_never_show_credentials() -> None:
     settings = from_env({}, url="nats://user:secret@host:4222")
     assert "secret" not in settings.safe_url()
+
+
+# -- publishing: what an unacknowledged attempt means, how long to retry ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "sent", "kind"),
+    [
+        (BusTimeout("no acknowledgement"), True, AttemptKind.UNKNOWN),
+        (BusError("publish to x: connection closed"), True, AttemptKind.UNKNOWN),
+        (BusUnavailable("no stream answered"), True, AttemptKind.NOT_STORED),
+        (
+            JetStreamAPIError("x", 503, 10039, "JetStream not available"),
+            True,
+            AttemptKind.NOT_STORED,
+        ),
+        (
+            JetStreamAPIError("x", 400, 10060, "expected stream does not match"),
+            True,
+            AttemptKind.REFUSED,
+        ),
+        (
+            BusError("publish to x failed: OutboundBufferLimitError()"),
+            False,
+            AttemptKind.NOT_STORED,
+        ),
+    ],
+)
+def test_an_unacknowledged_attempt_is_refused_not_stored_or_of_unknown_outcome(
+    exc: Exception, sent: bool, kind: AttemptKind
+) -> None:
+    assert attempt_kind(exc, sent=sent) is kind
+
+
+def test_retries_after_an_unknown_outcome_end_at_half_the_duplicate_window() -> None:
+    # (give up at, safe until) for an event first sent at t=100
+    assert retry_limits(100.0, 60.0, None) == (130.0, 130.0)
+    assert retry_limits(100.0, 60.0, 5.0) == (105.0, 130.0)  # retry_for only shortens patience
+    assert retry_limits(100.0, 60.0, 50.0) == (150.0, 130.0)  # but never widens the safe part
+    assert retry_limits(100.0, None, None) == (110.0, None)  # unknown window: no unsafe retry
+    assert retry_limits(100.0, None, 3.0) == (103.0, None)
+
+
+def test_an_event_whose_fate_is_unknown_is_not_confirmed_never_failed() -> None:
+    outcome, reason = unacknowledged_outcome(
+        4, 31.04, "no acknowledgement for jelmore.session.output", unknown=True, refused=False
+    )
+    assert outcome is Outcome.NOT_CONFIRMED and str(outcome) == "not confirmed"
+    assert reason.startswith("not confirmed after 4 attempts in 31.0s")
+    assert "same message id" in reason and "failed" not in reason
+    outcome, reason = unacknowledged_outcome(
+        1, 0.01, "expected stream does not match", unknown=True, refused=True
+    )
+    assert outcome is Outcome.FAILED and reason.startswith("failed (not stored) after 1 attempt:")
+    outcome, _ = unacknowledged_outcome(3, 2.0, "no stream answered", unknown=False, refused=False)
+    assert outcome is Outcome.FAILED
