@@ -88,6 +88,7 @@ async def run_load(
         "sent": sent,
         "acknowledged": pub.ok,
         "errors": pub.failed,
+        "not_confirmed": pub.not_confirmed,
         "not_acknowledged": sent - pub.ok,
         "duplicates": pub.duplicates,
         "elapsed_seconds": round(finished, 3),
