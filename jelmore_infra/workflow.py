@@ -2,12 +2,19 @@
 
 ``make_plan`` is load → live read → diff; ``run_apply`` is lock → (re)plan or stale check → gates
 → execute → convergence. The CLI modules only parse options, call these, and render.
+
+:func:`run` turns SIGINT and SIGTERM into one cancellation of the command's coroutine, so its
+``finally`` blocks (closing the connection, releasing the apply lock) always run to the end; more
+signals while that clean-up runs are ignored, and the command then ends as interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+import contextvars
+import signal
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
@@ -20,13 +27,61 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The signal callback :func:`run` installed for the running command (None: none installed).
+_ON_SIGNAL: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
+    "jelmore_on_signal", default=None
+)
+
+
 def run(coro: Awaitable[T]) -> T:
-    """Run a coroutine from synchronous CLI code."""
-    return asyncio.run(_wrap(coro))
+    """Run a coroutine from synchronous CLI code; KeyboardInterrupt after SIGINT or SIGTERM.
+
+    The first signal cancels the coroutine and its clean-up runs to the end (further signals are
+    ignored meanwhile); only then, outside the event loop, is the interruption raised.
+    """
+    signals: list[int] = []
+    boxed = asyncio.run(_wrap(coro, signals))
+    if signals or boxed is None:
+        raise KeyboardInterrupt
+    return boxed[0]
 
 
-async def _wrap(coro: Awaitable[T]) -> T:
-    return await coro
+async def _wrap(coro: Awaitable[T], signals: list[int]) -> tuple[T] | None:
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+
+    def on_signal(signum: int) -> None:
+        signals.append(signum)
+        if len(signals) == 1:
+            main.cancel()
+
+    for sig in _SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_signal, sig)
+            _ON_SIGNAL.set(on_signal)
+    try:
+        return (await coro,)
+    except asyncio.CancelledError:
+        if not signals:
+            raise
+        return None  # run() raises KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def plain_sigint() -> Iterator[None]:
+    """Let SIGINT raise KeyboardInterrupt again while the loop blocks (a terminal prompt)."""
+    on_signal = _ON_SIGNAL.get()
+    if on_signal is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    loop.remove_signal_handler(signal.SIGINT)
+    try:
+        yield
+    finally:
+        loop.add_signal_handler(signal.SIGINT, on_signal, signal.SIGINT)
 
 
 def target_streams(targets: Sequence[str]) -> set[str] | None:
