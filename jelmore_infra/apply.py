@@ -7,6 +7,11 @@ loss and unapproved deletes. Execution stops at the first failed step and report
 what failed (with the server's error) and what was not attempted. After the last step every
 changed resource is read back and compared with what the plan intended.
 
+A saved plan is re-checked against the live server first (:func:`recheck_plan`): staleness,
+ownership, the action of every change, and the gates' errors and data loss all come from the live
+state, never from what the file claims. With the apply lock (:class:`Lease`), every phase starts
+only once the server confirmed the lease and every request goes out only while it is held.
+
 All server traffic goes through :class:`jelmore_infra.live.jsapi.JetStreamAPI`.
 """
 

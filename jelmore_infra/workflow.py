@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import signal
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
@@ -28,10 +27,6 @@ T = TypeVar("T")
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-#: The signal callback :func:`run` installed for the running command (None: none installed).
-_ON_SIGNAL: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
-    "jelmore_on_signal", default=None
-)
 
 
 def run(coro: Awaitable[T]) -> T:
@@ -40,48 +35,38 @@ def run(coro: Awaitable[T]) -> T:
     The first signal cancels the coroutine and its clean-up runs to the end (further signals are
     ignored meanwhile); only then, outside the event loop, is the interruption raised.
     """
-    signals: list[int] = []
-    boxed = asyncio.run(_wrap(coro, signals))
-    if signals or boxed is None:
+    received: list[int] = []
+    try:
+        boxed = asyncio.run(_wrap(coro, received))
+    finally:
+        if received:
+            # The command ends because of a signal: more of them must not cut its last words.
+            for sig in _SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+    if received or boxed is None:
         raise KeyboardInterrupt
     return boxed[0]
 
 
-async def _wrap(coro: Awaitable[T], signals: list[int]) -> tuple[T] | None:
+async def _wrap(coro: Awaitable[T], received: list[int]) -> tuple[T] | None:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
 
     def on_signal(signum: int) -> None:
-        signals.append(signum)
-        if len(signals) == 1:
+        received.append(signum)
+        if len(received) == 1:
             main.cancel()
 
     for sig in _SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, on_signal, sig)
-            _ON_SIGNAL.set(on_signal)
     try:
         return (await coro,)
     except asyncio.CancelledError:
-        if not signals:
+        if not received:
             raise
         return None  # run() raises KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def plain_sigint() -> Iterator[None]:
-    """Let SIGINT raise KeyboardInterrupt again while the loop blocks (a terminal prompt)."""
-    on_signal = _ON_SIGNAL.get()
-    if on_signal is None:
-        yield
-        return
-    loop = asyncio.get_running_loop()
-    loop.remove_signal_handler(signal.SIGINT)
-    try:
-        yield
-    finally:
-        loop.add_signal_handler(signal.SIGINT, on_signal, signal.SIGINT)
 
 
 def target_streams(targets: Sequence[str]) -> set[str] | None:

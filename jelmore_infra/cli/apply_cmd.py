@@ -117,7 +117,7 @@ def apply(
             recheck_saved_plan,
         )
         from jelmore_infra.live.lock import ApplyLock
-        from jelmore_infra.workflow import plain_sigint, plan_with
+        from jelmore_infra.workflow import plan_with
 
         lock = ApplyLock(api) if use_lock else None
         try:
@@ -161,13 +161,7 @@ def apply(
                         "apply needs confirmation: run it in a terminal, or pass --auto-approve "
                         "(nothing was changed)"
                     )
-                with plain_sigint():
-                    answer = click.prompt(
-                        f"\n{PROMPT}",
-                        default="",
-                        show_default=False,
-                        prompt_suffix="\n  Enter a value: ",
-                    )
+                answer = await _ask(f"\n{PROMPT}\n  Enter a value: ")
                 if answer.strip() != "yes":
                     raise ApplyError("Apply cancelled: nothing was changed.")
                 interactive = True
@@ -199,6 +193,46 @@ def apply(
         if result is not None:
             _report(ctx, result)
         raise exc
+
+
+async def _ask(question: str) -> str:
+    """Show ``question`` and read one answer line from the terminal through the event loop.
+
+    A blocking ``input()`` would stop the loop, so SIGINT and SIGTERM would wait for Enter; read
+    this way, a signal cancels the apply at once and the lock is released. End of input aborts.
+    """
+    import asyncio
+    import os
+
+    sys.stdout.write(question)
+    sys.stdout.flush()
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+    line: asyncio.Future[str | None] = loop.create_future()
+    buffer = bytearray()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            chunk = b""
+        if line.done():
+            return
+        if not chunk:
+            line.set_result(None)  # end of input
+            return
+        buffer.extend(chunk)
+        if b"\n" in buffer:
+            line.set_result(bytes(buffer).split(b"\n", 1)[0].decode(errors="replace"))
+
+    loop.add_reader(fd, readable)
+    try:
+        answer = await line
+    finally:
+        loop.remove_reader(fd)
+    if answer is None:
+        raise click.Abort
+    return answer
 
 
 def _progress(ctx: click.Context) -> Any:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import pty
 import select
 import signal
 import subprocess
@@ -392,3 +394,70 @@ def test_an_interrupted_apply_releases_the_lock_quietly(
             await api.close()
 
     assert asyncio.run(holder()) is None
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGINT,), (signal.SIGINT, signal.SIGINT), (signal.SIGTERM,)],
+    ids=["SIGINT", "double-SIGINT", "SIGTERM"],
+)
+def test_a_signal_at_the_confirmation_prompt_aborts_at_once_and_releases_the_lock(
+    nats_server: NatsServer, tmp_path: Path, signals: tuple[int, ...]
+) -> None:
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jelmore_infra",
+            "apply",
+            "-s",
+            nats_server.url,
+            "--topology",
+            str(copy_topology(tmp_path)),
+        ],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        cwd=REPO,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    os.close(secondary)
+    out = b""
+    deadline = time.monotonic() + 60
+    interrupted = False
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                with contextlib.suppress(OSError):
+                    out += os.read(main, 65536)
+            if not interrupted and b"Enter a value:" in out:
+                for n, sig in enumerate(signals):
+                    if n:
+                        time.sleep(0.01)  # the second Ctrl-C 10 ms after the first
+                    os.kill(proc.pid, sig)
+                interrupted = True
+        # No answer is ever typed: the prompt must give way to the signal on its own.
+        assert proc.wait(timeout=30) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        with contextlib.suppress(OSError):
+            out += os.read(main, 65536)
+        os.close(main)
+    text = out.decode(errors="replace")
+    assert interrupted, text
+    assert "Aborted." in text
+    assert "Traceback" not in text and "Task was destroyed" not in text
+
+    async def holder() -> Holder | None:
+        api = await _api(nats_server.url)
+        try:
+            return await current_holder(api)
+        finally:
+            await api.close()
+
+    assert asyncio.run(holder()) is None
+    assert "JELMORE" not in raw.stream_names(nats_server.url)
