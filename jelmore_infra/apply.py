@@ -164,9 +164,11 @@ _TRANSIENT_CREATE = 10049
 _CREATE_ATTEMPTS = 4
 
 
-async def _create(api: JetStreamAPI, change: ResourceChange) -> None:
+async def _create(api: JetStreamAPI, change: ResourceChange, lease: Lease | None = None) -> None:
     assert change.after is not None
     for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        if lease is not None and attempt > 1:
+            await lease.ensure_held()
         try:
             if change.kind is Kind.STREAM:
                 await api.create_stream(change.after)
@@ -190,16 +192,16 @@ async def _update(api: JetStreamAPI, change: ResourceChange) -> None:
 async def execute_step(
     api: JetStreamAPI, change: ResourceChange, lease: Lease | None = None
 ) -> None:
-    """Send one change to the server (a replace checks ``lease`` between its two requests)."""
+    """Send one change to the server (``lease`` is checked again before any further request)."""
     if change.action is Action.CREATE:
-        await _create(api, change)
+        await _create(api, change, lease)
     elif change.action is Action.UPDATE:
         await _update(api, change)
     elif change.action is Action.REPLACE:
         await _delete(api, change)
         if lease is not None:
             await lease.ensure_held()
-        await _create(api, change)
+        await _create(api, change, lease)
     elif change.action is Action.DELETE:
         await _delete(api, change)
 

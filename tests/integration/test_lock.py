@@ -18,7 +18,14 @@ import pytest
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import LockError
 from jelmore_infra.live.jsapi import JetStreamAPI
-from jelmore_infra.live.lock import ApplyLock, Holder, current_holder, force_unlock
+from jelmore_infra.live.lock import (
+    ApplyLock,
+    Holder,
+    LockLost,
+    _put,
+    current_holder,
+    force_unlock,
+)
 from tests.support import raw
 from tests.support.cli import REPO, assert_clean_error, copy_topology, run_cli
 from tests.support.natsserver import NatsServer
@@ -122,6 +129,63 @@ async def test_force_unlock_removes_the_lease(nats_server: NatsServer) -> None:
         held.seq = None
     finally:
         await api.close()
+
+
+async def test_a_holder_whose_lease_was_taken_over_finds_out_before_its_next_request(
+    nats_server: NatsServer,
+) -> None:
+    api = await _api(nats_server.url)
+    try:
+        first = ApplyLock(api, ttl=30.0)
+        await first.acquire()
+        await first.ensure_held()  # fresh: no round trip needed
+        await force_unlock(api)
+        second = ApplyLock(api, ttl=30.0)
+        await second.acquire()
+        with pytest.raises(LockLost, match=r"another apply took it over \(.*pid \d+"):
+            await first.confirm()
+        with pytest.raises(LockLost):
+            await first.ensure_held()
+        await first.release()  # must leave the new holder's lease alone
+        holder = await current_holder(api)
+        assert holder is not None and holder.token == second.token
+        await second.release()
+        assert await current_holder(api) is None
+    finally:
+        await api.close()
+
+
+async def test_a_renewal_whose_reply_was_lost_does_not_lose_the_lease(
+    nats_server: NatsServer,
+) -> None:
+    api = await _api(nats_server.url)
+    try:
+        lock = ApplyLock(api, ttl=30.0)
+        await lock.acquire()
+        assert lock.seq is not None
+        # A renewal reached the server but its reply never came back: the key moved on.
+        landed = await _put(api, lock.me, lock.seq)
+        assert landed is not None and landed != lock.seq
+        await lock.confirm()
+        assert lock.lost is None and lock.seq is not None and lock.seq > landed
+        await lock.release()
+        assert await current_holder(api) is None
+    finally:
+        await api.close()
+
+
+def test_a_bad_lock_ttl_is_a_clear_error(nats_server: NatsServer, tmp_path: Path) -> None:
+    proc = run_cli(
+        "apply",
+        "-s",
+        nats_server.url,
+        "--topology",
+        str(copy_topology(tmp_path)),
+        "--auto-approve",
+        env={"JELMORE_LOCK_TTL": "soon"},
+    )
+    assert_clean_error(proc)
+    assert "JELMORE_LOCK_TTL must be a positive number of seconds" in proc.stderr
 
 
 def test_apply_fails_while_another_holds_the_lock_and_lock_false_skips_it(
