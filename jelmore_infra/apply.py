@@ -7,6 +7,11 @@ loss and unapproved deletes. Execution stops at the first failed step and report
 what failed (with the server's error) and what was not attempted. After the last step every
 changed resource is read back and compared with what the plan intended.
 
+A saved plan is re-checked against the live server first (:func:`recheck_plan`): staleness,
+ownership, the action of every change, and the gates' errors and data loss all come from the live
+state, never from what the file claims. With the apply lock (:class:`Lease`), every phase starts
+only once the server confirmed the lease and every request goes out only while it is held.
+
 All server traffic goes through :class:`jelmore_infra.live.jsapi.JetStreamAPI`.
 """
 
@@ -14,14 +19,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from jelmore_infra.errors import JelmoreError, JetStreamAPIError
-from jelmore_infra.model import parse_version
+from jelmore_infra.errors import JelmoreError, JetStreamAPIError, LockError
+from jelmore_infra.model import (
+    MANAGED_BY_KEY,
+    ConsumerSpec,
+    LiveState,
+    StreamSpec,
+    Topology,
+    is_managed,
+    parse_version,
+)
 from jelmore_infra.plan import Action, Kind, Plan, ResourceChange
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from jelmore_infra.live.jsapi import JetStreamAPI
 
 StepStatus = Literal["done", "failed", "not attempted"]
@@ -91,6 +106,8 @@ class ApplyResult:
     steps: list[StepResult] = field(default_factory=list)
     #: Differences between what the plan intended and what the server holds after apply.
     convergence_errors: list[str] = field(default_factory=list)
+    #: Why apply stopped without the apply lock (None: it held the lock to the end, or used none).
+    lock_lost: str | None = None
 
     @property
     def failed(self) -> StepResult | None:
@@ -98,7 +115,7 @@ class ApplyResult:
 
     @property
     def ok(self) -> bool:
-        return self.failed is None and not self.convergence_errors
+        return self.failed is None and not self.convergence_errors and self.lock_lost is None
 
     def count(self, action: Action) -> int:
         return sum(1 for s in self.steps if s.status == "done" and s.change.action is action)
@@ -112,6 +129,16 @@ class ApplyResult:
 
 #: Progress callback: (change, "start" | "done" | "failed", error or None).
 Progress = Callable[[ResourceChange, str, str | None], None]
+
+
+class Lease(Protocol):
+    """The apply lock as apply sees it (:class:`jelmore_infra.live.lock.ApplyLock`)."""
+
+    async def ensure_held(self) -> None:
+        """Return only while the lock is surely held; raise LockError otherwise (cheap)."""
+
+    async def confirm(self) -> None:
+        """Check with the server that the lock is still held; raise LockError otherwise."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -137,9 +164,11 @@ _TRANSIENT_CREATE = 10049
 _CREATE_ATTEMPTS = 4
 
 
-async def _create(api: JetStreamAPI, change: ResourceChange) -> None:
+async def _create(api: JetStreamAPI, change: ResourceChange, lease: Lease | None = None) -> None:
     assert change.after is not None
     for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        if lease is not None and attempt > 1:
+            await lease.ensure_held()
         try:
             if change.kind is Kind.STREAM:
                 await api.create_stream(change.after)
@@ -160,15 +189,19 @@ async def _update(api: JetStreamAPI, change: ResourceChange) -> None:
         await api.create_consumer(change.stream, change.after, action="update")
 
 
-async def execute_step(api: JetStreamAPI, change: ResourceChange) -> None:
-    """Send one change to the server."""
+async def execute_step(
+    api: JetStreamAPI, change: ResourceChange, lease: Lease | None = None
+) -> None:
+    """Send one change to the server (``lease`` is checked again before any further request)."""
     if change.action is Action.CREATE:
-        await _create(api, change)
+        await _create(api, change, lease)
     elif change.action is Action.UPDATE:
         await _update(api, change)
     elif change.action is Action.REPLACE:
         await _delete(api, change)
-        await _create(api, change)
+        if lease is not None:
+            await lease.ensure_held()
+        await _create(api, change, lease)
     elif change.action is Action.DELETE:
         await _delete(api, change)
 
@@ -206,30 +239,44 @@ async def apply_plan(
     *,
     progress: Progress | None = None,
     concurrency: int = CONCURRENCY,
+    lease: Lease | None = None,
 ) -> ApplyResult:
     """Execute the plan's changes phase by phase; stop at the first failure; check convergence.
 
     Within a phase up to ``concurrency`` steps are in flight. After a failure no new step starts;
     steps already in flight finish and are reported. Gates are the caller's job
     (:func:`check_gates`), so nothing reaches the server when one refuses.
+
+    With a ``lease`` (the apply lock), each phase starts only after the server confirmed the lease
+    and each request is sent only while it is held; once it is lost nothing more is sent, the
+    result says why (``lock_lost``) and convergence is not checked (another apply is at work).
     """
     outcome: dict[int, StepResult] = {}
     failed = False
+    lock_lost: str | None = None
     changes = list(plan.changes)
     position = {id(c): n for n, c in enumerate(changes)}
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def run(change: ResourceChange) -> None:
-        nonlocal failed
+        nonlocal failed, lock_lost
         async with gate:
             if failed:
                 return
+            if lease is not None:
+                try:
+                    await lease.ensure_held()
+                except LockError as exc:
+                    failed, lock_lost = True, lock_lost or str(exc)
+                    return
             if progress:
                 progress(change, "start", None)
             try:
-                await execute_step(api, change)
+                await execute_step(api, change, lease)
             except (JelmoreError, OSError, TimeoutError) as exc:
                 failed = True
+                if isinstance(exc, LockError):
+                    lock_lost = lock_lost or str(exc)
                 message = _describe(exc)
                 outcome[position[id(change)]] = StepResult(change, "failed", message)
                 if progress:
@@ -242,9 +289,16 @@ async def apply_plan(
     for phase in _phases(changes):
         if failed:
             break
+        if lease is not None:
+            try:
+                await lease.confirm()
+            except LockError as exc:
+                failed, lock_lost = True, str(exc)
+                break
         await asyncio.gather(*(run(c) for c in phase))
     result = ApplyResult(
-        steps=[outcome.get(n) or StepResult(c, "not attempted") for n, c in enumerate(changes)]
+        steps=[outcome.get(n) or StepResult(c, "not attempted") for n, c in enumerate(changes)],
+        lock_lost=lock_lost,
     )
     if not failed:
         result.convergence_errors = await check_convergence(api, plan)
@@ -320,34 +374,159 @@ def identity_mismatch(plan: Plan, api: JetStreamAPI) -> str | None:
     return None
 
 
-async def find_stale(api: JetStreamAPI, plan: Plan) -> list[str]:
-    """Each resource whose live config no longer matches the fingerprint the plan recorded."""
+@dataclass(frozen=True, slots=True)
+class SavedPlanCheck:
+    """What applying a saved plan found when it re-read the live server."""
+
+    #: Each resource that changed on the server since the plan was made.
+    stale: tuple[str, ...]
+    #: Reasons apply refuses whatever the flags: changes to resources jelmore-infra does not
+    #: manage, and actions the plan's own configs against the live server do not give.
+    refusals: tuple[GateRefusal, ...]
+    #: The saved changes with the errors and data loss that a fresh diff against the live state
+    #: reports: gate this, never the messages stored in the file.
+    plan: Plan
+
+
+async def recheck_saved_plan(api: JetStreamAPI, plan: Plan) -> SavedPlanCheck:
+    """Re-read the live server and check a saved plan against it (see :func:`recheck_plan`)."""
+    from datetime import UTC, datetime
+
+    from jelmore_infra.live.read import read_live
+
+    names = {address.split(".", 2)[1] for address in plan.fingerprints}
+    names |= {c.stream for c in plan.changes}
+    live = await read_live(api, streams=names)
+    return recheck_plan(plan, live, now=datetime.now(UTC))
+
+
+def recheck_plan(plan: Plan, live: LiveState, *, now: datetime) -> SavedPlanCheck:
+    """Check a saved plan against the live state; trust nothing in it but its configs. Pure.
+
+    A plan file is only as trustworthy as its checksum, and a plain checksum can be recomputed
+    by anyone who edits the file. So apply re-derives what matters from the live state:
+
+    - staleness: every fingerprint the plan recorded, and every change's, must match the server;
+    - ownership: a live resource without the ``jelmore.managed-by`` metadata is never deleted or
+      replaced, and is updated only when the update adopts it (its config carries the key);
+    - actions: the plan's configs (``after``) are diffed against the live state again, and every
+      change must get the action the plan states;
+    - gates: the errors and data loss of that fresh diff replace the messages stored in the file.
+    """
+    from jelmore_infra.diff import build_plan
+
+    stale = tuple(_stale(plan, live))
+    if not plan.changes:
+        return SavedPlanCheck(stale, (), replace(plan, messages=()))
+    refusals: list[GateRefusal] = []
+    refused: set[str] = set()
+    for change in plan.changes:
+        config = _config_of(live, change)
+        if config is None or is_managed(config):
+            continue
+        if change.action in (Action.DELETE, Action.REPLACE):
+            verb = "deletes" if change.action is Action.DELETE else "replaces"
+            reason = (
+                f"the plan {verb} {change.address}, which is not managed by jelmore-infra "
+                f"(no {MANAGED_BY_KEY} metadata); apply never deletes or replaces it"
+            )
+        elif not is_managed(change.after or {}):
+            reason = (
+                f"the plan changes {change.address}, which is not managed by jelmore-infra, "
+                "without adopting it"
+            )
+        else:
+            continue
+        refusals.append(GateRefusal(reason, (change.address,)))
+        refused.add(change.address)
+    desired = Topology(
+        streams={
+            c.name: StreamSpec(c.name, dict(c.after))
+            for c in plan.changes
+            if c.kind is Kind.STREAM and c.after is not None
+        },
+        consumers={
+            (c.stream, c.name): ConsumerSpec(c.stream, c.name, dict(c.after))
+            for c in plan.changes
+            if c.kind is Kind.CONSUMER and c.after is not None
+        },
+    )
+    fresh = build_plan(desired, live, targets=[c.address for c in plan.changes], now=now)
+    actions = {c.address: c.action for c in fresh.changes}
+    for change in plan.changes:
+        got = actions.get(change.address, Action.NOOP)
+        if change.address in refused or got is change.action:
+            continue
+        refusals.append(
+            GateRefusal(
+                f"the plan says {change.action.value} {change.address}, but its own config "
+                f"against the live server gives {got.value}: the plan file was edited or made "
+                "by another jelmore-infra; plan again",
+                (change.address,),
+            )
+        )
+    changed = {c.address for c in plan.changes}
+    lost_streams = {
+        c.name
+        for c in plan.changes
+        if c.kind is Kind.STREAM and c.action in (Action.DELETE, Action.REPLACE)
+    }
+
+    def concerns(address: str | None) -> bool:
+        if address is None:
+            return False
+        parts = address.split(".", 2)
+        return address in changed or (parts[0] == "consumer" and parts[1] in lost_streams)
+
+    messages = tuple(
+        m
+        for m in fresh.messages
+        if concerns(m.address) and (m.severity == "error" or m.kind == "data-loss")
+    )
+    return SavedPlanCheck(stale, tuple(refusals), replace(plan, messages=messages))
+
+
+def _config_of(live: LiveState, change: ResourceChange) -> dict[str, Any] | None:
+    if change.kind is Kind.STREAM:
+        stream = live.streams.get(change.name)
+        return stream.config if stream else None
+    consumer = live.consumers.get((change.stream, change.name))
+    return consumer.config if consumer else None
+
+
+def _stale(plan: Plan, live: LiveState) -> list[str]:
+    """Each resource whose live config no longer matches a fingerprint the plan recorded."""
     from jelmore_infra.normalize import fingerprint, normalize_consumer, normalize_stream
 
-    version = parse_version(api.identity.version)
-    names = {address.split(".", 2)[1] for address in plan.fingerprints}
-    streams, consumers = await _live_configs(api, names)
-    stale: list[str] = []
-    for address, recorded in sorted(plan.fingerprints.items()):
+    version = parse_version(live.server.version)
+    recorded = [*plan.fingerprints.items(), *((c.address, c.fingerprint) for c in plan.changes)]
+    stale: dict[str, str] = {}
+    for address, expected in sorted(set(recorded), key=lambda item: item[0]):
+        if address in stale:
+            continue
         parts = address.split(".", 2)
+        stream = live.streams.get(parts[1]) if len(parts) > 1 else None
         if parts[0] == "stream":
-            live = streams.get(parts[1])
-            current = fingerprint(normalize_stream(live, version)) if live else None
+            current = fingerprint(normalize_stream(stream.config, version)) if stream else None
         else:
-            config = consumers.get((parts[1], parts[2]))
+            consumer = live.consumers.get((parts[1], parts[2])) if len(parts) == 3 else None
             current = (
                 fingerprint(
-                    normalize_consumer(config, version, stream_config=streams.get(parts[1]))
+                    normalize_consumer(
+                        consumer.config,
+                        version,
+                        stream_config=stream.config if stream else None,
+                    )
                 )
-                if config
+                if consumer
                 else None
             )
-        if current != recorded:
-            if recorded is None:
+        if current != expected:
+            if expected is None:
                 what = "was created since the plan was made"
             elif current is None:
                 what = "was deleted since the plan was made"
             else:
                 what = "was changed since the plan was made"
-            stale.append(f"{address} {what}")
-    return stale
+            stale[address] = f"{address} {what}"
+    return [stale[a] for a in sorted(stale)]

@@ -2,11 +2,17 @@
 
 ``make_plan`` is load → live read → diff; ``run_apply`` is lock → (re)plan or stale check → gates
 → execute → convergence. The CLI modules only parse options, call these, and render.
+
+:func:`run` turns SIGINT and SIGTERM into one cancellation of the command's coroutine, so its
+``finally`` blocks (closing the connection, releasing the apply lock) always run to the end; more
+signals while that clean-up runs are ignored, and the command then ends as interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
@@ -20,13 +26,47 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def run(coro: Awaitable[T]) -> T:
-    """Run a coroutine from synchronous CLI code."""
-    return asyncio.run(_wrap(coro))
+    """Run a coroutine from synchronous CLI code; KeyboardInterrupt after SIGINT or SIGTERM.
+
+    The first signal cancels the coroutine and its clean-up runs to the end (further signals are
+    ignored meanwhile); only then, outside the event loop, is the interruption raised.
+    """
+    received: list[int] = []
+    try:
+        boxed = asyncio.run(_wrap(coro, received))
+    finally:
+        if received:
+            # The command ends because of a signal: more of them must not cut its last words.
+            for sig in _SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+    if received or boxed is None:
+        raise KeyboardInterrupt
+    return boxed[0]
 
 
-async def _wrap(coro: Awaitable[T]) -> T:
-    return await coro
+async def _wrap(coro: Awaitable[T], received: list[int]) -> tuple[T] | None:
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            main.cancel()
+
+    for sig in _SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        return (await coro,)
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        return None  # run() raises KeyboardInterrupt
 
 
 def target_streams(targets: Sequence[str]) -> set[str] | None:

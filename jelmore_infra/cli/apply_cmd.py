@@ -1,8 +1,11 @@
 """``jelmore-infra apply`` and ``force-unlock``: carry a plan out safely.
 
 ``apply`` without a file plans afresh, shows the plan and asks for ``yes`` on a terminal
-(``--auto-approve`` for CI); ``apply FILE`` carries out a saved plan after checking it is not stale.
-Gates (plan errors, data loss, deletes without a terminal) refuse before anything is sent.
+(``--auto-approve`` for CI); ``apply FILE`` carries out a saved plan after re-checking it against
+the live server (staleness, ownership, actions; :func:`jelmore_infra.apply.recheck_saved_plan`).
+Gates (plan errors, data loss, deletes without a terminal) are computed from the live state and
+refuse before anything is sent. Every exit path releases the apply lock; a run that loses the
+lock (another apply took it over) stops sending and reports what was and was not done.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import ApplyError, JelmoreError, LockError, StalePlanError
 
 if TYPE_CHECKING:
-    from jelmore_infra.apply import ApplyResult
+    from jelmore_infra.apply import ApplyResult, GateRefusal
     from jelmore_infra.live.jsapi import JetStreamAPI
     from jelmore_infra.plan import ResourceChange
 
@@ -111,33 +114,36 @@ def apply(
         from jelmore_infra.apply import (
             apply_plan,
             check_gates,
-            find_stale,
             identity_mismatch,
+            recheck_saved_plan,
         )
         from jelmore_infra.live.lock import ApplyLock
         from jelmore_infra.workflow import plan_with
 
         lock = ApplyLock(api) if use_lock else None
-        if lock is not None:
-            await lock.acquire(timeout=wait)
-            if lock.took_over_from:
-                click.echo(
-                    f"Warning: took over the apply lock of a crashed apply: {lock.took_over_from}",
-                    err=True,
-                )
         try:
+            if lock is not None:
+                await lock.acquire(timeout=wait)
+                if lock.took_over_from:
+                    click.echo(
+                        "Warning: took over the apply lock of a crashed apply: "
+                        f"{lock.took_over_from}",
+                        err=True,
+                    )
+            refused: list[GateRefusal] = []
             if saved is not None:
                 plan = saved
                 mismatch = identity_mismatch(plan, api)
                 if mismatch:
                     raise StalePlanError(f"plan was made against another server: {mismatch}")
-                stale = await find_stale(api, plan)
-                if stale:
-                    raise StalePlanError("plan is stale: " + "; ".join(stale))
+                check = await recheck_saved_plan(api, plan)
+                if check.stale:
+                    raise StalePlanError("plan is stale: " + "; ".join(check.stale))
                 print_plan(ctx, plan, as_json=False, markdown=False)
+                refused, gated = list(check.refusals), check.plan
             else:
                 assert topology is not None
-                plan = await plan_with(api, topology, targets)
+                plan = gated = await plan_with(api, topology, targets)
                 print_plan(ctx, plan, as_json=False, markdown=False)
             if plan.errors:
                 raise ApplyError(
@@ -156,12 +162,7 @@ def apply(
                         "apply needs confirmation: run it in a terminal, or pass --auto-approve "
                         "(nothing was changed)"
                     )
-                answer = click.prompt(
-                    f"\n{PROMPT}",
-                    default="",
-                    show_default=False,
-                    prompt_suffix="\n  Enter a value: ",
-                )
+                answer = await _ask(f"\n{PROMPT}\n  Enter a value: ")
                 if answer.strip() != "yes":
                     raise ApplyError("Apply cancelled: nothing was changed.")
                 interactive = True
@@ -172,12 +173,12 @@ def apply(
                 allow_destroy=allow_destroy,
                 interactive=interactive,
             )
-            refusals = check_gates(plan, gates)
+            refusals = refused + check_gates(gated, gates)
             if refusals:
                 raise ApplyError(
                     "apply refused, nothing was changed: " + "; ".join(r.reason for r in refusals)
                 )
-            result = await apply_plan(api, plan, progress=_progress(ctx))
+            result = await apply_plan(api, plan, progress=_progress(ctx), lease=lock)
             state["result"] = result
             return _report(ctx, result)
         finally:
@@ -193,6 +194,46 @@ def apply(
         if result is not None:
             _report(ctx, result)
         raise exc
+
+
+async def _ask(question: str) -> str:
+    """Show ``question`` and read one answer line from the terminal through the event loop.
+
+    A blocking ``input()`` would stop the loop, so SIGINT and SIGTERM would wait for Enter; read
+    this way, a signal cancels the apply at once and the lock is released. End of input aborts.
+    """
+    import asyncio
+    import os
+
+    sys.stdout.write(question)
+    sys.stdout.flush()
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+    line: asyncio.Future[str | None] = loop.create_future()
+    buffer = bytearray()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            chunk = b""
+        if line.done():
+            return
+        if not chunk:
+            line.set_result(None)  # end of input
+            return
+        buffer.extend(chunk)
+        if b"\n" in buffer:
+            line.set_result(bytes(buffer).split(b"\n", 1)[0].decode(errors="replace"))
+
+    loop.add_reader(fd, readable)
+    try:
+        answer = await line
+    finally:
+        loop.remove_reader(fd)
+    if answer is None:
+        raise click.Abort
+    return answer
 
 
 def _progress(ctx: click.Context) -> Any:
@@ -216,13 +257,15 @@ def _progress(ctx: click.Context) -> Any:
 
 def _report(ctx: click.Context, result: ApplyResult) -> int:
     failed = result.failed
-    if failed is None and not result.convergence_errors:
+    if result.ok:
         click.echo(f"\nApply complete! {result.summary_line()}")
         return 0
     lines: list[str] = []
-    if failed is not None:
+    if failed is not None or result.lock_lost:
         done = [s.change.address for s in result.steps if s.status == "done"]
         skipped = [s.change.address for s in result.steps if s.status == "not attempted"]
+        if result.lock_lost:
+            lines.append(f"apply stopped: {result.lock_lost}; nothing more was sent")
         for step in (s for s in result.steps if s.status == "failed"):
             lines.append(
                 f"apply stopped: {step.change.address} ({step.change.action.value}) failed: "
@@ -231,7 +274,9 @@ def _report(ctx: click.Context, result: ApplyResult) -> int:
         lines.append(f"  done: {', '.join(done) if done else 'nothing'}")
         lines.append(f"  not attempted: {', '.join(skipped) if skipped else 'nothing'}")
         lines.append(
-            "  Re-run apply once the cause is fixed; it continues from the server's state."
+            "  Let the other apply finish, then plan again."
+            if result.lock_lost
+            else "  Re-run apply once the cause is fixed; it continues from the server's state."
         )
     for problem in result.convergence_errors:
         lines.append(problem)
@@ -239,6 +284,8 @@ def _report(ctx: click.Context, result: ApplyResult) -> int:
 
     click.echo("\n".join(["", *map(escape_controls, lines)]), err=True)
     click.echo(f"Apply incomplete. {result.summary_line()}", err=True)
+    if result.lock_lost:
+        raise ApplyError(f"apply stopped: {result.lock_lost}")
     raise ApplyError(
         "apply did not converge"
         if failed is None

@@ -88,7 +88,7 @@ def plan(
         raise click.UsageError("choose one of --json and --markdown")
     check_targets(targets)
     short_lived()
-    from jelmore_infra.planfile import write_plan_file
+    from jelmore_infra.planfile import KEY_ENV, plan_key, write_plan_file
     from jelmore_infra.topology import load_topology
     from jelmore_infra.workflow import plan_with, run, with_api
 
@@ -98,8 +98,10 @@ def plan(
     if out:
         write_plan_file(out, result)
         if not as_json:
+            signed = f" (signed with {KEY_ENV})" if plan_key() is not None else ""
             click.echo(
-                f"Saved the plan to {out}. Apply it with: jelmore-infra apply {out}", err=True
+                f"Saved the plan to {out}{signed}. Apply it with: jelmore-infra apply {out}",
+                err=True,
             )
     if result.errors:
         click.echo(

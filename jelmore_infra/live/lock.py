@@ -2,9 +2,18 @@
 
 The lease is the key ``apply`` in bucket :data:`jelmore_infra.model.LOCK_BUCKET`, written
 create-only (``Nats-Expected-Last-Subject-Sequence: 0``) with the holder's host, pid, user and start
-time. The bucket's ``max_age`` is the lease TTL, so a crashed holder's lease expires on its own; a
-live holder renews it (compare-and-set on its own sequence) well before then. Releasing purges the
-key only while it is still ours. The bucket is never shown in plans.
+time, and a random token naming this one lease. The bucket's ``max_age`` is the lease TTL
+(``JELMORE_LOCK_TTL`` seconds, default 60), so a crashed holder's lease expires on its own; a live
+holder renews it (compare-and-set on its own sequence) every third of the TTL.
+
+Fencing: the key's sequence is the lease's fencing token. Every renewal is an update that expects
+the sequence this holder last wrote, so it fails once anyone else has written the key. Before each
+mutating request apply calls :meth:`ApplyLock.ensure_held`: when the last confirmed renewal is
+older than half the TTL (the process was paused, the renewals failed) it renews at once, and a
+renewal that finds the key moved on raises :class:`LockLost`. Nothing more is sent after that.
+
+Releasing purges the key only while it still holds this lease's token. The bucket is never shown
+in plans.
 
 Talks to the server only through :class:`jelmore_infra.live.jsapi.JetStreamAPI`.
 """
@@ -17,6 +26,7 @@ import contextlib
 import getpass
 import json
 import os
+import secrets
 import socket
 import time
 from dataclasses import dataclass
@@ -42,6 +52,8 @@ class Holder:
     user: str
     started: str
     seq: int = 0
+    #: The random token of the lease (empty for a lease written by an older jelmore-infra).
+    token: str = ""
 
     def describe(self, now: float | None = None) -> str:
         return f"{self.user}@{self.host} (pid {self.pid}, since {self.started})"
@@ -135,6 +147,7 @@ async def current_holder(api: JetStreamAPI) -> Holder | None:
             user=str(body.get("user", "?")),
             started=str(body.get("started", "?")),
             seq=int(message.get("seq", 0)),
+            token=str(body.get("token", "")),
         )
     except (ValueError, TypeError):
         return Holder("?", 0, "?", "?", int(message.get("seq", 0)))
@@ -157,16 +170,39 @@ async def _purge(api: JetStreamAPI) -> None:
     await api.request(f"STREAM.PURGE.{LOCK_STREAM}", {"filter": _SUBJECT})
 
 
+class LockLost(LockError):
+    """This apply no longer holds the lock: another apply took it over, or its lease expired."""
+
+
+def _ttl_from_env() -> float:
+    value = os.environ.get("JELMORE_LOCK_TTL")
+    if not value:
+        return DEFAULT_TTL
+    try:
+        ttl = float(value)
+    except ValueError:
+        ttl = 0.0
+    if not ttl > 0 or ttl != ttl or ttl == float("inf"):
+        raise LockError(f"JELMORE_LOCK_TTL must be a positive number of seconds, not {value!r}")
+    return ttl
+
+
 class ApplyLock:
     """The apply lease for one ``apply`` run."""
 
     def __init__(self, api: JetStreamAPI, *, ttl: float | None = None) -> None:
         self.api = api
-        env = os.environ.get("JELMORE_LOCK_TTL")
-        self.ttl = ttl if ttl is not None else float(env) if env else DEFAULT_TTL
-        self.me = _me()
+        self.ttl = ttl if ttl is not None else _ttl_from_env()
+        self.token = secrets.token_hex(8)
+        self.me = {**_me(), "token": self.token}
+        #: The key's sequence this holder last wrote: the fencing token (None: not held).
         self.seq: int | None = None
         self._renewer: asyncio.Task[None] | None = None
+        #: Monotonic time at which the last successful write of the lease was sent.
+        self._confirmed = 0.0
+        #: Why the lease was lost (None: not lost).
+        self.lost: str | None = None
+        self._writing = asyncio.Lock()
         #: Set when the lease of a crashed apply on this machine was taken over.
         self.took_over_from: str | None = None
 
@@ -175,9 +211,11 @@ class ApplyLock:
         await _ensure_bucket(self.api, self.ttl)
         deadline = time.monotonic() + timeout
         while True:
+            sent = time.monotonic()
             seq = await _put(self.api, self.me, 0)
             if seq is not None:
                 self.seq = seq
+                self._confirmed = sent
                 self._renewer = asyncio.create_task(self._renew())
                 return
             holder = await current_holder(self.api)
@@ -195,32 +233,84 @@ class ApplyLock:
                 )
             await asyncio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
-    async def _renew(self) -> None:
-        while self.seq is not None:
-            await asyncio.sleep(self.ttl / 3)
+    def _fresh(self) -> bool:
+        """Whether the last confirmed write leaves at least half the TTL of the lease."""
+        return time.monotonic() - self._confirmed < self.ttl / 2
+
+    async def ensure_held(self) -> None:
+        """Return only while this apply surely holds the lease; LockLost otherwise.
+
+        Cheap while the renewals keep up; renews at once when the last one is older than half
+        the TTL (the process was paused, or the renewals failed).
+        """
+        if self.lost is not None:
+            raise LockLost(self.lost)
+        if self.seq is not None and self._fresh():
+            return
+        await self._extend(force=False)
+
+    async def confirm(self) -> None:
+        """Renew the lease now (a round trip to the server); LockLost if it is no longer ours."""
+        await self._extend(force=True)
+
+    async def _extend(self, *, force: bool) -> None:
+        async with self._writing:
+            if self.lost is not None:
+                raise LockLost(self.lost)
             if self.seq is None:
-                return
-            try:
+                raise LockLost("lost the apply lock: this apply does not hold it")
+            if not force and self._fresh():
+                return  # another task renewed it while this one waited
+            for _ in range(2):
+                sent = time.monotonic()
                 new = await _put(self.api, self.me, self.seq)
-            except Exception:
-                continue
-            if new is None:  # someone force-unlocked us
-                self.seq = None
+                if new is not None:
+                    self.seq = new
+                    self._confirmed = sent
+                    return
+                holder = await current_holder(self.api)
+                if holder is None or holder.token != self.token:
+                    break
+                # Our own earlier renewal landed but its reply was lost: carry on from it.
+                self.seq = holder.seq
+            age = time.monotonic() - self._confirmed
+            if holder is not None and holder.token != self.token:
+                why = f"another apply took it over ({holder.describe()})"
+            else:
+                why = (
+                    f"its lease expired (last renewed {age:.0f}s ago, TTL {self.ttl:g}s) or it "
+                    "was removed with force-unlock"
+                )
+            self.lost = f"lost the apply lock: {why}"
+            raise LockLost(self.lost)
+
+    async def _renew(self) -> None:
+        while self.seq is not None and self.lost is None:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self._extend(force=True)
+            except LockLost:
                 return
-            self.seq = new
+            except Exception:  # transient: ensure_held renews at once when the lease ages
+                continue
 
     async def release(self) -> None:
-        seq, self.seq = self.seq, None
+        """Stop renewing and remove the lease if it is still this apply's (safe to call always).
+
+        The lease is recognised by its token, so an apply interrupted while its first write was
+        in flight still removes it, and a lease another apply took over is never touched.
+        """
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._renewer
             self._renewer = None
-        if seq is None:
+        self.seq = None
+        if self.lost is not None:
             return
         with contextlib.suppress(Exception):
             holder = await current_holder(self.api)
-            if holder is not None and holder.seq == seq:
+            if holder is not None and holder.token == self.token:
                 await _purge(self.api)
 
 

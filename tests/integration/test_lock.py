@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import pty
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +18,14 @@ import pytest
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import LockError
 from jelmore_infra.live.jsapi import JetStreamAPI
-from jelmore_infra.live.lock import ApplyLock, current_holder, force_unlock
+from jelmore_infra.live.lock import (
+    ApplyLock,
+    Holder,
+    LockLost,
+    _put,
+    current_holder,
+    force_unlock,
+)
 from tests.support import raw
 from tests.support.cli import REPO, assert_clean_error, copy_topology, run_cli
 from tests.support.natsserver import NatsServer
@@ -117,6 +129,63 @@ async def test_force_unlock_removes_the_lease(nats_server: NatsServer) -> None:
         held.seq = None
     finally:
         await api.close()
+
+
+async def test_a_holder_whose_lease_was_taken_over_finds_out_before_its_next_request(
+    nats_server: NatsServer,
+) -> None:
+    api = await _api(nats_server.url)
+    try:
+        first = ApplyLock(api, ttl=30.0)
+        await first.acquire()
+        await first.ensure_held()  # fresh: no round trip needed
+        await force_unlock(api)
+        second = ApplyLock(api, ttl=30.0)
+        await second.acquire()
+        with pytest.raises(LockLost, match=r"another apply took it over \(.*pid \d+"):
+            await first.confirm()
+        with pytest.raises(LockLost):
+            await first.ensure_held()
+        await first.release()  # must leave the new holder's lease alone
+        holder = await current_holder(api)
+        assert holder is not None and holder.token == second.token
+        await second.release()
+        assert await current_holder(api) is None
+    finally:
+        await api.close()
+
+
+async def test_a_renewal_whose_reply_was_lost_does_not_lose_the_lease(
+    nats_server: NatsServer,
+) -> None:
+    api = await _api(nats_server.url)
+    try:
+        lock = ApplyLock(api, ttl=30.0)
+        await lock.acquire()
+        assert lock.seq is not None
+        # A renewal reached the server but its reply never came back: the key moved on.
+        landed = await _put(api, lock.me, lock.seq)
+        assert landed is not None and landed != lock.seq
+        await lock.confirm()
+        assert lock.lost is None and lock.seq is not None and lock.seq > landed
+        await lock.release()
+        assert await current_holder(api) is None
+    finally:
+        await api.close()
+
+
+def test_a_bad_lock_ttl_is_a_clear_error(nats_server: NatsServer, tmp_path: Path) -> None:
+    proc = run_cli(
+        "apply",
+        "-s",
+        nats_server.url,
+        "--topology",
+        str(copy_topology(tmp_path)),
+        "--auto-approve",
+        env={"JELMORE_LOCK_TTL": "soon"},
+    )
+    assert_clean_error(proc)
+    assert "JELMORE_LOCK_TTL must be a positive number of seconds" in proc.stderr
 
 
 def test_apply_fails_while_another_holds_the_lock_and_lock_false_skips_it(
@@ -250,3 +319,209 @@ def test_apply_waits_up_to_lock_timeout_then_names_the_holder(
     bad = run_cli("apply", "-s", nats_server.url, "--topology", str(topo), "--lock-timeout", "soon")
     assert_clean_error(bad)
     assert "--lock-timeout" in bad.stderr
+
+
+def _many_streams(tmp_path: Path, count: int) -> Path:
+    topo = tmp_path / "many"
+    topo.mkdir()
+    lines = ["streams:"]
+    for i in range(count):
+        lines += [f"  S{i:03d}:", f"    subjects: [s{i:03d}.>]", "    storage: memory"]
+    (topo / "many.yaml").write_text("\n".join(lines) + "\n")
+    return topo
+
+
+def _start_apply(url: str, topology: Path, **env: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jelmore_infra",
+            "apply",
+            "-s",
+            url,
+            "--topology",
+            str(topology),
+            "--auto-approve",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "NO_COLOR": "1", **env},
+    )
+
+
+def _read_stderr(proc: subprocess.Popen[bytes], until: bytes | None, timeout: float) -> bytes:
+    """Read the process's stderr until ``until`` appears (None: until nothing more is waiting)."""
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0 if until is None else 0.2)
+        if not ready:
+            if until is None:
+                return data
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+        if until is not None and until in data:
+            return data
+    if until is None:
+        return data
+    raise AssertionError(f"{until!r} never appeared on stderr: {data.decode(errors='replace')}")
+
+
+def _started(stderr: bytes) -> set[str]:
+    """Stream names whose create the apply announced (it announces a step before sending it)."""
+    return {
+        line.split(":")[0].removeprefix("stream.")
+        for line in stderr.decode().splitlines()
+        if line.endswith("Creating...")
+    }
+
+
+async def test_an_apply_paused_past_its_lease_sends_nothing_after_another_takes_the_lock(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    url = nats_server.url
+    count = 400
+    proc = _start_apply(url, _many_streams(tmp_path, count), JELMORE_LOCK_TTL="2")
+    api = await _api(url)
+    other = ApplyLock(api, ttl=2.0)
+    try:
+        before = _read_stderr(proc, b"Creating...\n", timeout=60)
+        os.kill(proc.pid, signal.SIGSTOP)
+        # The paused apply cannot renew: its lease expires and another apply takes the lock.
+        await other.acquire(timeout=60)
+        before += _read_stderr(proc, None, timeout=5)  # all it wrote before it was paused
+        started = _started(before)
+        assert 0 < len(started) < count, "the apply was paused too late to test anything"
+        os.kill(proc.pid, signal.SIGCONT)
+        rest = b""
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            rest += _read_stderr(proc, None, timeout=1)
+            await asyncio.sleep(0.05)
+        rest += _read_stderr(proc, None, timeout=5)
+        err = rest.decode()
+        assert proc.returncode == 1, (before + rest).decode()
+        assert "Creating..." not in err, err  # no step started after it resumed
+        created = {n for n in await asyncio.to_thread(raw.stream_names, url) if n.startswith("S")}
+        assert created <= started
+        assert "lost the apply lock: another apply took it over" in err
+        assert f"pid {os.getpid()}" in err
+        assert "not attempted:" in err
+        assert "Traceback" not in err
+        holder = await current_holder(api)
+        assert holder is not None and holder.token == other.token  # the lock it lost stays
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+        proc.wait()
+        await other.release()
+        await api.close()
+
+
+@pytest.mark.parametrize(
+    "signals", [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM,)], ids=["double-SIGINT", "SIGTERM"]
+)
+def test_an_interrupted_apply_releases_the_lock_quietly(
+    nats_server: NatsServer, tmp_path: Path, signals: tuple[int, ...]
+) -> None:
+    proc = _start_apply(nats_server.url, _many_streams(tmp_path, 400))
+    try:
+        _read_stderr(proc, b"Creating...\n", timeout=60)
+        for n, sig in enumerate(signals):
+            if n:
+                time.sleep(0.01)  # the second Ctrl-C 10 ms after the first
+            os.kill(proc.pid, sig)
+        _, err_bytes = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = err_bytes.decode()
+    assert proc.returncode == 1, err
+    assert err.rstrip().endswith("Aborted.")
+    assert "Task was destroyed" not in err
+    assert "Traceback" not in err
+
+    async def holder() -> Holder | None:
+        api = await _api(nats_server.url)
+        try:
+            return await current_holder(api)
+        finally:
+            await api.close()
+
+    assert asyncio.run(holder()) is None
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGINT,), (signal.SIGINT, signal.SIGINT), (signal.SIGTERM,)],
+    ids=["SIGINT", "double-SIGINT", "SIGTERM"],
+)
+def test_a_signal_at_the_confirmation_prompt_aborts_at_once_and_releases_the_lock(
+    nats_server: NatsServer, tmp_path: Path, signals: tuple[int, ...]
+) -> None:
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jelmore_infra",
+            "apply",
+            "-s",
+            nats_server.url,
+            "--topology",
+            str(copy_topology(tmp_path)),
+        ],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        cwd=REPO,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    os.close(secondary)
+    out = b""
+    deadline = time.monotonic() + 60
+    interrupted = False
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                with contextlib.suppress(OSError):
+                    out += os.read(main, 65536)
+            if not interrupted and b"Enter a value:" in out:
+                for n, sig in enumerate(signals):
+                    if n:
+                        time.sleep(0.01)  # the second Ctrl-C 10 ms after the first
+                    os.kill(proc.pid, sig)
+                interrupted = True
+        # No answer is ever typed: the prompt must give way to the signal on its own.
+        assert proc.wait(timeout=30) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        with contextlib.suppress(OSError):
+            out += os.read(main, 65536)
+        os.close(main)
+    text = out.decode(errors="replace")
+    assert interrupted, text
+    assert "Aborted." in text
+    assert "Traceback" not in text and "Task was destroyed" not in text
+
+    async def holder() -> Holder | None:
+        api = await _api(nats_server.url)
+        try:
+            return await current_holder(api)
+        finally:
+            await api.close()
+
+    assert asyncio.run(holder()) is None
+    assert "JELMORE" not in raw.stream_names(nats_server.url)
