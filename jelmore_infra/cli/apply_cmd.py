@@ -125,9 +125,11 @@ def apply(
             if lock is not None:
                 await lock.acquire(timeout=wait)
                 if lock.took_over_from:
+                    from jelmore_infra.render.controls import escape_controls
+
                     click.echo(
                         "Warning: took over the apply lock of a crashed apply: "
-                        f"{lock.took_over_from}",
+                        f"{escape_controls(lock.took_over_from)}",
                         err=True,
                     )
             refused: list[GateRefusal] = []
@@ -309,5 +311,7 @@ def force_unlock(assume_yes: bool, settings: ConnectionSettings) -> int:
     if holder is None:
         click.echo("No apply lock was held.")
     else:
-        click.echo(f"Removed the apply lock held by {holder}.")
+        from jelmore_infra.render.controls import escape_controls
+
+        click.echo(f"Removed the apply lock held by {escape_controls(holder)}.")
     return 0

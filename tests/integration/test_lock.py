@@ -525,3 +525,17 @@ def test_a_signal_at_the_confirmation_prompt_aborts_at_once_and_releases_the_loc
 
     assert asyncio.run(holder()) is None
     assert "JELMORE" not in raw.stream_names(nats_server.url)
+
+
+def test_a_lock_holder_with_control_characters_is_shown_escaped(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jelmore_infra.live import lock as lock_module
+
+    me = lock_module._me()
+    monkeypatch.setattr(lock_module, "_me", lambda: {**me, "user": "evil\x1b[2J\x07"})
+    _hold_lock(nats_server.url)
+    proc = run_cli("force-unlock", "--yes", "-s", nats_server.url)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout + proc.stderr
+    assert "evil\\x1b[2J\\x07@" in proc.stdout
