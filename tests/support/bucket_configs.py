@@ -19,6 +19,7 @@ cannot silently rot.
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 S = 1_000_000_000
@@ -160,6 +161,19 @@ NATS_GO: dict[str, dict[str, Any]] = {
         "placement": {"cluster": ""},
     },
 }
+
+
+def fact_versions() -> tuple[str, ...]:
+    """Server versions the server-fact tests run on: 2.10.26 and 2.15.1 unless
+    ``JELMORE_FACT_VERSIONS`` says ``all`` (every supported version) or lists some."""
+    from tests.support.natsserver import SUPPORTED_VERSIONS
+
+    wanted = os.environ.get("JELMORE_FACT_VERSIONS", "").strip()
+    if wanted == "all":
+        return SUPPORTED_VERSIONS
+    if wanted:
+        return tuple(v.strip() for v in wanted.split(",") if v.strip())
+    return ("2.10.26", "2.15.1")
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
