@@ -452,6 +452,25 @@ async def test_a_ttl_under_two_minutes_caps_an_omitted_duplicate_window_unless_p
         await api(nc, f"STREAM.DELETE.{name}")
 
 
+async def test_a_nats_go_shaped_update_of_a_nats_py_bucket_is_refused_from_2_11(
+    server: NatsServer, nc: Client
+) -> None:
+    """nats.go (``nats kv edit``) leaves ``allow_msg_ttl`` out unless limit markers are on, which
+    would switch off the message TTLs nats-py turned on: a one-way flag."""
+    version = version_of(server)
+    bucket = unique("pyedit")
+    await nc.jetstream().create_key_value(bucket=bucket)
+    try:
+        reply = await update(nc, go_kv(bucket, version, max_msgs_per_subject=3))
+        if vt(server) >= bc.API_LEVEL_1_SINCE:
+            assert err_code(reply) == STREAM_INVALID_CONFIG, reply
+            assert "message TTL" in reply["error"]["description"]
+        else:
+            assert err_code(reply) is None, reply
+    finally:
+        await api(nc, f"STREAM.DELETE.KV_{bucket}")
+
+
 # -- what limit changes do to stored data ---------------------------------------------------------
 
 
