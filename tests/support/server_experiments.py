@@ -7,6 +7,7 @@ the test harness and prints what it saw. Run from the repository root::
     JELMORE_SERVER_CACHE=.cache/nats-server python tests/support/server_experiments.py copy-time
     ... server_experiments.py compression   # what an in-place compression change does to blocks
     ... server_experiments.py ttl-restart   # a per-message TTL restarts when a source copies it
+    ... server_experiments.py limits        # smaller facts of docs/buckets.md
 
 ``--versions 2.10.26,2.15.1`` picks the servers (default: the oldest and the newest supported).
 """
@@ -27,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import nats  # noqa: E402
+import nats.js.errors  # noqa: E402
 
 from tests.support.natsserver import NatsServer, binary_for  # noqa: E402
 
@@ -140,7 +142,63 @@ async def ttl_restart(version: str) -> None:
         await nc.close()
 
 
-EXPERIMENTS = {"copy-time": copy_time, "compression": compression, "ttl-restart": ttl_restart}
+async def limits(version: str) -> None:
+    """Smaller facts: discard old under a lower max_bytes, a lower ttl, cross-client creates,
+    limit markers on a mirror."""
+    from tests.support import bucket_configs as bc
+
+    with NatsServer(binary=binary_for(version)) as server:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        kv = await js.create_key_value(bucket="old", history=10)
+        for i in range(10):
+            await kv.put(f"k{i}", b"x" * 1000)
+        config = (await _api(nc, "STREAM.INFO.KV_old"))["config"]
+        await _api(nc, "STREAM.UPDATE.KV_old", {**config, "discard": "old", "max_bytes": 3000})
+        print(
+            f"{version} discard old, max_bytes 10 KB -> 3000: {await _count(nc, 'KV_old')} of 10 left"
+        )
+
+        kv = await js.create_key_value(bucket="ttl")
+        await kv.put("k", b"v")
+        await asyncio.sleep(1.2)
+        config = (await _api(nc, "STREAM.INFO.KV_ttl"))["config"]
+        await _api(nc, "STREAM.UPDATE.KV_ttl", {**config, "max_age": S, "duplicate_window": S})
+        started = time.monotonic()
+        while await _count(nc, "KV_ttl") and time.monotonic() - started < 10:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        print(
+            f"{version} ttl lowered to 1 s: a 1.2 s old value gone after {time.monotonic() - started:.1f} s"
+        )
+
+        go_body = bc.nats_go_request("kv_min", version)
+        go_body.update(name="KV_gob", subjects=["$KV.gob.>"])
+        await _api(nc, "STREAM.CREATE.KV_gob", go_body)
+        try:
+            await js.create_key_value(bucket="gob")
+            print(f"{version} nats-py create on a nats.go bucket: accepted")
+        except nats.js.errors.APIError as exc:
+            print(f"{version} nats-py create on a nats.go bucket: {exc.err_code} {exc.description}")
+        await js.create_key_value(bucket="pyb")
+        go_body.update(name="KV_pyb", subjects=["$KV.pyb.>"])
+        reply = await _api(nc, "STREAM.CREATE.KV_pyb", go_body)
+        print(f"{version} nats.go create on a nats-py bucket: {reply.get('error') or 'accepted'}")
+
+        if version >= "2.11":
+            mirror = bc.nats_go_request("kv_mirror", version)
+            mirror.update(mirror={"name": "KV_gob"}, allow_msg_ttl=True)
+            mirror["subject_delete_marker_ttl"] = 5 * S
+            reply = await _api(nc, f"STREAM.CREATE.{mirror['name']}", mirror)
+            print(f"{version} limit markers on a mirror: {reply.get('error') or 'accepted'}")
+        await nc.close()
+
+
+EXPERIMENTS = {
+    "copy-time": copy_time,
+    "compression": compression,
+    "ttl-restart": ttl_restart,
+    "limits": limits,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
