@@ -335,6 +335,9 @@ async def test_catch_up_is_told_by_counts_and_the_last_copied_origin_sequence(nc
     try:
         origin_state = await state(nc, a)
         assert (origin_state["messages"], origin_state["last_seq"]) == (4, 6)  # last_seq is a gap
+        # There is no "newest message of the stream" lookup to find the last stored one.
+        newest = await api(nc, f"STREAM.MSG.GET.{a}", {"last_by_subj": ">"})
+        assert newest["error"]["err_code"] == 10037
         await source_stream(nc, b, a)
         await wait_count(nc, b, origin_state["messages"])
         copy_state = await state(nc, b)

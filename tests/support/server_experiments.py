@@ -8,6 +8,8 @@ the test harness and prints what it saw. Run from the repository root::
     ... server_experiments.py compression   # what an in-place compression change does to blocks
     ... server_experiments.py ttl-restart   # a per-message TTL restarts when a source copies it
     ... server_experiments.py limits        # smaller facts of docs/buckets.md
+    ... server_experiments.py stale-source  # a copy still sourcing a re-created name
+    ... server_experiments.py cluster-reuse # delete and re-create a name in a cluster
 
 ``--versions 2.10.26,2.15.1`` picks the servers (default: the oldest and the newest supported).
 """
@@ -193,11 +195,63 @@ async def limits(version: str) -> None:
         await nc.close()
 
 
+async def stale_source(version: str) -> None:
+    """A copy T still sourcing "A" after A was deleted and re-created: does T copy the new A?"""
+    with NatsServer(binary=binary_for(version)) as server:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await _api(nc, "STREAM.CREATE.A", {"name": "A", "subjects": ["a.>"]})
+        for i in range(3):
+            await js.publish(f"a.{i}", b"old")
+        await _api(nc, "STREAM.CREATE.T", {"name": "T", "sources": [{"name": "A"}]})
+        while await _count(nc, "T") < 3:  # noqa: ASYNC110 - polls the server
+            await asyncio.sleep(0.01)
+        await _api(nc, "STREAM.DELETE.A")
+        await _api(nc, "STREAM.CREATE.A", {"name": "A", "subjects": ["a.>"]})
+        for i in range(5):
+            await js.publish(f"a.n{i}", b"new")
+        started = time.monotonic()
+        while await _count(nc, "T") == 3 and time.monotonic() - started < 120:  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1)
+        print(
+            f"{version} T held 3, then {await _count(nc, 'T')} after "
+            f"{time.monotonic() - started:.0f} s (the new A holds 5)"
+        )
+        await nc.close()
+
+
+async def cluster_reuse(version: str) -> None:
+    """Delete a stream and create it again at once in a 3-node cluster, R1 and R3."""
+    from tests.support.natsserver import NatsCluster
+
+    with NatsCluster(binary=binary_for(version)) as cluster:
+        nc = await nats.connect(servers=cluster.urls)
+        js = nc.jetstream()
+        for replicas in (1, 3):
+            body = {"name": "A", "subjects": ["a.>"], "num_replicas": replicas}
+            await _api(nc, "STREAM.CREATE.A", body)
+            await js.publish("a.1", b"x")
+            started = time.monotonic()
+            deleted = await _api(nc, "STREAM.DELETE.A")
+            created = await _api(nc, "STREAM.CREATE.A", body)
+            took = time.monotonic() - started
+            ack = await js.publish("a.1", b"y", timeout=5)
+            print(
+                f"{version} R{replicas}: delete {deleted.get('success')}, create again "
+                f"{created.get('error') or 'accepted'} in {took:.3f} s; next publish seq {ack.seq}"
+            )
+            await _api(nc, "STREAM.DELETE.A")
+        await nc.close()
+
+
 EXPERIMENTS = {
     "copy-time": copy_time,
     "compression": compression,
     "ttl-restart": ttl_restart,
     "limits": limits,
+    "stale-source": stale_source,
+    "cluster-reuse": cluster_reuse,
 }
 
 
