@@ -288,6 +288,10 @@ CHANGES = [
     Change("deny_delete off", _set(deny_delete=False), refused=STREAM_INVALID_CONFIG),
     Change("discard old", _set(discard="old")),
     Change(
+        "subjects swapped for a placeholder",
+        lambda c: c.update(subjects=[f"frozen.{c['name']}"]),
+    ),
+    Change(
         "sources added",
         _set(
             sources=[

@@ -259,12 +259,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
     parser.add_argument("--versions", default="2.10.26,2.15.1")
+    parser.add_argument("--count", type=int, default=10_000, help="messages for copy-time")
     args = parser.parse_args(argv)
     for version in args.versions.split(","):
         if args.experiment == "ttl-restart" and version.startswith("2.10."):
             print(f"{version}: no per-message TTLs before 2.11")
             continue
-        asyncio.run(EXPERIMENTS[args.experiment](version))
+        if args.experiment == "copy-time":
+            asyncio.run(copy_time(version, count=args.count))
+        else:
+            asyncio.run(EXPERIMENTS[args.experiment](version))
     return 0
 
 
