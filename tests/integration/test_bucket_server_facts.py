@@ -475,6 +475,22 @@ async def test_a_nats_go_shaped_update_of_a_nats_py_bucket_is_refused_from_2_11(
         await api(nc, f"STREAM.DELETE.KV_{bucket}")
 
 
+async def test_a_mirror_never_and_a_sourcing_stream_from_2_14_gets_no_default_window(
+    server: NatsServer, nc: Client
+) -> None:
+    origin, mirror, sourcing = unique("WO"), unique("WM"), unique("WS")
+    await create(nc, {"name": origin, "subjects": [f"{origin}.>"]})
+    try:
+        mirrored = await create(nc, {"name": mirror, "mirror": {"name": origin}})
+        assert "duplicate_window" not in mirrored["config"]
+        sourced = await create(nc, {"name": sourcing, "sources": [{"name": origin}]})
+        window = sourced["config"].get("duplicate_window")
+        assert window == (None if vt(server) >= (2, 14, 0) else 120 * S)
+    finally:
+        for name in (sourcing, mirror, origin):
+            await api(nc, f"STREAM.DELETE.{name}")
+
+
 # -- what limit changes do to stored data ---------------------------------------------------------
 
 
