@@ -266,7 +266,12 @@ class NatsCluster:
     def url(self) -> str:
         return ",".join(self.urls)
 
-    def start(self, timeout: float = 30.0) -> NatsCluster:
+    def start(self, timeout: float = 90.0) -> NatsCluster:
+        """Start every node, then wait for all to be healthy and agree on a meta leader.
+
+        The deadline is generous because a young cluster on a loaded 2-core machine was seen to
+        need more than 30 s to elect its meta leader; a healthy start takes about a second.
+        """
         self._tmp = tempfile.TemporaryDirectory(prefix="jelmore-cluster-")
         cluster_ports = [free_port() for _ in range(self.size)]
         routes = ", ".join(f'"nats://127.0.0.1:{p}"' for p in cluster_ports)
