@@ -21,7 +21,6 @@ import pytest
 
 from jelmore_infra import runtime
 from jelmore_infra.runtime import metrics
-from jelmore_infra.runtime.bus import get_bus
 from jelmore_infra.runtime.envelope import build_event, wire_size
 from jelmore_infra.runtime.publish import Outcome
 from tests.support.natsserver import NatsServer, binary_for
@@ -211,7 +210,7 @@ async def test_a_message_over_the_servers_max_payload_is_refused_at_once_with_th
 async def test_the_size_limit_counts_the_headers_like_the_server_does(url: str) -> None:
     """An event of exactly ``max_payload`` bytes with its headers is stored; one byte more is
     refused before it is sent (the server would refuse it and close the connection)."""
-    bus = get_bus()
+    bus = runtime.default_runtime().bus
     await bus.connect()
     limit = bus.max_payload
     assert limit is not None
