@@ -60,6 +60,11 @@ class RuntimeCore:
 
     # -- the shared dead-letter router -----------------------------------------------------------
 
+    @property
+    def router(self) -> DeadLetterRouter | None:
+        """The dead-letter router this runtime's consumer groups share (``None`` when none runs)."""
+        return self._router
+
     async def acquire_router(self) -> DeadLetterRouter | None:
         """Start (once per runtime) the router that consumer-group subscriptions share; ``None``
         when the topology has no safety net."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,28 +22,21 @@ from jelmore_infra import runtime
 from jelmore_infra.runtime import metrics
 from jelmore_infra.runtime.envelope import build_event, wire_size
 from jelmore_infra.runtime.publish import Outcome
+from tests.integration.conftest import RUNTIME_VERSIONS
 from tests.support.natsserver import NatsServer, binary_for
 from tests.support.runtime_topology import (
     add_group_async,
-    provision,
     provision_async,
     stream_messages,
     wait_until,
 )
 
-#: the oldest and the newest supported server
-VERSIONS = ("2.10.26", "2.15.1")
+#: the oldest and the newest supported server (the ``server`` fixture runs on each)
+VERSIONS = RUNTIME_VERSIONS
 ROOT = Path(__file__).resolve().parents[2]
 #: how long the server stays down: longer than the publisher's old retry budget (about 3.3 s with
 #: a 1 s timeout), far shorter than the retry deadline (half of JELMORE's 60 s duplicate window)
 OUTAGE = 5.0
-
-
-@pytest.fixture(scope="module", params=VERSIONS)
-def server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
-    with NatsServer(binary=binary_for(request.param)) as srv:
-        provision(srv.url)
-        yield srv
 
 
 def unique(name: str) -> str:
