@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import jelmore_infra.runtime.publish as publish
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.runtime.core import RuntimeCore
 from jelmore_infra.runtime.dlqtools import list_dead_letters, replay_dead_letters, show_dead_letter
-from jelmore_infra.runtime.envelope import build_event
 from jelmore_infra.runtime.health import (
     get_health_status,
     get_performance_metrics,
@@ -100,15 +98,7 @@ class Runtime(RuntimeCore):
         ``max_payload``, and ``ConnectionFailed`` when the first connection to the server cannot
         be made (later disconnections are retried).
         """
-        event = build_event(
-            self.settings.prefix,
-            event_type,
-            session_id,
-            payload,
-            now=datetime.now(UTC),
-            message_id=message_id,
-            headers=headers,
-        )
+        event = publish.new_event(self.bus, event_type, session_id, payload, headers, message_id)
         await publish.prepare(self.bus, event)  # raises EventError for an event over max_payload
         result = await publish.send(
             self.bus, event, timeout=timeout, attempts=attempts, retry_for=retry_for

@@ -231,6 +231,27 @@ async def prepare(bus: Bus, event: OutgoingEvent) -> None:
         await duplicate_window(bus, event.subject)
 
 
+def new_event(
+    bus: Bus,
+    event_type: str,
+    session_id: str,
+    payload: Any,
+    headers: Mapping[str, str] | None,
+    message_id: str | None,
+) -> OutgoingEvent:
+    """A session event under the prefix of ``bus``'s runtime, stamped now (``EventError`` when
+    invalid)."""
+    return build_event(
+        bus.settings.prefix,
+        event_type,
+        session_id,
+        payload,
+        now=datetime.now(UTC),
+        message_id=message_id,
+        headers=headers,
+    )
+
+
 def check_fits(bus: Bus, event: OutgoingEvent) -> None:
     """Refuse (``EventError``) an event larger than the connected server's ``max_payload``:
     the server would reject it every time (and close the connection)."""
@@ -448,16 +469,7 @@ class Publisher:
         """Queue one event (waits while ``window`` publishes are in flight); returns its id.
         Invalid events (also those over the server's ``max_payload``) raise ``EventError`` at
         once."""
-        bus = self._bus()
-        event = build_event(
-            bus.settings.prefix,
-            event_type,
-            session_id,
-            payload,
-            now=datetime.now(UTC),
-            message_id=message_id,
-            headers=headers,
-        )
+        event = new_event(self._bus(), event_type, session_id, payload, headers, message_id)
         await self.send(event)
         return event.message_id
 
