@@ -64,10 +64,10 @@ class Ours:
     """The shim's entry points, imported lazily so a missing piece is reported, not crashed."""
 
     def __init__(self, url: str) -> None:
-        from jelmore_infra.runtime import bus as bus_mod
-        from jelmore_infra.runtime.settings import from_env
+        from jelmore_infra import runtime as default
 
-        self.bus = bus_mod.configure(from_env(url=url))
+        default.configure(url=url)
+        self.bus = default.default_runtime().bus
         try:
             from jelmore_infra import runtime as rt
 

@@ -160,10 +160,14 @@ def resolve_settings(
     *,
     url: str | None,
     context: str | None = None,
+    env: Mapping[str, str] | None = None,
     **given: Any,
 ) -> ConnectionSettings:
     """Combine command-line values (which win), ``NATS_CA``/``NATS_CERT``/``NATS_KEY``, a ``nats``
-    context, ``NATS_URL`` and defaults."""
+    context, ``NATS_URL`` and defaults. ``env`` stands in for ``os.environ``.
+
+    The CLI and the runtime (``runtime.settings.from_env``) both resolve their settings here."""
+    environ = os.environ if env is None else env
     ctx: dict[str, Any] = load_context(context) if context else {}
     from_ctx: dict[str, Any] = {
         "url": ctx.get("url") or None,
@@ -178,13 +182,13 @@ def resolve_settings(
         "tls_first": ctx.get("tls_first") is True or None,
         "js_domain": ctx.get("jetstream_domain") or None,
     }
-    env = tls_from_env()
-    env_origin = env.pop("tls_origin", None)
+    from_env = tls_from_env(environ)
+    env_origin = from_env.pop("tls_origin", None)
     settings = ConnectionSettings()
     values = {k: v for k, v in from_ctx.items() if v is not None}
-    values.update(env)
+    values.update(from_env)
     values.update({k: v for k, v in given.items() if v is not None})
-    chosen_url = url or values.pop("url", None) or os.environ.get("NATS_URL") or DEFAULT_URL
+    chosen_url = url or values.pop("url", None) or environ.get("NATS_URL") or DEFAULT_URL
     values.pop("url", None)
     origin = _tls_origin(given, env_origin, ctx, context)
     return replace(settings, url=chosen_url, tls_origin=origin, **values)

@@ -4,6 +4,9 @@ JelmoreError                 every error the CLI turns into one line and exit co
 ├── TopologyError            topology files are invalid (carries diagnostics with file:line:col)
 ├── ConnectionFailed         nothing listening, auth failure, JetStream disabled, timeout
 ├── JetStreamAPIError        the server answered a management request with an error
+├── TransportError           a request over an open connection was not completed
+│   ├── TransportTimeout     no answer in time (the request may still have been carried out)
+│   └── NoResponders         nobody answered (JetStream or the stream is not available now)
 ├── StalePlanError           a saved plan no longer matches the live server
 ├── PlanFileError            a saved plan file is corrupt or hand-edited
 ├── ApplyError               apply stopped part-way (carries what was and was not done)
@@ -14,6 +17,18 @@ JelmoreError                 every error the CLI turns into one line and exit co
 from __future__ import annotations
 
 from typing import Any
+
+#: JetStream error codes (``err_code`` of an error reply) the package branches on.
+ERR_CONSUMER_NOT_FOUND = 10014
+ERR_MESSAGE_NOT_FOUND = 10037
+ERR_JS_NOT_ENABLED_FOR_ACCOUNT = 10039
+ERR_STREAM_NAME_IN_USE = 10058
+ERR_STREAM_NOT_FOUND = 10059
+ERR_WRONG_LAST_SEQUENCE = 10071
+ERR_JS_NOT_ENABLED = 10076
+ERR_CONSUMER_ALREADY_EXISTS = 10148
+ERR_CONSUMER_DOES_NOT_EXIST = 10149
+ERR_PEDANTIC = 10157
 
 
 class JelmoreError(Exception):
@@ -42,6 +57,19 @@ class JetStreamAPIError(JelmoreError):
         self.err_code = err_code
         self.description = description
         super().__init__(f"{description} (JetStream error {err_code}, {subject})")
+
+
+class TransportError(JelmoreError):
+    """A request over an open connection could not be completed (no nats error leaves the
+    transport: this is what callers see)."""
+
+
+class TransportTimeout(TransportError):
+    """No answer within the timeout (the request may still have been carried out)."""
+
+
+class NoResponders(TransportError):
+    """Nobody answered: JetStream, or the stream, is not available right now."""
 
 
 class StalePlanError(JelmoreError):

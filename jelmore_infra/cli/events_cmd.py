@@ -435,9 +435,11 @@ def load(
     err_console = make_console(ctx, stderr=True)
 
     async def main() -> dict[str, Any]:
+        from jelmore_infra.runtime import default_runtime
         from jelmore_infra.runtime.loadtest import run_load
 
         return await run_load(
+            default_runtime().bus,
             rate=rate,
             duration=duration,
             event_type=event_type,
@@ -514,9 +516,9 @@ def dlq_list(
     """List dead-lettered events (newest last)."""
 
     async def main() -> list[tuple[int, dict[str, Any]]]:
-        from jelmore_infra.runtime.dlqtools import list_dead_letters
+        from jelmore_infra.runtime import default_runtime
 
-        return await list_dead_letters(limit)
+        return await default_runtime().list_dead_letters(limit)
 
     rows = _run(settings, prefix, main)
     if as_json:
@@ -558,9 +560,9 @@ def dlq_show(seq: int, prefix: str | None, settings: ConnectionSettings) -> None
     """Show one dead-lettered event (by its DLQ sequence) in full."""
 
     async def main() -> dict[str, Any]:
-        from jelmore_infra.runtime.dlqtools import show_dead_letter
+        from jelmore_infra.runtime import default_runtime
 
-        return await show_dead_letter(seq)
+        return await default_runtime().show_dead_letter(seq)
 
     click.echo(json.dumps(_run(settings, prefix, main), indent=2, ensure_ascii=False))
 
@@ -599,9 +601,11 @@ def dlq_replay(
         raise click.UsageError("give --seq N (repeatable) or --all")
 
     async def main() -> dict[str, Any]:
-        from jelmore_infra.runtime.dlqtools import replay_dead_letters
+        from jelmore_infra.runtime import default_runtime
 
-        return await replay_dead_letters(list(seqs) or None, group=group, delete=not keep)
+        return await default_runtime().replay_dead_letters(
+            list(seqs) or None, group=group, delete=not keep
+        )
 
     result = _run(settings, prefix, main)
     console = make_console(ctx)
@@ -626,10 +630,9 @@ def dlq_route(
     """Run the dead-letter router (workers of consumer groups already run one)."""
 
     async def main() -> int:
-        from jelmore_infra.runtime import DeadLetterRouter
-        from jelmore_infra.runtime.bus import get_bus
+        from jelmore_infra.runtime import default_runtime
 
-        router = DeadLetterRouter(get_bus())
+        router = default_runtime().dead_letter_router()
         if not await router.start():
             raise JelmoreError(
                 "the topology has no dead-letter safety net (advisory stream and dlq_router "

@@ -1,45 +1,62 @@
 """The provisioner's only client of the JetStream management API.
 
 Everything goes through raw ``$JS.API.*`` JSON requests with plain dicts, never nats-py's
-JetStream dataclasses (they drop fields and round durations; jetstream-semantics.md §5). Replies
-are decoded with ``json.loads`` straight from bytes and returned as the server sent them.
+JetStream dataclasses (they drop fields and round durations). Replies are decoded straight from
+bytes and returned as the server sent them.
 
-Connection problems (nothing listening, bad credentials, JetStream missing, timeouts) become
-:class:`~jelmore_infra.errors.ConnectionFailed` with one line that never contains a secret; error
-envelopes become :class:`~jelmore_infra.errors.JetStreamAPIError` carrying ``err_code``.
+Connecting, authentication, TLS, reply decoding and list paging are the shared
+:mod:`jelmore_infra.transport`; this module adds what the provisioner needs on top: the server
+identity, the management calls, and its error lines. Connection problems (nothing listening, bad
+credentials, JetStream missing, timeouts) become :class:`~jelmore_infra.errors.ConnectionFailed`
+with one line that never contains a secret; error envelopes become
+:class:`~jelmore_infra.errors.JetStreamAPIError` carrying ``err_code``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import importlib.util
 import json
-import logging
-import ssl
-from collections import deque
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
-from nats import errors as nats_errors
-from nats.aio.client import Client
-
+from jelmore_infra import transport
 from jelmore_infra.connection import ConnectionSettings
-from jelmore_infra.errors import ConnectionFailed, JetStreamAPIError
+from jelmore_infra.errors import (
+    ERR_CONSUMER_ALREADY_EXISTS,
+    ERR_CONSUMER_DOES_NOT_EXIST,
+    ERR_CONSUMER_NOT_FOUND,
+    ERR_JS_NOT_ENABLED,
+    ERR_JS_NOT_ENABLED_FOR_ACCOUNT,
+    ERR_PEDANTIC,
+    ERR_STREAM_NOT_FOUND,
+    ConnectionFailed,
+    JetStreamAPIError,
+    NoResponders,
+    TransportError,
+    TransportTimeout,
+)
 from jelmore_infra.model import ServerIdentity, parse_version
-from jelmore_infra.tls import check_readable, explain_failure, open_client
+from jelmore_infra.transport import ConnectionEvents, ListResult, entry_name
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
 
 JSONDict = dict[str, Any]
 
-#: Error codes this module branches on (server/errors.json).
-ERR_CONSUMER_NOT_FOUND = 10014
-ERR_STREAM_NOT_FOUND = 10059
-ERR_JS_NOT_ENABLED_FOR_ACCOUNT = 10039
-ERR_JS_NOT_ENABLED = 10076
-ERR_CONSUMER_ALREADY_EXISTS = 10148
-ERR_CONSUMER_DOES_NOT_EXIST = 10149
-ERR_PEDANTIC = 10157
+__all__ = [
+    "CLUSTER_LIST_WAIT",
+    "ERR_CONSUMER_ALREADY_EXISTS",
+    "ERR_CONSUMER_DOES_NOT_EXIST",
+    "ERR_CONSUMER_NOT_FOUND",
+    "ERR_JS_NOT_ENABLED",
+    "ERR_JS_NOT_ENABLED_FOR_ACCOUNT",
+    "ERR_PEDANTIC",
+    "ERR_STREAM_NOT_FOUND",
+    "PEDANTIC_SINCE",
+    "JetStreamAPI",
+    "ListResult",
+    "entry_name",
+]
 
 #: How long a clustered server waits for peers before answering STREAM.LIST/CONSUMER.LIST.
 CLUSTER_LIST_WAIT = 4.0
@@ -47,70 +64,8 @@ CLUSTER_LIST_WAIT = 4.0
 #: First server version that accepts ``"pedantic": true`` in create/update requests.
 PEDANTIC_SINCE = (2, 11, 0)
 
-
-class _QuietSSLShutdown(logging.Filter):
-    """Drop asyncio's "returning true from eof_received()" warning after a refused TLS handshake."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("returning true from eof_received()")
-
-
-logging.getLogger("asyncio").addFilter(_QuietSSLShutdown())
-
-_AUTH_HINT = "authorization violation: check --user/--password, --token or --creds"
-_EMPTY = b""
-
-
-@dataclass(frozen=True, slots=True)
-class ListResult:
-    """All pages of a ``STREAM.LIST`` or ``CONSUMER.LIST``.
-
-    ``missing`` names the server could not report (a cluster's peers are offline or did not
-    answer within its 4 s); ``offline`` maps names the server could not load to its reason (they
-    are in ``missing`` too). Neither is ever in ``items``.
-    """
-
-    items: list[JSONDict]
-    missing: list[str] = field(default_factory=list)
-    offline: dict[str, str] = field(default_factory=dict)
-
-
-def entry_name(info: JSONDict) -> str:
-    """The name of a stream or consumer info entry of a LIST reply.
-
-    Stream infos carry it in ``config.name``; consumer infos in ``name``, except the bare
-    entries a cluster lists for consumers whose peers are all offline (only ``config``).
-    """
-    config = info.get("config") or {}
-    return str(info.get("name") or config.get("name") or config.get("durable_name") or "")
-
-
-class _Events:
-    """What nats-py reported through its callbacks (instead of logging tracebacks)."""
-
-    def __init__(self) -> None:
-        self.last_error: BaseException | None = None
-        self.errors: deque[BaseException] = deque(maxlen=32)
-        self.permission_errors: deque[str] = deque(maxlen=32)
-        self.waiters: list[asyncio.Future[str]] = []
-
-    async def on_error(self, exc: Exception) -> None:
-        self.last_error = exc
-        self.errors.append(exc)
-        text = str(exc)
-        if "permissions violation" in text.lower():
-            self.permission_errors.append(text)
-            for waiter in self.waiters:
-                if not waiter.done():
-                    waiter.set_result(text)
-
-    async def on_event(self) -> None:
-        return None
-
-    def denied(self, subject: str) -> bool:
-        """Whether the server refused us permission to publish to ``subject``."""
-        needle = f'"{subject.lower()}"'
-        return any(needle in text.lower() for text in self.permission_errors)
+#: The provisioner's connection: one retry of a lost connection, then the command fails.
+_RECONNECT = transport.Reconnect(attempts=1, wait=0.1)
 
 
 class JetStreamAPI:
@@ -120,7 +75,7 @@ class JetStreamAPI:
         self,
         nc: Client,
         settings: ConnectionSettings,
-        events: _Events,
+        events: ConnectionEvents,
         identity: ServerIdentity,
     ) -> None:
         self._nc = nc
@@ -149,40 +104,24 @@ class JetStreamAPI:
     @classmethod
     async def connect(cls, settings: ConnectionSettings) -> JetStreamAPI:
         """Connect, read the server identity once, and check that JetStream answers."""
-        events = _Events()
-        options: dict[str, Any] = {
-            "servers": settings.servers(),
-            "name": "jelmore-infra",
-            "error_cb": events.on_error,
-            "disconnected_cb": events.on_event,
-            "reconnected_cb": events.on_event,
-            "closed_cb": events.on_event,
-            "connect_timeout": settings.timeout,
-            "allow_reconnect": True,
-            "max_reconnect_attempts": 1,
-            "reconnect_time_wait": 0.1,
-        }
-        options.update(_auth_options(settings))
-        # nats-py can wait forever on some failures (a TLS handshake the server drops): bound it.
-        limit = settings.timeout * 2 * max(1, len(settings.servers())) + 1.0
-        try:
-            nc = await asyncio.wait_for(open_client(settings, options), limit)
-        except ConnectionFailed:
-            raise
-        except TimeoutError as exc:
-            cause = events.last_error or exc
-            raise ConnectionFailed(_connect_error_line(cause, events, settings)) from None
-        except Exception as exc:
-            raise ConnectionFailed(_connect_error_line(exc, events, settings)) from None
+        events = ConnectionEvents()
+        nc = await transport.connect(
+            settings,
+            name="jelmore-infra",
+            events=events,
+            reconnect=_RECONNECT,
+            connect_timeout=settings.timeout,
+            limit=settings.timeout * 2 * max(1, len(settings.servers())) + 1.0,
+        )
         try:
             identity = await _read_identity(nc, settings, events)
         except BaseException:
-            await _close_quietly(nc)
+            await transport.close_quietly(nc)
             raise
         return cls(nc, settings, events, identity)
 
     async def close(self) -> None:
-        await _close_quietly(self._nc)
+        await transport.close_quietly(self._nc)
 
     async def __aenter__(self) -> JetStreamAPI:
         return self
@@ -204,104 +143,55 @@ class JetStreamAPI:
         An empty or absent body sends an empty payload (DELETE requires it).
         """
         subject = self._prefix + api
-        payload = json.dumps(body, separators=(",", ":")).encode() if body else _EMPTY
+        payload = json.dumps(body, separators=(",", ":")).encode() if body else b""
         wait = self._timeout if timeout is None else timeout
         try:
-            msg = await self._nc.request(subject, payload, timeout=wait)
-        except nats_errors.NoRespondersError:
-            raise ConnectionFailed(_no_jetstream_line(self._settings)) from None
-        except (TimeoutError, nats_errors.TimeoutError):
+            msg = await transport.request(self._nc, subject, payload, timeout=wait)
+        except NoResponders:
+            raise ConnectionFailed(transport.no_jetstream_line(self._settings)) from None
+        except TransportTimeout:
             if self._events.denied(subject):
-                raise ConnectionFailed(_permission_line(subject)) from None
+                raise ConnectionFailed(transport.permission_line(subject)) from None
             raise ConnectionFailed(
                 f"timed out after {wait:g}s waiting for {subject} on {self._settings.safe_url()}"
             ) from None
-        except nats_errors.Error as exc:
-            raise ConnectionFailed(
-                _scrub(f"request {subject} failed: {_describe(exc)}", self._settings)
-            ) from None
-        data: JSONDict = json.loads(msg.data) if msg.data else {}
-        error = data.get("error")
-        if error is not None:
-            raise JetStreamAPIError(
-                subject,
-                int(error.get("code") or 0),
-                int(error.get("err_code") or 0),
-                str(error.get("description") or "unknown error"),
-            )
-        return data
+        except TransportError as exc:
+            raise ConnectionFailed(transport.scrub(str(exc), self._settings)) from None
+        return transport.decode_reply(subject, msg.data)
 
     # -- listing ---------------------------------------------------------------------------
 
-    async def list_streams(self, *, subject: str | None = None) -> ListResult:
+    async def list_streams(self, *, subject: str | None = None) -> ListResult[JSONDict]:
         """Every stream (config, state, cluster info), all pages of ``STREAM.LIST``."""
-        result = ListResult([])
+        result: ListResult[JSONDict] = ListResult([])
         async for _page in self.iter_stream_pages(subject=subject, into=result):
             pass
         return result
 
     async def iter_stream_pages(
-        self, *, subject: str | None = None, into: ListResult | None = None
+        self, *, subject: str | None = None, into: ListResult[JSONDict] | None = None
     ) -> AsyncIterator[list[JSONDict]]:
         """Async iterator over ``STREAM.LIST`` pages, each a list of new (deduplicated) items.
 
         When ``into`` is given, items, missing and offline names are collected there too.
         """
-        result = into if into is not None else ListResult([])
+        result: ListResult[JSONDict] = into if into is not None else ListResult([])
         body: JSONDict = {"subject": subject} if subject else {}
-        async for page in self._pages("STREAM.LIST", body, "streams", result):
+        async for page in transport.pages(self._lister("STREAM.LIST"), body, "streams", result):
             yield page
 
-    async def list_consumers(self, stream: str) -> ListResult:
+    async def list_consumers(self, stream: str) -> ListResult[JSONDict]:
         """Every consumer of ``stream``, all pages of ``CONSUMER.LIST``."""
-        result = ListResult([])
-        async for _page in self._pages(f"CONSUMER.LIST.{stream}", {}, "consumers", result):
-            pass
-        return result
+        send = self._lister(f"CONSUMER.LIST.{stream}")
+        return await transport.collect(send, {}, "consumers")
 
-    async def _pages(
-        self, api: str, body: JSONDict, key: str, result: ListResult
-    ) -> AsyncIterator[list[JSONDict]]:
-        """Page through a LIST: ``offset`` advances by the names each reply accounts for.
+    def _lister(self, api: str) -> Callable[[JSONDict | None], Awaitable[JSONDict]]:
+        """One page request of a LIST: a clustered server waits up to 4 s for its peers."""
 
-        A clustered server whose peers are all offline lists the resource twice: as a bare
-        entry (config only, no state; consumers even without a name) *and* in ``missing``.
-        Such entries are dropped from the items, and every name counts once for the offset
-        (the plain ``len(items) + len(missing)`` would skip entries of the next page).
-        """
-        seen: set[str] = set()
-        missing_seen: set[str] = set()
-        offset = 0
-        while True:
-            request = dict(body)
-            if offset:
-                request["offset"] = offset
-            data = await self.request(api, request or None, timeout=self._list_timeout)
-            items = data.get(key) or []
-            missing: list[str] = data.get("missing") or []
-            offline: dict[str, str] = data.get("offline") or {}
-            unavailable = set(missing)
-            unavailable.update(offline)
-            names: set[str] = set()
-            page: list[JSONDict] = []
-            for item in items:
-                name = entry_name(item)
-                names.add(name)
-                if name not in seen and name not in unavailable:
-                    seen.add(name)
-                    page.append(item)
-            for name in missing:
-                if name not in missing_seen:
-                    missing_seen.add(name)
-                    result.missing.append(name)
-            result.offline.update(offline)
-            result.items.extend(page)
-            yield page
-            total = int(data.get("total") or 0)
-            names.update(missing)
-            offset += len(names)
-            if not names or offset >= total:
-                return
+        async def send(body: JSONDict | None) -> JSONDict:
+            return await self.request(api, body, timeout=self._list_timeout)
+
+        return send
 
     # -- single resources ------------------------------------------------------------------
 
@@ -370,52 +260,24 @@ class JetStreamAPI:
         return body
 
 
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _auth_options(settings: ConnectionSettings) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if settings.user:
-        options["user"] = settings.user
-    if settings.password:
-        options["password"] = settings.password
-    if settings.token:
-        options["token"] = settings.token
-    if settings.creds or settings.nkey:
-        for path, flag in ((settings.creds, "--creds"), (settings.nkey, "--nkey")):
-            if path:
-                check_readable(path, f"{flag} file")
-        if importlib.util.find_spec("nkeys") is None:
-            flag = "--creds" if settings.creds else "--nkey"
-            raise ConnectionFailed(f"{flag} needs the nkeys package: pip install 'nats-py[nkeys]'")
-        if settings.creds:
-            options["user_credentials"] = settings.creds
-        if settings.nkey:
-            options["nkeys_seed"] = settings.nkey
-    return options
+# -- the server identity -------------------------------------------------------------------------
 
 
 async def _read_identity(
-    nc: Client, settings: ConnectionSettings, events: _Events
+    nc: Client, settings: ConnectionSettings, events: ConnectionEvents
 ) -> ServerIdentity:
     """Server INFO from the handshake, ``$JS.API.INFO`` and (best effort) the account name."""
     info: JSONDict = dict(getattr(nc, "_server_info", None) or {})
     subject = f"{settings.api_prefix()}.INFO"
     reply = await _probe(nc, subject, settings, events)
     if reply is None:
-        raise ConnectionFailed(_no_jetstream_line(settings))
-    data: JSONDict = json.loads(reply) if reply else {}
-    error = data.get("error")
-    if error is not None:
-        err_code = int(error.get("err_code") or 0)
-        if err_code in (ERR_JS_NOT_ENABLED, ERR_JS_NOT_ENABLED_FOR_ACCOUNT):
-            raise ConnectionFailed(_no_jetstream_line(settings, str(error.get("description"))))
-        raise JetStreamAPIError(
-            subject,
-            int(error.get("code") or 0),
-            err_code,
-            str(error.get("description") or "unknown error"),
-        )
+        raise ConnectionFailed(transport.no_jetstream_line(settings))
+    try:
+        data = transport.decode_reply(subject, reply)
+    except JetStreamAPIError as exc:
+        if exc.err_code in (ERR_JS_NOT_ENABLED, ERR_JS_NOT_ENABLED_FOR_ACCOUNT):
+            raise ConnectionFailed(transport.no_jetstream_line(settings, exc.description)) from None
+        raise
     api = data.get("api") or {}
     account: str | None = None
     try:
@@ -441,7 +303,7 @@ async def _probe(
     nc: Client,
     subject: str,
     settings: ConnectionSettings,
-    events: _Events,
+    events: ConnectionEvents,
     *,
     quiet: bool = False,
 ) -> bytes | None:
@@ -453,7 +315,9 @@ async def _probe(
     denied: asyncio.Future[str] = loop.create_future()
     events.waiters.append(denied)
     timeout = min(settings.timeout, 1.0) if quiet else settings.timeout
-    task: asyncio.Future[Any] = asyncio.ensure_future(nc.request(subject, _EMPTY, timeout=timeout))
+    task: asyncio.Future[Any] = asyncio.ensure_future(
+        transport.request(nc, subject, timeout=timeout)
+    )
     try:
         waiting: set[asyncio.Future[Any]] = {task, denied}
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -464,97 +328,19 @@ async def _probe(
         await asyncio.gather(task, return_exceptions=True)
         if quiet:
             return None
-        raise ConnectionFailed(_permission_line(subject))
+        raise ConnectionFailed(transport.permission_line(subject))
     try:
         data: bytes = task.result().data
         return data
-    except nats_errors.NoRespondersError:
+    except NoResponders:
         return None
-    except (TimeoutError, nats_errors.TimeoutError):
+    except TransportTimeout:
         if quiet:
             return None
         raise ConnectionFailed(
             f"timed out after {timeout:g}s waiting for {subject} on {settings.safe_url()}"
         ) from None
-    except nats_errors.Error as exc:
+    except TransportError as exc:
         if quiet:
             return None
-        raise ConnectionFailed(
-            _scrub(f"request {subject} failed: {_describe(exc)}", settings)
-        ) from None
-
-
-def _no_jetstream_line(settings: ConnectionSettings, detail: str | None = None) -> str:
-    where = settings.safe_url()
-    reason = detail or f"no responders on {settings.api_prefix()}.INFO"
-    if settings.js_domain:
-        return (
-            f"JetStream not enabled for domain {settings.js_domain!r} on {where} ({reason}): "
-            "check --js-domain"
-        )
-    return f"JetStream not enabled on {where} ({reason})"
-
-
-def _permission_line(subject: str) -> str:
-    return f"{_AUTH_HINT} (no permission to publish to {subject})"
-
-
-def _connect_error_line(exc: BaseException, events: _Events, settings: ConnectionSettings) -> str:
-    url = settings.safe_url()
-    cause: BaseException = exc
-    if isinstance(exc, nats_errors.NoServersError) and events.last_error is not None:
-        cause = events.last_error
-    for seen in (*events.errors, exc):
-        if isinstance(seen, nats_errors.AuthorizationError) or "authorization violation" in (
-            str(seen).lower()
-        ):
-            return _AUTH_HINT
-    text = str(cause).lower()
-    if isinstance(cause, nats_errors.AuthorizationError) or "authorization violation" in text:
-        return _AUTH_HINT
-    if "authentication" in text or "user authentication" in text:
-        return _AUTH_HINT
-    if isinstance(cause, ConnectionRefusedError) or (
-        isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
-    ):
-        return f"cannot connect to {url}: connection refused"
-    if isinstance(cause, (asyncio.TimeoutError, TimeoutError, nats_errors.TimeoutError)):
-        return f"timed out after {settings.timeout:g}s waiting for {url} to answer"
-    explained = explain_failure(cause, settings)
-    if explained is not None:
-        return _scrub(explained, settings)
-    if isinstance(cause, ssl.SSLError):
-        reason = getattr(cause, "verify_message", None) or cause.reason or _describe(cause)
-        return _scrub(f"TLS handshake with {url} failed: {reason}", settings)
-    if isinstance(cause, nats_errors.SecureConnRequiredError):
-        return f"{url} requires TLS: use a tls:// URL or --tls-ca"
-    if isinstance(cause, nats_errors.SecureConnWantedError):
-        return f"{url} does not offer TLS but TLS was requested"
-    if isinstance(cause, OSError):
-        return _scrub(f"cannot connect to {url}: {cause.strerror or _describe(cause)}", settings)
-    return _scrub(f"cannot connect to {url}: {_describe(cause)}", settings)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.removeprefix("nats: ").replace("\n", " ")
-
-
-def _scrub(text: str, settings: ConnectionSettings) -> str:
-    """Remove every secret the settings hold (and URL user-info) from ``text``."""
-    secrets = [settings.password, settings.token]
-    for url in settings.servers():
-        authority = url.split("://", 1)[-1].split("/", 1)[0]
-        if "@" in authority:
-            userinfo = authority.rsplit("@", 1)[0]
-            secrets.append(userinfo.split(":", 1)[1] if ":" in userinfo else userinfo)
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return " ".join(text.split())
-
-
-async def _close_quietly(nc: Client) -> None:
-    try:
-        await nc.close()
-    except Exception:
-        pass
+        raise ConnectionFailed(transport.scrub(str(exc), settings)) from None

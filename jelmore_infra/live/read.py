@@ -14,8 +14,8 @@ from collections.abc import Collection
 from typing import Any
 
 from jelmore_infra.connection import ConnectionSettings
-from jelmore_infra.errors import JetStreamAPIError
-from jelmore_infra.live.jsapi import ERR_STREAM_NOT_FOUND, JetStreamAPI, ListResult
+from jelmore_infra.errors import ERR_STREAM_NOT_FOUND, JetStreamAPIError
+from jelmore_infra.live.jsapi import JetStreamAPI, ListResult
 from jelmore_infra.model import (
     LOCK_STREAM,
     LiveConsumer,
@@ -52,9 +52,9 @@ async def read_live(
     gate = asyncio.Semaphore(max(1, concurrency))
     live_streams: dict[str, LiveStream] = {}
     unavailable: dict[str, str] = {}
-    tasks: list[asyncio.Task[tuple[str, ListResult | None]]] = []
+    tasks: list[asyncio.Task[tuple[str, ListResult[JSONDict] | None]]] = []
 
-    async def consumers_of(name: str) -> tuple[str, ListResult | None]:
+    async def consumers_of(name: str) -> tuple[str, ListResult[JSONDict] | None]:
         async with gate:
             try:
                 return name, await api.list_consumers(name)
@@ -63,7 +63,7 @@ async def read_live(
                     return name, None  # deleted since the stream listing: it is gone
                 raise
 
-    listing = ListResult([])
+    listing: ListResult[JSONDict] = ListResult([])
     async for page in api.iter_stream_pages(into=listing):
         for info in page:
             config = info["config"]

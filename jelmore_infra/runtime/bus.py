@@ -1,12 +1,14 @@
-"""The one runtime module that talks to nats-py: the shared connection and thin JetStream calls.
+"""The one runtime module that talks to nats-py: the connection and thin JetStream calls.
 
 Everything else in ``jelmore_infra.runtime`` goes through a ``Bus``: management requests are raw
 ``$JS.API`` JSON (wire form, honouring a JetStream domain), publishes are requests whose PubAck is
 parsed here, and pull consumers are bound (never created) through ``pull_subscribe_bind``.
+Connecting, authentication, TLS, reply decoding, list paging and the error types are the shared
+:mod:`jelmore_infra.transport`, the same the provisioner uses.
 
-One ``Bus`` per process (``get_bus()``): the connection opens lazily on first use, reconnects
-forever (``max_reconnect_attempts=-1``) and logs one line per connection problem instead of
-nats-py's tracebacks. nats exceptions never leave this module; callers see ``BusError`` subclasses
+Each ``Runtime`` owns one ``Bus``: the connection opens lazily on first use, reconnects forever
+(``max_reconnect_attempts=-1``) and logs one line per connection problem instead of nats-py's
+tracebacks. nats exceptions never leave this module; callers see ``BusError`` subclasses
 (``BusTimeout``, ``BusUnavailable``) or ``JetStreamAPIError``.
 """
 
@@ -16,41 +18,39 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from jelmore_infra.errors import ConnectionFailed, JelmoreError, JetStreamAPIError
+from jelmore_infra import transport
+from jelmore_infra.errors import (
+    ERR_CONSUMER_NOT_FOUND,
+    ERR_MESSAGE_NOT_FOUND,
+    ERR_STREAM_NOT_FOUND,
+    JelmoreError,
+    JetStreamAPIError,
+    NoResponders,
+    TransportError,
+    TransportTimeout,
+)
 from jelmore_infra.runtime.envelope import parse_timestamp
-from jelmore_infra.runtime.metrics import METRICS
-from jelmore_infra.runtime.settings import RuntimeSettings, from_env
-from jelmore_infra.tls import explain_failure, open_client
+from jelmore_infra.runtime.metrics import Metrics
+from jelmore_infra.runtime.settings import RuntimeSettings
 
 log = logging.getLogger("jelmore_infra.runtime")
 
-#: JetStream error codes the runtime treats as "does not exist"
-ERR_STREAM_NOT_FOUND = 10059
-ERR_CONSUMER_NOT_FOUND = 10014
-ERR_MESSAGE_NOT_FOUND = 10037
-
-
-class BusError(JelmoreError):
-    """A request could not be completed (the server did not answer in time or is unavailable)."""
-
-
-class BusTimeout(BusError):
-    """No answer within the timeout (the request may still have been carried out)."""
-
-
-class BusUnavailable(BusError):
-    """Nobody answered (no responders: JetStream or the stream is not available right now)."""
+#: A request could not be completed (the server did not answer in time or is unavailable).
+BusError = TransportError
+#: No answer within the timeout (the request may still have been carried out).
+BusTimeout = TransportTimeout
+#: Nobody answered (no responders: JetStream or the stream is not available right now).
+BusUnavailable = NoResponders
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +139,13 @@ class AckInbox:
         timer = loop.call_later(wait, self._expire, token)
         self._pending[token] = (fut, timer, subject)
         try:
-            await self.nc.publish(
-                subject, data, reply=f"{self.prefix}.{token}", headers=dict(headers) or None
+            await transport.publish(
+                self.nc, subject, data, reply=f"{self.prefix}.{token}", headers=headers
             )
-        except (nats.errors.Error, OSError) as exc:
+        except TransportError:
             self._pending.pop(token, None)
             timer.cancel()
-            raise BusError(f"publish to {subject} failed: {exc!r}") from None
+            raise
         return fut
 
     def _expire(self, token: str) -> None:
@@ -180,33 +180,52 @@ class AckInbox:
 
 def parse_pub_ack(subject: str, data: bytes) -> PubAck:
     """A PubAck (or a ``JetStreamAPIError`` for an error answer)."""
-    try:
-        answer = json.loads(data or b"{}")
-    except ValueError:
-        raise BusError(f"publish to {subject}: invalid acknowledgement") from None
-    err = answer.get("error") if isinstance(answer, dict) else None
-    if err:
-        raise JetStreamAPIError(
-            subject,
-            int(err.get("code", 0)),
-            int(err.get("err_code", 0)),
-            str(err.get("description", "publish failed")),
-        )
-    if not isinstance(answer, dict) or "seq" not in answer:
+    answer = transport.decode_reply(subject, data, default="publish failed")
+    if "seq" not in answer:
         raise BusError(f"publish to {subject}: unexpected answer {answer!r}")
     return PubAck(str(answer.get("stream", "")), int(answer["seq"]), bool(answer.get("duplicate")))
+
+
+class _BusEvents(transport.ConnectionEvents):
+    """The bus's reactions to nats-py's callbacks: one log line per problem, and the counters."""
+
+    def __init__(self, bus: Bus) -> None:
+        super().__init__()
+        self.bus = bus
+        self.last_text = ""
+
+    async def on_error(self, exc: Exception) -> None:
+        await super().on_error(exc)
+        text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        if text != self.last_text:
+            self.last_text = text
+            if self.bus._connected_once and not self.bus._closing:
+                log.warning("nats connection problem (%s): %s", self.bus.settings.safe_url(), text)
+
+    async def on_disconnect(self) -> None:
+        if self.bus._closing:
+            return
+        self.bus.metrics.disconnects += 1
+        log.warning("nats disconnected from %s; reconnecting", self.bus.settings.safe_url())
+
+    async def on_reconnect(self) -> None:
+        self.bus.metrics.reconnects += 1
+        self.last_text = ""
+        log.warning("nats reconnected to %s", self.bus.settings.safe_url())
 
 
 class Bus:
     """A lazily opened, forever-reconnecting connection and the JetStream calls the runtime uses."""
 
-    def __init__(self, settings: RuntimeSettings) -> None:
+    def __init__(self, settings: RuntimeSettings, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        #: the counters of the runtime owning this bus
+        self.metrics = metrics if metrics is not None else Metrics()
+        #: duplicate windows by subject, with their expiry (see ``publish.duplicate_window``)
+        self.windows: dict[str, tuple[float | None, float]] = {}
         self._nc: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
-        self._last_error = ""
-        self._last_cause: BaseException | None = None
         self._connected_once = False
         self._closing = False
         self._inbox: AckInbox | None = None
@@ -245,62 +264,16 @@ class Bus:
 
     async def _open(self) -> Client:
         conn = self.settings.connection
-        options: dict[str, Any] = {
-            "servers": conn.servers(),
-            "name": self.settings.client_id,
-            "max_reconnect_attempts": -1,
-            "reconnect_time_wait": self.settings.reconnect_wait,
-            "connect_timeout": max(1, int(min(conn.timeout, self.settings.connect_timeout))),
-            "error_cb": self._on_error,
-            "disconnected_cb": self._on_disconnect,
-            "reconnected_cb": self._on_reconnect,
-        }
-        if conn.creds:
-            options["user_credentials"] = conn.creds
-        if conn.nkey:
-            options["nkeys_seed"] = conn.nkey
-        if conn.user:
-            options["user"] = conn.user
-        if conn.password:
-            options["password"] = conn.password
-        if conn.token:
-            options["token"] = conn.token
-        self._last_error = ""
-        self._last_cause = None
-        try:
-            nc = await asyncio.wait_for(open_client(conn, options), self.settings.connect_timeout)
-        except (TimeoutError, nats.errors.Error, OSError) as exc:
-            reason = (
-                explain_failure(self._last_cause or exc, conn)
-                or self._last_error
-                or str(exc)
-                or type(exc).__name__
-            )
-            raise ConnectionFailed(
-                f"cannot connect to {self.settings.safe_url()}: {reason}"
-            ) from None
+        nc = await transport.connect(
+            conn,
+            name=self.settings.client_id,
+            events=_BusEvents(self),
+            reconnect=transport.Reconnect(attempts=-1, wait=self.settings.reconnect_wait),
+            connect_timeout=max(1, int(min(conn.timeout, self.settings.connect_timeout))),
+            limit=self.settings.connect_timeout,
+        )
         self._connected_once = True
-        self._last_error = ""
         return nc
-
-    async def _on_error(self, exc: Exception) -> None:
-        self._last_cause = exc
-        text = f"{type(exc).__name__}: {exc}".rstrip(": ")
-        if text != self._last_error:
-            self._last_error = text
-            if self._connected_once and not self._closing:
-                log.warning("nats connection problem (%s): %s", self.settings.safe_url(), text)
-
-    async def _on_disconnect(self) -> None:
-        if self._closing:
-            return
-        METRICS.disconnects += 1
-        log.warning("nats disconnected from %s; reconnecting", self.settings.safe_url())
-
-    async def _on_reconnect(self) -> None:
-        METRICS.reconnects += 1
-        self._last_error = ""
-        log.warning("nats reconnected to %s", self.settings.safe_url())
 
     async def close(self) -> None:
         nc, self._nc = self._nc, None
@@ -311,14 +284,7 @@ class Bus:
             return
         self._closing = True
         try:
-            if self._loop is asyncio.get_running_loop():
-                await nc.drain()
-        except (nats.errors.Error, OSError, RuntimeError):
-            pass
-        try:
-            await nc.close()
-        except (nats.errors.Error, OSError, RuntimeError):
-            pass
+            await transport.close_quietly(nc, drain=self._loop is asyncio.get_running_loop())
         finally:
             self._closing = False
 
@@ -341,16 +307,7 @@ class Bus:
     ) -> Msg:
         nc = await self.connect()
         wait = timeout if timeout is not None else self.settings.connection.timeout
-        try:
-            return await nc.request(
-                subject, data, timeout=wait, headers=dict(headers or {}) or None
-            )
-        except nats.errors.NoRespondersError:
-            raise BusUnavailable(f"no responders for {subject}") from None
-        except nats.errors.TimeoutError:
-            raise BusTimeout(f"no answer for {subject} within {wait:g}s") from None
-        except (nats.errors.Error, OSError) as exc:
-            raise BusError(f"request to {subject} failed: {exc!r}") from None
+        return await transport.request(nc, subject, data, timeout=wait, headers=headers)
 
     async def api(
         self,
@@ -363,21 +320,7 @@ class Bus:
         subject = f"{self.api_prefix}.{suffix}"
         payload = json.dumps(body).encode() if body is not None else b""
         msg = await self.request(subject, payload, timeout=timeout)
-        try:
-            answer = json.loads(msg.data or b"{}")
-        except ValueError:
-            raise BusError(f"{subject} answered with invalid JSON") from None
-        if not isinstance(answer, dict):
-            raise BusError(f"{subject} answered with a non-object")
-        err = answer.get("error")
-        if err:
-            raise JetStreamAPIError(
-                subject,
-                int(err.get("code", 0)),
-                int(err.get("err_code", 0)),
-                str(err.get("description", "unknown error")),
-            )
-        return answer
+        return transport.decode_reply(subject, msg.data)
 
     async def publish(
         self,
@@ -415,10 +358,7 @@ class Bus:
 
     async def core_publish(self, subject: str, data: bytes, *, reply: str = "") -> None:
         nc = await self.connect()
-        try:
-            await nc.publish(subject, data, reply=reply)
-        except (nats.errors.Error, OSError) as exc:
-            raise BusError(f"publish to {subject} failed: {exc!r}") from None
+        await transport.publish(nc, subject, data, reply=reply)
 
     # -- acknowledgements ---------------------------------------------------------------------
 
@@ -441,18 +381,9 @@ class Bus:
             raise
 
     async def stream_names(self, subject: str | None = None) -> list[str]:
-        names: list[str] = []
-        offset = 0
-        while True:
-            body: dict[str, Any] = {"offset": offset}
-            if subject:
-                body["subject"] = subject
-            answer = await self.api("STREAM.NAMES", body)
-            page = answer.get("streams") or []
-            names.extend(str(n) for n in page)
-            offset += len(page)
-            if not page or offset >= int(answer.get("total", 0)):
-                return names
+        body: dict[str, Any] = {"subject": subject} if subject else {}
+        listing = await transport.collect(self._lister("STREAM.NAMES"), body, "streams")
+        return [str(name) for name in listing.items]
 
     async def consumer_info(self, stream: str, name: str) -> dict[str, Any] | None:
         try:
@@ -463,15 +394,14 @@ class Bus:
             raise
 
     async def consumer_infos(self, stream: str) -> list[dict[str, Any]]:
-        infos: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            answer = await self.api(f"CONSUMER.LIST.{stream}", {"offset": offset})
-            page = answer.get("consumers") or []
-            infos.extend(page)
-            offset += len(page)
-            if not page or offset >= int(answer.get("total", 0)):
-                return infos
+        listing = await transport.collect(self._lister(f"CONSUMER.LIST.{stream}"), {}, "consumers")
+        return list(listing.items)
+
+    def _lister(self, suffix: str) -> Callable[[dict[str, Any] | None], Awaitable[dict[str, Any]]]:
+        async def send(body: dict[str, Any] | None) -> dict[str, Any]:
+            return await self.api(suffix, body)
+
+        return send
 
     async def create_consumer(self, stream: str, config: Mapping[str, Any]) -> dict[str, Any]:
         """Create a consumer (used only for the runtime's own ephemeral and replay consumers)."""
@@ -522,25 +452,3 @@ class Bus:
         except (nats.errors.Error, OSError) as exc:
             raise BusError(f"cannot bind to {stream}/{consumer}: {exc!r}") from None
         return PullHandle(self, stream, consumer, sub)
-
-
-_BUS: Bus | None = None
-
-
-def configure(settings: RuntimeSettings) -> Bus:
-    """Replace the process's bus (the caller closes the previous one first)."""
-    global _BUS
-    _BUS = Bus(settings)
-    return _BUS
-
-
-def get_bus() -> Bus:
-    """The process's bus, created from the environment on first use."""
-    global _BUS
-    if _BUS is None:
-        _BUS = Bus(from_env())
-    return _BUS
-
-
-def current_bus() -> Bus | None:
-    return _BUS

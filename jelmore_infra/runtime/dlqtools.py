@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jelmore_infra.errors import JelmoreError
-from jelmore_infra.runtime.bus import Bus, get_bus
+from jelmore_infra.runtime.bus import Bus
+from jelmore_infra.runtime.core import RuntimeCore
 from jelmore_infra.runtime.discovery import TopologyMissing, dlq_streams, main_stream
 from jelmore_infra.runtime.dlq import replay_from_dead_letter
 from jelmore_infra.runtime.publish import send
@@ -35,9 +36,11 @@ def _record(data: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"raw": value}
 
 
-async def list_dead_letters(limit: int = 50) -> list[tuple[int, dict[str, Any]]]:
+async def list_dead_letters(
+    runtime: RuntimeCore, limit: int = 50
+) -> list[tuple[int, dict[str, Any]]]:
     """The newest ``limit`` DLQ records as ``(dlq sequence, record)``, oldest first."""
-    bus = get_bus()
+    bus = runtime.bus
     stream = await dlq_stream(bus)
     info = await bus.stream_info(stream) or {}
     state = info.get("state") or {}
@@ -53,8 +56,8 @@ async def list_dead_letters(limit: int = 50) -> list[tuple[int, dict[str, Any]]]
     return rows
 
 
-async def show_dead_letter(seq: int) -> dict[str, Any]:
-    bus = get_bus()
+async def show_dead_letter(runtime: RuntimeCore, seq: int) -> dict[str, Any]:
+    bus = runtime.bus
     stream = await dlq_stream(bus)
     stored = await bus.get_message(stream, seq)
     if stored is None:
@@ -69,13 +72,14 @@ async def show_dead_letter(seq: int) -> dict[str, Any]:
 
 
 async def replay_dead_letters(
+    runtime: RuntimeCore,
     seqs: Sequence[int] | None,
     *,
     group: str | None = None,
     delete: bool = True,
 ) -> dict[str, Any]:
     """Re-publish the given DLQ sequences (``None``: all) to their original subjects."""
-    bus = get_bus()
+    bus = runtime.bus
     stream = await dlq_stream(bus)
     if seqs is None:
         info = await bus.stream_info(stream) or {}

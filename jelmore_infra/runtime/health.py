@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jelmore_infra.errors import JelmoreError
-from jelmore_infra.runtime.bus import Bus, BusError, get_bus
+from jelmore_infra.runtime.bus import Bus, BusError
+from jelmore_infra.runtime.core import RuntimeCore
 from jelmore_infra.runtime.discovery import (
     ROUTER_CONSUMER,
     TopologyMissing,
@@ -27,7 +28,6 @@ from jelmore_infra.runtime.discovery import (
     main_stream,
 )
 from jelmore_infra.runtime.envelope import format_timestamp
-from jelmore_infra.runtime.metrics import METRICS
 
 LAG_WARN = 100
 LAG_CRITICAL = 1000
@@ -65,9 +65,9 @@ def _time(value: Any) -> str | None:
     return str(value)
 
 
-async def get_stream_info() -> dict[str, Any]:
+async def get_stream_info(runtime: RuntimeCore) -> dict[str, Any]:
     """``{"main_stream": {...}, "dlq_stream": {...} or None}`` (messages, bytes, times…)."""
-    bus = get_bus()
+    bus = runtime.bus
     main = await main_stream(bus)
     info = await bus.stream_info(main)
     if info is None:
@@ -126,11 +126,13 @@ def classify(
     return status, [text for _, text in reasons]
 
 
-async def get_health_status(groups: Sequence[str] | None = None) -> dict[str, Any]:
+async def get_health_status(
+    runtime: RuntimeCore, groups: Sequence[str] | None = None
+) -> dict[str, Any]:
     """``stream_health`` (ok/degraded/critical), ``reasons``, ``consumer_lag`` per group
     (pending, ack_pending, redelivered, waiting) and ``dlq_size``. Never raises for a server
     problem: an unreachable server is ``critical`` with the reason."""
-    bus = get_bus()
+    bus = runtime.bus
     checked = format_timestamp(datetime.now(UTC))
     try:
         return await _health(bus, groups, checked)
@@ -207,11 +209,11 @@ async def _health(bus: Bus, groups: Sequence[str] | None, checked: str) -> dict[
     }
 
 
-async def get_performance_metrics() -> dict[str, Any]:
+async def get_performance_metrics(runtime: RuntimeCore) -> dict[str, Any]:
     """This process's publish/consume counts, rates, latency percentiles, errors, redeliveries
     and dead-letter counts, plus the server's stream and consumer statistics."""
-    bus = get_bus()
-    result: dict[str, Any] = {"process": METRICS.snapshot()}
+    bus = runtime.bus
+    result: dict[str, Any] = {"process": runtime.metrics.snapshot()}
     try:
         main = await main_stream(bus)
         server: dict[str, Any] = {}

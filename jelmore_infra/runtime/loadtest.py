@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any
 
-from jelmore_infra.runtime.bus import get_bus
+from jelmore_infra.runtime.bus import Bus
 from jelmore_infra.runtime.envelope import build_event, subject_for
 from jelmore_infra.runtime.metrics import summarise
 from jelmore_infra.runtime.publish import Publisher
@@ -22,6 +22,7 @@ TICK = 0.01
 
 
 async def run_load(
+    bus: Bus,
     *,
     rate: int,
     duration: float,
@@ -31,10 +32,10 @@ async def run_load(
     console: Any = None,
     timeout: float = 5.0,  # noqa: ASYNC109
 ) -> dict[str, Any]:
-    """Publish ``rate`` events/s for ``duration`` s; returns the measured result."""
+    """Publish ``rate`` events/s for ``duration`` s through ``bus``; returns the measured
+    result."""
     from datetime import UTC, datetime
 
-    bus = get_bus()
     await bus.connect()
     session = f"load-{uuid.uuid4().hex[:8]}"
     padding = "x" * size

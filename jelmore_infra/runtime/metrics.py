@@ -1,5 +1,6 @@
-"""Process-local counters and latency percentiles for the runtime (what ``get_performance_metrics``
-reports about this process).
+"""Counters and latency percentiles of one runtime (what ``get_performance_metrics`` reports about
+this process's use of it). Each ``Runtime`` has its own ``Metrics``; the default runtime behind
+``jelmore_infra.runtime``'s functions counts into ``METRICS``.
 
 Latencies are kept in bounded windows (the most recent ``WINDOW`` samples), so a long-running
 worker uses constant memory. ``percentile`` uses the nearest-rank method.
@@ -47,7 +48,7 @@ def summarise(samples: Sequence[float]) -> dict[str, float | int | None]:
 
 @dataclass
 class Metrics:
-    """Counters of one process (shared by every publisher and subscription in it)."""
+    """Counters of one runtime (shared by every publisher and subscription of it)."""
 
     started: float = field(default_factory=time.monotonic)
     published: int = 0
@@ -127,13 +128,13 @@ class Metrics:
         }
 
 
-#: The process-wide metrics object.
+#: The default runtime's metrics.
 METRICS = Metrics()
 
 
 def reset() -> None:
-    """Start counting afresh (tests, or a long-running process that reports periods)."""
-    global METRICS
+    """Start the default runtime's counts afresh (tests, or a long-running process that reports
+    periods)."""
     fresh = Metrics()
     for name in fresh.__dataclass_fields__:
         setattr(METRICS, name, getattr(fresh, name))

@@ -34,16 +34,14 @@ import asyncio
 import enum
 import logging
 import time
-import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from jelmore_infra.errors import JelmoreError, JetStreamAPIError
-from jelmore_infra.runtime.bus import Bus, BusError, BusUnavailable, PubAck, get_bus
+from jelmore_infra.runtime.bus import Bus, BusError, BusUnavailable, PubAck
 from jelmore_infra.runtime.envelope import EventError, OutgoingEvent, build_event, wire_size
-from jelmore_infra.runtime.metrics import METRICS
 
 log = logging.getLogger("jelmore_infra.runtime")
 
@@ -188,10 +186,6 @@ class _Attempts:
 
 # -- the duplicate window of the stream behind a subject ------------------------------------------
 
-_WINDOWS: weakref.WeakKeyDictionary[Bus, dict[str, tuple[float | None, float]]] = (
-    weakref.WeakKeyDictionary()
-)
-
 
 async def duplicate_window(bus: Bus, subject: str) -> float | None:
     """The duplicate window (seconds) of the stream capturing ``subject``, cached for
@@ -199,7 +193,7 @@ async def duplicate_window(bus: Bus, subject: str) -> float | None:
     server is not asked while disconnected)."""
     from jelmore_infra.runtime.discovery import TopologyMissing, stream_for
 
-    entries = _WINDOWS.setdefault(bus, {})
+    entries = bus.windows
     now = time.monotonic()
     hit = entries.get(subject)
     if hit is not None and now < hit[1]:
@@ -223,11 +217,11 @@ async def duplicate_window(bus: Bus, subject: str) -> float | None:
 
 
 def _window_fresh(bus: Bus, subject: str) -> bool:
-    hit = _WINDOWS.get(bus, {}).get(subject)
+    hit = bus.windows.get(subject)
     return hit is not None and time.monotonic() < hit[1]
 
 
-async def _prepare(bus: Bus, event: OutgoingEvent) -> None:
+async def prepare(bus: Bus, event: OutgoingEvent) -> None:
     """Before the first attempt: connect, refuse an event over ``max_payload`` (``EventError``),
     and read the subject's duplicate window while the server is reachable (cached)."""
     if bus.max_payload is None:
@@ -235,6 +229,27 @@ async def _prepare(bus: Bus, event: OutgoingEvent) -> None:
     check_fits(bus, event)
     if not _window_fresh(bus, event.subject):
         await duplicate_window(bus, event.subject)
+
+
+def new_event(
+    bus: Bus,
+    event_type: str,
+    session_id: str,
+    payload: Any,
+    headers: Mapping[str, str] | None,
+    message_id: str | None,
+) -> OutgoingEvent:
+    """A session event under the prefix of ``bus``'s runtime, stamped now (``EventError`` when
+    invalid)."""
+    return build_event(
+        bus.settings.prefix,
+        event_type,
+        session_id,
+        payload,
+        now=datetime.now(UTC),
+        message_id=message_id,
+        headers=headers,
+    )
 
 
 def check_fits(bus: Bus, event: OutgoingEvent) -> None:
@@ -304,7 +319,7 @@ async def _deliver(
             ):
                 return tried.result(event)
             if count:
-                METRICS.publish_retries += 1
+                bus.metrics.publish_retries += 1
         try:
             fut = await bus.publish_start(event.subject, event.data, event.headers, timeout=timeout)
         except (BusError, JetStreamAPIError) as exc:
@@ -322,17 +337,17 @@ async def _deliver(
             continue
         latency = time.monotonic() - tried.started
         if count:
-            METRICS.record_publish(latency, duplicate=ack.duplicate)
+            bus.metrics.record_publish(latency, duplicate=ack.duplicate)
         return PublishResult(
             event.message_id, True, ack.seq, ack.duplicate, latency, tried.made + 1
         )
 
 
-def _count_failure(result: PublishResult) -> None:
+def _count_failure(bus: Bus, result: PublishResult) -> None:
     if result.not_confirmed:
-        METRICS.publish_not_confirmed += 1
+        bus.metrics.publish_not_confirmed += 1
     else:
-        METRICS.publish_errors += 1
+        bus.metrics.publish_errors += 1
 
 
 async def send(
@@ -351,7 +366,7 @@ async def send(
     metrics. A message over the server's ``max_payload`` fails at once."""
     started = time.monotonic()
     try:
-        await _prepare(bus, event)
+        await prepare(bus, event)
     except EventError as exc:
         result = PublishResult(
             event.message_id,
@@ -373,47 +388,9 @@ async def send(
         )
     if not result.ok:
         if count:
-            _count_failure(result)
+            _count_failure(bus, result)
         log.warning("event %s to %s %s", event.message_id, event.subject, result.error)
     return result
-
-
-async def publish_event(
-    event_type: str,
-    session_id: str,
-    payload: Any,
-    headers: Mapping[str, str] | None = None,
-    *,
-    message_id: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
-    attempts: int | None = None,
-    retry_for: float | None = None,
-) -> bool:
-    """Publish one event and wait until the stream has stored it.
-
-    Returns ``True`` when stored (or already stored: same message id within the duplicate window),
-    ``False`` when it is not: refused by the server, or *not confirmed* (no acknowledgement before
-    the retry deadline, half the stream's duplicate window by default, or after ``attempts``
-    sends of ``timeout`` seconds each); the log line says which. A not-confirmed event may be
-    stored: publish it again only with the same ``message_id``.
-    Raises ``EventError`` for an unknown event type, an unserialisable payload (including strings
-    UTF-8 cannot encode), a bad header or a message larger than the server's ``max_payload``, and
-    ``ConnectionFailed`` when the first connection to the server cannot be made (later
-    disconnections are retried).
-    """
-    bus = get_bus()
-    event = build_event(
-        bus.settings.prefix,
-        event_type,
-        session_id,
-        payload,
-        now=datetime.now(UTC),
-        message_id=message_id,
-        headers=headers,
-    )
-    await _prepare(bus, event)  # raises EventError for an event over max_payload
-    result = await send(bus, event, timeout=timeout, attempts=attempts, retry_for=retry_for)
-    return result.ok
 
 
 # -- the pipeline ---------------------------------------------------------------------------------
@@ -433,6 +410,9 @@ class Publisher:
 
     Counters: ``ok`` (acknowledged), ``failed`` (certainly not stored), ``not_confirmed`` (may or
     may not be stored), ``unacknowledged`` (the last two together), ``duplicates``.
+
+    ``bus`` is the connection of the runtime it publishes through: ``Runtime.publisher()`` sets
+    it, and ``jelmore_infra.runtime.Publisher`` uses the default runtime's.
     """
 
     window: int = 256
@@ -458,6 +438,14 @@ class Publisher:
         if self.window < 1:
             raise ValueError("window must be at least 1")
 
+    def _bus(self) -> Bus:
+        if self.bus is None:
+            raise ValueError(
+                "a Publisher needs a bus: use jelmore_infra.runtime.Publisher or"
+                " Runtime.publisher()"
+            )
+        return self.bus
+
     async def __aenter__(self) -> Publisher:
         return self
 
@@ -481,16 +469,7 @@ class Publisher:
         """Queue one event (waits while ``window`` publishes are in flight); returns its id.
         Invalid events (also those over the server's ``max_payload``) raise ``EventError`` at
         once."""
-        bus = self.bus or get_bus()
-        event = build_event(
-            bus.settings.prefix,
-            event_type,
-            session_id,
-            payload,
-            now=datetime.now(UTC),
-            message_id=message_id,
-            headers=headers,
-        )
+        event = new_event(self._bus(), event_type, session_id, payload, headers, message_id)
         await self.send(event)
         return event.message_id
 
@@ -498,11 +477,11 @@ class Publisher:
         """Queue an already built event (``EventError`` when it exceeds the server's
         ``max_payload``). The first attempt is sent here and completed by a callback (no task per
         event); only an unacknowledged attempt spawns a retrying task."""
-        bus = self.bus or get_bus()
+        bus = self._bus()
         if event.subject in self._subjects and bus.max_payload is not None:
             check_fits(bus, event)  # the hot path: connected, window read for this subject
         else:
-            await _prepare(bus, event)
+            await prepare(bus, event)
             self._subjects.add(event.subject)
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.window)
@@ -534,7 +513,7 @@ class Publisher:
         if exc is None:
             ack = fut.result()
             latency = time.monotonic() - tried.started
-            METRICS.record_publish(latency, duplicate=ack.duplicate)
+            bus.metrics.record_publish(latency, duplicate=ack.duplicate)
             self._finish(PublishResult(event.message_id, True, ack.seq, ack.duplicate, latency))
             return
         tried.record(exc)
@@ -577,7 +556,7 @@ class Publisher:
             if result.duplicate:
                 self.duplicates += 1
         else:
-            _count_failure(result)
+            _count_failure(self._bus(), result)
             if result.not_confirmed:
                 self.not_confirmed += 1
             else:
@@ -618,27 +597,3 @@ class Publisher:
             "duplicates": self.duplicates,
             "ack_latency": summarise(self.latencies),
         }
-
-
-async def publish_events(
-    events: Iterable[Mapping[str, Any]],
-    *,
-    window: int = 256,
-    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
-    attempts: int | None = None,
-    retry_for: float | None = None,
-) -> list[PublishResult]:
-    """Publish many events through a ``Publisher``; each event is a mapping with ``event_type``,
-    ``session_id``, ``payload`` and optionally ``headers`` and ``message_id``. Returns one result
-    per event, in completion order."""
-    pub = Publisher(window=window, timeout=timeout, attempts=attempts, retry_for=retry_for)
-    async with pub:
-        for item in events:
-            await pub.publish(
-                item["event_type"],
-                item["session_id"],
-                item.get("payload"),
-                item.get("headers"),
-                message_id=item.get("message_id"),
-            )
-    return pub.results

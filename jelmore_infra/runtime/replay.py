@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jelmore_infra.errors import JelmoreError
-from jelmore_infra.runtime.bus import Bus, BusError, PullHandle, get_bus
+from jelmore_infra.runtime.bus import Bus, BusError, PullHandle
+from jelmore_infra.runtime.core import RuntimeCore
 from jelmore_infra.runtime.discovery import stream_for
 from jelmore_infra.runtime.envelope import EventError, decode_event, format_timestamp
 
@@ -94,6 +95,7 @@ class _Replay:
 
 
 async def replay_events(
+    runtime: RuntimeCore,
     subjects: Sequence[str] | str | None,
     start_time: datetime,
     end_time: datetime | None = None,
@@ -108,7 +110,7 @@ async def replay_events(
     Without ``handler`` the events are returned. With one, ``await handler(event, msg)`` runs for
     each and the returned list is empty (nothing is kept in memory).
     """
-    bus = get_bus()
+    bus = runtime.bus
     wanted = [subjects] if isinstance(subjects, str) else list(subjects or [])
     if not wanted:
         wanted = [bus.settings.main_subjects()]

@@ -33,7 +33,6 @@ from jelmore_infra.runtime.discovery import (
 )
 from jelmore_infra.runtime.dlq import ROUTER_FAILURE_REASON, build_dead_letter
 from jelmore_infra.runtime.envelope import OutgoingEvent
-from jelmore_infra.runtime.metrics import METRICS
 from jelmore_infra.runtime.publish import send
 from jelmore_infra.runtime.retry import GroupPolicy, policy_from_consumer_info
 
@@ -87,10 +86,10 @@ async def dead_letter(
     event = OutgoingEvent(record.subject, record.data, out_headers, record.message_id, "", "")
     result = await send(bus, event, timeout=2.0, attempts=3, count=False)
     if not result.ok:
-        METRICS.dead_letter_errors += 1
+        bus.metrics.dead_letter_errors += 1
         return False
     if not result.duplicate:
-        METRICS.dead_lettered += 1
+        bus.metrics.dead_lettered += 1
     return True
 
 
@@ -272,44 +271,7 @@ class DeadLetterRouter:
             ok = False
         if ok:
             self.routed += 1
-            METRICS.routed_from_advisories += 1
+            self.bus.metrics.routed_from_advisories += 1
             await msg.ack()
         else:
             await msg.nak(delay=2.0)
-
-
-_SHARED: DeadLetterRouter | None = None
-_USERS = 0
-
-
-async def acquire_shared_router(bus: Bus) -> DeadLetterRouter | None:
-    """Start (once per process) the router that consumer-group subscriptions share."""
-    global _SHARED, _USERS
-    if _SHARED is not None and _SHARED._loop is not asyncio.get_running_loop():
-        _SHARED, _USERS = None, 0  # left over from an event loop that has ended
-    if _SHARED is not None and _SHARED.bus is not bus:
-        await _SHARED.stop()
-        _SHARED, _USERS = None, 0
-    if _SHARED is None:
-        router = DeadLetterRouter(bus)
-        if not await router.start():
-            return None
-        _SHARED = router
-    _USERS += 1
-    return _SHARED
-
-
-async def release_shared_router() -> None:
-    global _SHARED, _USERS
-    _USERS = max(0, _USERS - 1)
-    if _USERS == 0 and _SHARED is not None:
-        router, _SHARED = _SHARED, None
-        await router.stop()
-
-
-async def release_all_routers() -> None:
-    """Stop the shared router whatever its users (used by ``close()``)."""
-    global _SHARED, _USERS
-    router, _SHARED, _USERS = _SHARED, None, 0
-    if router is not None:
-        await router.stop()

@@ -1,9 +1,11 @@
 """Runtime settings: where the shared connection goes and which subject prefix events use.
 
-Values come from ``configure(...)`` arguments first, then the environment (``NATS_URL``,
-``NATS_SUBJECT_PREFIX``, ``NATS_CLIENT_ID``), then defaults. Authentication and TLS come from a
-``ConnectionSettings`` (the same object the CLI builds from its ``nats``-style options, TLS-first
-included); without one, the ``nats`` CLI's ``NATS_CA``, ``NATS_CERT`` and ``NATS_KEY`` are read.
+Values come from ``configure(...)`` / ``Runtime(...)`` arguments first, then the environment
+(``NATS_URL``, ``NATS_SUBJECT_PREFIX``, ``NATS_CLIENT_ID``), then defaults. Authentication and TLS
+come from a ``ConnectionSettings`` (the same object the CLI builds from its ``nats``-style options,
+TLS-first included); without one, it is resolved from the environment exactly as the CLI resolves
+it (``connection.resolve_settings``: ``NATS_URL`` and the ``nats`` CLI's ``NATS_CA``,
+``NATS_CERT`` and ``NATS_KEY``; no other variable is read).
 A ``tls://`` URL or any TLS setting makes TLS mandatory: the connection is refused, never made in
 plain text. Secrets stay inside that object and are never logged.
 
@@ -17,7 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from jelmore_infra.connection import DEFAULT_URL, ConnectionSettings, tls_from_env
+from jelmore_infra.connection import ConnectionSettings, resolve_settings
 from jelmore_infra.errors import JelmoreError
 
 DEFAULT_PREFIX = "jelmore"
@@ -68,9 +70,10 @@ def from_env(
 ) -> RuntimeSettings:
     """Build settings: explicit values win over ``NATS_*`` environment variables and defaults."""
     environ = os.environ if env is None else env
-    conn = connection or ConnectionSettings(**tls_from_env(environ))
-    chosen_url = url or (connection.url if connection else None) or environ.get("NATS_URL")
-    conn = replace(conn, url=chosen_url or DEFAULT_URL)
+    if connection is None:
+        conn = resolve_settings(url=url, env=environ)
+    else:
+        conn = replace(connection, url=url) if url else connection
     chosen_prefix = (prefix or environ.get("NATS_SUBJECT_PREFIX") or DEFAULT_PREFIX).strip()
     if not _PREFIX_RE.match(chosen_prefix):
         raise SettingsError(

@@ -20,7 +20,7 @@ Per message:
   the subscription stops gracefully (``wait()`` returns, ``exit_reason`` says why) instead of the
   exception tearing down the event loop with the event left unacknowledged until ack_wait.
 
-Each group worker also runs the process's shared dead-letter router (see ``router``).
+Each group worker also runs the dead-letter router its runtime's groups share (see ``router``).
 
 Without a group an ephemeral consumer (in memory, removed on stop or after a short inactivity)
 reads the subjects: a live tail for one process, with no retries and nothing left behind.
@@ -41,11 +41,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from jelmore_infra.errors import JelmoreError
-from jelmore_infra.runtime.bus import Bus, BusError, BusUnavailable, PullHandle, get_bus
+from jelmore_infra.runtime.bus import BusError, BusUnavailable, PullHandle
+from jelmore_infra.runtime.core import RuntimeCore
 from jelmore_infra.runtime.discovery import TopologyMissing, group_policy, stream_for
 from jelmore_infra.runtime.dlq import HDR_TARGET_GROUP
 from jelmore_infra.runtime.envelope import EventError, decode_event
-from jelmore_infra.runtime.metrics import METRICS
 from jelmore_infra.runtime.retry import (
     Action,
     GroupPolicy,
@@ -54,12 +54,7 @@ from jelmore_infra.runtime.retry import (
     failure_reason,
     policy_from_consumer_info,
 )
-from jelmore_infra.runtime.router import (
-    DeadLetterRouter,
-    acquire_shared_router,
-    dead_letter,
-    release_shared_router,
-)
+from jelmore_infra.runtime.router import DeadLetterRouter, dead_letter
 
 log = logging.getLogger("jelmore_infra.runtime")
 
@@ -85,7 +80,7 @@ class Subscription:
 
     def __init__(
         self,
-        bus: Bus,
+        runtime: RuntimeCore,
         handler: Handler,
         *,
         stream: str,
@@ -100,7 +95,9 @@ class Subscription:
         ack_wait: float,
         handler_timeout: float | None = None,
     ) -> None:
-        self.bus = bus
+        self.runtime = runtime
+        self.bus = runtime.bus
+        self.metrics = runtime.metrics
         self.handler = handler
         self.stream = stream
         self.consumer = consumer
@@ -136,15 +133,19 @@ class Subscription:
     def consumer_group(self) -> str | None:
         return None if self.ephemeral else self.consumer
 
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the subscription runs in (``None`` before it started)."""
+        return self._loop_task.get_loop() if self._loop_task is not None else None
+
     @property
     def running(self) -> bool:
         return self._loop_task is not None and not self._stopping
 
     async def start(self, *, with_router: bool) -> None:
         self._handle = await self.bus.bind(self.stream, self.consumer)
-        _LIVE.add(self)
+        self.runtime.track(self)
         if with_router:
-            self._router = await acquire_shared_router(self.bus)
+            self._router = await self.runtime.acquire_router()
         self._loop_task = asyncio.create_task(self._run(), name=f"jelmore-sub-{self.consumer}")
         self._heartbeat_task = asyncio.create_task(
             self._heartbeats(), name=f"jelmore-heartbeat-{self.consumer}"
@@ -185,8 +186,8 @@ class Subscription:
                 await self.bus.delete_consumer(self.stream, self.consumer)
         if self._router is not None:
             self._router = None
-            await release_shared_router()
-        _LIVE.discard(self)
+            await self.runtime.release_router()
+        self.runtime.untrack(self)
         self._stopped.set()
 
     async def __aenter__(self) -> Subscription:
@@ -263,7 +264,7 @@ class Subscription:
         self._slot_free.set()
 
     async def _hand_back(self, msg: Any) -> None:
-        METRICS.nacked_on_stop += 1
+        self.metrics.nacked_on_stop += 1
         with contextlib.suppress(Exception):
             await msg.nak()
 
@@ -302,9 +303,9 @@ class Subscription:
             event = decode_event(msg.data)
         except EventError as err:
             exc = PermanentError(str(err))
-        METRICS.record_consumed(str(event.get("event_type", "")), num_delivered)
+        self.metrics.record_consumed(str(event.get("event_type", "")), num_delivered)
         with contextlib.suppress(Exception):
-            METRICS.record_delivery_delay(time.time() - meta.timestamp.timestamp())
+            self.metrics.record_delivery_delay(time.time() - meta.timestamp.timestamp())
         if exc is None and num_delivered > 1:
             # the seed's retry_count: attempts before this one (plus any a DLQ replay carried)
             event["retry_count"] = int(event.get("retry_count") or 0) + num_delivered - 1
@@ -333,7 +334,7 @@ class Subscription:
                 exc = err
             finally:
                 self._working.pop(id(msg), None)
-        METRICS.record_handled(time.monotonic() - started, ok=exc is None)
+        self.metrics.record_handled(time.monotonic() - started, ok=exc is None)
         if exc is None:
             self.handled += 1
             if self.auto_ack and not msg.is_acked:
@@ -386,7 +387,7 @@ class Subscription:
             return
         decision = decide(num_delivered, self.policy.max_deliver, self.policy.retry_delays, exc)
         if decision.action is Action.RETRY:
-            METRICS.retries_scheduled += 1
+            self.metrics.retries_scheduled += 1
             with contextlib.suppress(Exception):
                 await msg.nak(delay=decision.delay)
             return
@@ -443,18 +444,6 @@ class Subscription:
                     continue
 
 
-_LIVE: set[Subscription] = set()
-
-
-async def stop_all() -> None:
-    """Stop every running subscription of this process (``close()`` calls it)."""
-    loop = asyncio.get_running_loop()
-    for sub in list(_LIVE):
-        if sub._loop_task is not None and sub._loop_task.get_loop() is loop:
-            await sub.stop()
-        _LIVE.discard(sub)
-
-
 def _ephemeral_config(
     name: str, filters: Sequence[str], deliver: str, ack_wait: float
 ) -> dict[str, Any]:
@@ -477,6 +466,7 @@ def _ephemeral_config(
 
 
 async def subscribe_to_events(
+    runtime: RuntimeCore,
     subjects: Sequence[str] | str | None,
     handler: Handler,
     consumer_group: str | None = None,
@@ -496,7 +486,7 @@ async def subscribe_to_events(
     must equal the group's filter subjects (a group cannot be narrowed without losing events).
     Without: an ephemeral consumer on ``subjects`` (``deliver`` = ``"new"`` or ``"all"``).
     """
-    bus = get_bus()
+    bus = runtime.bus
     wanted = [subjects] if isinstance(subjects, str) else list(subjects or [])
     if consumer_group:
         policy = await group_policy(bus, consumer_group)
@@ -507,7 +497,7 @@ async def subscribe_to_events(
                 " group to read other subjects)"
             )
         sub = Subscription(
-            bus,
+            runtime,
             handler,
             stream=policy.stream,
             consumer=consumer_group,
@@ -541,7 +531,7 @@ async def subscribe_to_events(
     except JelmoreError as exc:
         raise TopologyMissing(f"cannot read {', '.join(wanted)} from {stream}: {exc}") from None
     sub = Subscription(
-        bus,
+        runtime,
         handler,
         stream=stream,
         consumer=name,

@@ -1,8 +1,9 @@
 """Fixtures for the runtime test modules (``test_runtime_*.py``).
 
-``server``: one nats-server per test module holding the provisioned Jelmore topology (a module
-that defines its own ``server`` fixture overrides this one). ``url``: the runtime configured
-against it, with fresh metrics, closed after each test.
+``server``: one nats-server per test module holding the provisioned Jelmore topology, once on the
+oldest and once on the newest supported server version (a module that defines its own ``server``
+fixture overrides this one). ``url``: the default runtime configured against it, with fresh
+metrics, closed after each test.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import pytest
 
 from jelmore_infra import runtime
 from jelmore_infra.runtime import metrics
-from tests.support.natsserver import NatsServer
+from tests.support.natsserver import NatsServer, binary_for
 from tests.support.runtime_topology import provision
 
+#: The runtime's behaviour is tested on the oldest and the newest supported server.
+RUNTIME_VERSIONS = ("2.10.26", "2.15.1")
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[NatsServer]:
-    with NatsServer() as srv:
+
+@pytest.fixture(scope="module", params=RUNTIME_VERSIONS)
+def server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
+    with NatsServer(binary=binary_for(request.param)) as srv:
         provision(srv.url)
         yield srv
 

@@ -19,7 +19,6 @@ import pytest
 
 from jelmore_infra import runtime
 from jelmore_infra.runtime import metrics
-from jelmore_infra.runtime.bus import get_bus
 from jelmore_infra.runtime.dlq import REQUIRED_FIELDS, ROUTER_FAILURE_REASON
 from tests.support.natsserver import NatsServer
 from tests.support.runtime_topology import (
@@ -142,7 +141,7 @@ async def test_routing_the_same_failed_event_twice_stores_it_once(url: str) -> N
         await nc.flush()
     finally:
         await nc.close()
-    router = runtime.DeadLetterRouter(get_bus())
+    router = runtime.DeadLetterRouter(runtime.default_runtime().bus)
     routed = 0
     for _ in range(20):
         routed += await router.route_once()
@@ -374,7 +373,7 @@ async def test_the_dead_letter_router_reports_when_the_safety_net_is_missing(
         await provision_async(bare.url, advisories=False)
         runtime.configure(url=bare.url)
         try:
-            router = runtime.DeadLetterRouter(get_bus())
+            router = runtime.DeadLetterRouter(runtime.default_runtime().bus)
             assert await router.start() is False
         finally:
             await runtime.close()

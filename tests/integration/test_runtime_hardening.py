@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,31 +20,23 @@ import pytest
 
 from jelmore_infra import runtime
 from jelmore_infra.runtime import metrics
-from jelmore_infra.runtime.bus import get_bus
 from jelmore_infra.runtime.envelope import build_event, wire_size
 from jelmore_infra.runtime.publish import Outcome
+from tests.integration.conftest import RUNTIME_VERSIONS
 from tests.support.natsserver import NatsServer, binary_for
 from tests.support.runtime_topology import (
     add_group_async,
-    provision,
     provision_async,
     stream_messages,
     wait_until,
 )
 
-#: the oldest and the newest supported server
-VERSIONS = ("2.10.26", "2.15.1")
+#: the oldest and the newest supported server (the ``server`` fixture runs on each)
+VERSIONS = RUNTIME_VERSIONS
 ROOT = Path(__file__).resolve().parents[2]
 #: how long the server stays down: longer than the publisher's old retry budget (about 3.3 s with
 #: a 1 s timeout), far shorter than the retry deadline (half of JELMORE's 60 s duplicate window)
 OUTAGE = 5.0
-
-
-@pytest.fixture(scope="module", params=VERSIONS)
-def server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
-    with NatsServer(binary=binary_for(request.param)) as srv:
-        provision(srv.url)
-        yield srv
 
 
 def unique(name: str) -> str:
@@ -211,7 +202,7 @@ async def test_a_message_over_the_servers_max_payload_is_refused_at_once_with_th
 async def test_the_size_limit_counts_the_headers_like_the_server_does(url: str) -> None:
     """An event of exactly ``max_payload`` bytes with its headers is stored; one byte more is
     refused before it is sent (the server would refuse it and close the connection)."""
-    bus = get_bus()
+    bus = runtime.default_runtime().bus
     await bus.connect()
     limit = bus.max_payload
     assert limit is not None

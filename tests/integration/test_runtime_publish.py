@@ -13,7 +13,6 @@ import pytest
 
 from jelmore_infra import runtime
 from jelmore_infra.runtime import metrics
-from jelmore_infra.runtime.bus import get_bus
 from jelmore_infra.runtime.envelope import build_event
 from jelmore_infra.runtime.publish import send
 from tests.support.natsserver import NatsServer
@@ -64,7 +63,7 @@ async def test_unknown_event_types_and_unserialisable_payloads_are_refused(url: 
 
 
 async def test_e_the_same_message_id_published_twice_is_stored_once(url: str) -> None:
-    bus = get_bus()
+    bus = runtime.default_runtime().bus
     mid = uuid.uuid4().hex
     event = build_event("jelmore", "session.output", "s-e", {"n": 1}, now=_now(), message_id=mid)
     first = await send(bus, event)

@@ -25,7 +25,6 @@ from jelmore_infra import runtime
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import ConnectionFailed
 from jelmore_infra.live.jsapi import JetStreamAPI
-from jelmore_infra.runtime.bus import get_bus
 from tests.support.cli import run_cli
 from tests.support.jsapi_helpers import make_tls_files
 from tests.support.natsserver import NatsServer, binary_for
@@ -265,7 +264,7 @@ async def test_the_runtime_refuses_to_reconnect_to_a_server_without_tls(
             password=PASSWORD,
         )
         runtime.configure(connection=conn)
-        nc = await get_bus().connect()
+        nc = await runtime.default_runtime().bus.connect()
         assert nc.is_connected
         server.stop()
         # Something without TLS now answers on the server's address: every reconnect attempt
@@ -350,7 +349,7 @@ async def test_the_runtime_reaches_a_handshake_first_server_with_tls_first(
         url=handshake_first_server.url, tls_ca=str(tls_files[0]), tls_first=True
     )
     runtime.configure(connection=conn, client_id="tls-first-runtime")
-    nc = await get_bus().connect()
+    nc = await runtime.default_runtime().bus.connect()
     assert nc.is_connected
     (ours,) = [
         c for c in connections(handshake_first_server) if c.get("name") == "tls-first-runtime"

@@ -11,7 +11,7 @@ from nats import errors as nats_errors
 
 from jelmore_infra.connection import ConnectionSettings, resolve_settings
 from jelmore_infra.runtime.settings import from_env
-from jelmore_infra.tls import explain_failure
+from jelmore_infra.transport import explain_failure
 
 TLS_VARIABLES = ("NATS_CA", "NATS_CERT", "NATS_KEY")
 

@@ -1,0 +1,607 @@
+"""The one nats transport: how the provisioner (``live.jsapi``) and the runtime (``runtime.bus``)
+connect, authenticate, send requests, decode ``$JS.API`` replies and page through lists.
+
+Besides those two modules, nothing in the package imports nats-py; they build on this one:
+
+* **Connecting** (:func:`connect`): the ``nats``-CLI-style :class:`ConnectionSettings` become
+  nats-py options (:func:`auth_options`, TLS by :func:`open_client`); a failure is one
+  :class:`~jelmore_infra.errors.ConnectionFailed` line that never contains a secret
+  (:func:`connect_error_line`). The caller chooses the reconnect policy and the callbacks
+  (:class:`ConnectionEvents`).
+* **Requested TLS is TLS or no connection.** nats-py 2.x upgrades a connection to TLS only when the
+  server's INFO says ``tls_required`` (or when ``tls_handshake_first`` is set). A ``tls://`` URL or
+  an SSL context does not make it refuse a server that offers no TLS: it carries on in plain text
+  and sends CONNECT, with the password, token or signed nonce in it, in clear. The ``nats`` CLI
+  refuses instead, and upgrades a server that only *allows* TLS (``tls_available``).
+  :class:`GuardedClient` does the same. When TLS was asked for (see
+  :meth:`ConnectionSettings.tls_requested_by`), it upgrades a server that advertises
+  ``tls_available``, and it checks the socket itself right before CONNECT is built: a connection
+  that is not encrypted is refused before the client has written a single byte. A refusal on the
+  first connection raises :class:`TLSRefused` (a ``ConnectionFailed``) at once; on a later
+  reconnect it is a nats error like any other failed attempt, so the client tries the next server.
+* **Requests** (:func:`request`): nats errors become :class:`~jelmore_infra.errors.NoResponders`,
+  :class:`~jelmore_infra.errors.TransportTimeout` or :class:`~jelmore_infra.errors.TransportError`.
+* **Replies** (:func:`decode_reply`): JSON straight from bytes; an error envelope becomes
+  :class:`~jelmore_infra.errors.JetStreamAPIError` carrying ``err_code`` (the codes are in
+  ``jelmore_infra.errors``).
+* **Lists** (:func:`pages`): ``offset`` paging of ``STREAM.LIST``, ``STREAM.NAMES`` and
+  ``CONSUMER.LIST``, with the names a cluster could not report kept apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import importlib.util
+import json
+import logging
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from nats import errors as nats_errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from jelmore_infra.connection import ConnectionSettings
+from jelmore_infra.errors import (
+    ConnectionFailed,
+    JetStreamAPIError,
+    NoResponders,
+    TransportError,
+    TransportTimeout,
+)
+
+JSONDict = dict[str, Any]
+T = TypeVar("T")
+
+#: Seconds to wait for an abandoned connection to close.
+_ABANDON_WAIT = 2.0
+#: nats-py methods the guard hooks into; a nats-py without them must not connect unguarded.
+_HOOKS = ("_process_info", "_connect_command", "_close")
+AUTH_HINT = "authorization violation: check --user/--password, --token or --creds"
+_EMPTY = b""
+
+
+class _QuietSSLShutdown(logging.Filter):
+    """Drop asyncio's "returning true from eof_received()" warning after a refused TLS handshake."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("returning true from eof_received()")
+
+
+logging.getLogger("asyncio").addFilter(_QuietSSLShutdown())
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+class TLSRefused(ConnectionFailed):
+    """TLS was asked for and the server did not offer it (nothing was sent)."""
+
+
+class TLSNotOffered(nats_errors.SecureConnWantedError):
+    """The nats-py error for a refused reconnect attempt (the client moves on to another server)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def check_readable(path: str, what: str) -> None:
+    """A one-line ``ConnectionFailed`` unless ``path`` can be opened for reading."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConnectionFailed(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def ssl_context(settings: ConnectionSettings) -> ssl.SSLContext | None:
+    """The SSL context to connect with, or ``None`` when no TLS was asked for."""
+    if settings.tls_requested_by() is None:
+        return None
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConnectionFailed("--tls-cert and --tls-key must be given together")
+    for path, what in (
+        (settings.tls_ca, "TLS CA file"),
+        (settings.tls_cert, "TLS certificate"),
+        (settings.tls_key, "TLS key"),
+    ):
+        if path:
+            check_readable(path, what)
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.tls_ca)
+        if settings.tls_cert and settings.tls_key:
+            context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConnectionFailed(f"cannot load TLS files: {text}") from None
+    return context
+
+
+class GuardedClient(Client):
+    """A nats-py client that never speaks in plain text once TLS was asked for."""
+
+    def __init__(self, tls_reason: str | None) -> None:
+        super().__init__()
+        missing = [name for name in _HOOKS if not callable(getattr(Client, name, None))]
+        if tls_reason is not None and missing:
+            raise ConnectionFailed(
+                f"this nats-py version cannot enforce TLS (no {', '.join(missing)}): "
+                "install nats-py 2.x"
+            )
+        self._tls_reason = tls_reason
+        self._connected_once = False
+
+    async def connect(self, *args: Any, **kwargs: Any) -> None:
+        await super().connect(*args, **kwargs)
+        self._connected_once = True
+
+    async def abandon(self) -> None:
+        """Close a connection that never completed, without the disconnect/close callbacks."""
+        try:
+            # Bounded: after a failed TLS upgrade nats-py can wait forever for the socket to close.
+            await asyncio.wait_for(self._close(Client.CLOSED, False), _ABANDON_WAIT)
+        except Exception:
+            pass
+
+    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
+        if (
+            initial_connection
+            and self._tls_reason is not None
+            and info.get("tls_available")
+            and not info.get("tls_required")
+        ):
+            # The server allows TLS without requiring it: make nats-py upgrade, as the nats CLI
+            # does when TLS is wanted. ``info`` is the dict nats-py checks right after this call.
+            info["tls_required"] = True
+        await super()._process_info(info, initial_connection)
+
+    def _connect_command(self) -> bytes:
+        if self._tls_reason is not None and not self._encrypted():
+            message = self._refusal()
+            # nats-py replaces, but does not close, the socket of a failed reconnect attempt.
+            if self._transport is not None:
+                try:
+                    self._transport.close()  # type: ignore[no-untyped-call]
+                except Exception:
+                    pass
+            if self._connected_once:
+                raise TLSNotOffered(message)
+            raise TLSRefused(message)
+        command: bytes = super()._connect_command()
+        return command
+
+    def _encrypted(self) -> bool:
+        """Whether the socket CONNECT would go out on is a TLS connection."""
+        server = self._current_server
+        if server is not None and server.uri.scheme == "wss":
+            return True
+        writer = getattr(self._transport, "_io_writer", None)
+        extra = getattr(writer, "get_extra_info", None)
+        return extra is not None and extra("ssl_object") is not None
+
+    def _refusal(self) -> str:
+        server = self._current_server
+        where = "the server"
+        if server is not None:
+            where = f"{server.uri.scheme}://{server.uri.netloc.rsplit('@', 1)[-1]}"
+        info: dict[str, Any] = self._server_info or {}
+        if info.get("tls_required") or info.get("tls_available"):
+            what = "the connection is not encrypted"
+        else:
+            what = "the server does not offer TLS"
+        return (
+            f"{where}: {what} but TLS was requested ({self._tls_reason}); "
+            "refusing to connect in plain text"
+        )
+
+
+async def open_client(settings: ConnectionSettings, options: dict[str, Any]) -> Client:
+    """Connect with nats-py ``options`` plus the TLS the settings ask for.
+
+    Raises :class:`TLSRefused` when TLS was asked for and the first server reached does not
+    offer it; nats-py's own errors otherwise. On any failure (cancellation included) the client
+    is closed without calling the disconnect/close callbacks: it never was connected.
+    """
+    reason = settings.tls_requested_by()
+    context = ssl_context(settings)
+    full = dict(options)
+    if context is not None:
+        full["tls"] = context
+    if settings.tls_first:
+        full["tls_handshake_first"] = True
+    nc = GuardedClient(reason)
+    try:
+        await nc.connect(**full)
+    except BaseException:
+        await nc.abandon()
+        raise
+    return nc
+
+
+def explain_failure(exc: BaseException, settings: ConnectionSettings) -> str | None:
+    """One line for a failed connection that a TLS setting explains, else ``None``.
+
+    A server configured with ``tls { handshake_first: true }`` waits for the client's TLS
+    handshake and closes the connection without a greeting (INFO) when none comes; a server
+    without it greets in plain text first, which a TLS-first handshake cannot parse.
+    """
+    url = settings.safe_url()
+    if isinstance(exc, TLSNotOffered):
+        return str(exc)
+    if settings.tls_first and isinstance(exc, ssl.SSLError):
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return None
+        reason = exc.reason or " ".join(str(exc).split())
+        return (
+            f"TLS handshake with {url} failed: {reason} (TLS-first was requested: is the server "
+            "configured with tls handshake_first?)"
+        )
+    # nats-py's words for a connection closed before the server's INFO arrived.
+    if not settings.tls_first and "expecting INFO" in str(exc):
+        return (
+            f"{url} closed the connection without a greeting (INFO): if the server wants the "
+            "TLS handshake first (tls handshake_first), use --tls-first"
+        )
+    return None
+
+
+# -- connecting ----------------------------------------------------------------------------------
+
+
+def auth_options(settings: ConnectionSettings) -> dict[str, Any]:
+    """nats-py's options for the user/password, token, creds file or nkey seed of ``settings``.
+
+    A creds or nkey file that cannot be read, or a missing ``nkeys`` package, is a one-line
+    ``ConnectionFailed`` before anything is sent.
+    """
+    options: dict[str, Any] = {}
+    if settings.user:
+        options["user"] = settings.user
+    if settings.password:
+        options["password"] = settings.password
+    if settings.token:
+        options["token"] = settings.token
+    if settings.creds or settings.nkey:
+        for path, flag in ((settings.creds, "--creds"), (settings.nkey, "--nkey")):
+            if path:
+                check_readable(path, f"{flag} file")
+        if importlib.util.find_spec("nkeys") is None:
+            flag = "--creds" if settings.creds else "--nkey"
+            raise ConnectionFailed(f"{flag} needs the nkeys package: pip install 'nats-py[nkeys]'")
+        if settings.creds:
+            options["user_credentials"] = settings.creds
+        if settings.nkey:
+            options["nkeys_seed"] = settings.nkey
+    return options
+
+
+class ConnectionEvents:
+    """What nats-py reported through its callbacks (instead of logging tracebacks).
+
+    Subclasses add their own reactions (log lines, counters) and call ``super()``.
+    """
+
+    def __init__(self) -> None:
+        self.last_error: BaseException | None = None
+        self.errors: deque[BaseException] = deque(maxlen=32)
+        self.permission_errors: deque[str] = deque(maxlen=32)
+        self.waiters: list[asyncio.Future[str]] = []
+
+    async def on_error(self, exc: Exception) -> None:
+        self.last_error = exc
+        self.errors.append(exc)
+        text = str(exc)
+        if "permissions violation" in text.lower():
+            self.permission_errors.append(text)
+            for waiter in self.waiters:
+                if not waiter.done():
+                    waiter.set_result(text)
+
+    async def on_disconnect(self) -> None:
+        return None
+
+    async def on_reconnect(self) -> None:
+        return None
+
+    async def on_closed(self) -> None:
+        return None
+
+    def denied(self, subject: str) -> bool:
+        """Whether the server refused us permission to publish to ``subject``."""
+        needle = f'"{subject.lower()}"'
+        return any(needle in text.lower() for text in self.permission_errors)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """How a connection reconnects: ``attempts`` per server (``-1``: forever), ``wait`` seconds
+    apart."""
+
+    attempts: int
+    wait: float
+
+
+async def connect(
+    settings: ConnectionSettings,
+    *,
+    name: str,
+    events: ConnectionEvents,
+    reconnect: Reconnect,
+    connect_timeout: float,
+    limit: float,
+) -> Client:
+    """Open a connection (TLS and authentication from ``settings``), bounded by ``limit`` seconds.
+
+    ``connect_timeout`` bounds each attempt; nats-py can otherwise wait forever on some failures
+    (a TLS handshake the server drops). Any failure is one ``ConnectionFailed`` line.
+    """
+    options: dict[str, Any] = {
+        "servers": settings.servers(),
+        "name": name,
+        "error_cb": events.on_error,
+        "disconnected_cb": events.on_disconnect,
+        "reconnected_cb": events.on_reconnect,
+        "closed_cb": events.on_closed,
+        "connect_timeout": connect_timeout,
+        "allow_reconnect": True,
+        "max_reconnect_attempts": reconnect.attempts,
+        "reconnect_time_wait": reconnect.wait,
+    }
+    options.update(auth_options(settings))
+    try:
+        return await asyncio.wait_for(open_client(settings, options), limit)
+    except ConnectionFailed:
+        raise
+    except TimeoutError as exc:
+        cause = events.last_error or exc
+        raise ConnectionFailed(connect_error_line(cause, events, settings)) from None
+    except Exception as exc:
+        raise ConnectionFailed(connect_error_line(exc, events, settings)) from None
+
+
+async def close_quietly(nc: Client, *, drain: bool = False) -> None:
+    """Close ``nc`` (draining it first with ``drain``), ignoring errors of a dead connection."""
+    if drain:
+        try:
+            await nc.drain()
+        except (nats_errors.Error, OSError, RuntimeError):
+            pass
+    try:
+        await nc.close()
+    except Exception:
+        pass
+
+
+# -- one-line errors ------------------------------------------------------------------------------
+
+
+def connect_error_line(
+    exc: BaseException, events: ConnectionEvents, settings: ConnectionSettings
+) -> str:
+    """Why a connection could not be made, in one line without secrets."""
+    url = settings.safe_url()
+    cause: BaseException = exc
+    if isinstance(exc, nats_errors.NoServersError) and events.last_error is not None:
+        cause = events.last_error
+    for seen in (*events.errors, exc):
+        if isinstance(seen, nats_errors.AuthorizationError) or "authorization violation" in (
+            str(seen).lower()
+        ):
+            return AUTH_HINT
+    text = str(cause).lower()
+    if isinstance(cause, nats_errors.AuthorizationError) or "authorization violation" in text:
+        return AUTH_HINT
+    if "authentication" in text or "user authentication" in text:
+        return AUTH_HINT
+    if isinstance(cause, ConnectionRefusedError) or (
+        isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
+    ):
+        return f"cannot connect to {url}: connection refused"
+    if isinstance(cause, (asyncio.TimeoutError, TimeoutError, nats_errors.TimeoutError)):
+        return f"timed out after {settings.timeout:g}s waiting for {url} to answer"
+    explained = explain_failure(cause, settings)
+    if explained is not None:
+        return scrub(explained, settings)
+    if isinstance(cause, ssl.SSLError):
+        reason = getattr(cause, "verify_message", None) or cause.reason or describe(cause)
+        return scrub(f"TLS handshake with {url} failed: {reason}", settings)
+    if isinstance(cause, nats_errors.SecureConnRequiredError):
+        return f"{url} requires TLS: use a tls:// URL or --tls-ca"
+    if isinstance(cause, nats_errors.SecureConnWantedError):
+        return f"{url} does not offer TLS but TLS was requested"
+    if isinstance(cause, OSError):
+        return scrub(f"cannot connect to {url}: {cause.strerror or describe(cause)}", settings)
+    return scrub(f"cannot connect to {url}: {describe(cause)}", settings)
+
+
+def no_jetstream_line(settings: ConnectionSettings, detail: str | None = None) -> str:
+    where = settings.safe_url()
+    reason = detail or f"no responders on {settings.api_prefix()}.INFO"
+    if settings.js_domain:
+        return (
+            f"JetStream not enabled for domain {settings.js_domain!r} on {where} ({reason}): "
+            "check --js-domain"
+        )
+    return f"JetStream not enabled on {where} ({reason})"
+
+
+def permission_line(subject: str) -> str:
+    return f"{AUTH_HINT} (no permission to publish to {subject})"
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as text without nats-py's ``nats:`` prefix, on one line."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.removeprefix("nats: ").replace("\n", " ")
+
+
+def scrub(text: str, settings: ConnectionSettings) -> str:
+    """Remove every secret the settings hold (and URL user-info) from ``text``."""
+    secrets = [settings.password, settings.token]
+    for url in settings.servers():
+        authority = url.split("://", 1)[-1].split("/", 1)[0]
+        if "@" in authority:
+            userinfo = authority.rsplit("@", 1)[0]
+            secrets.append(userinfo.split(":", 1)[1] if ":" in userinfo else userinfo)
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return " ".join(text.split())
+
+
+# -- requests and replies -----------------------------------------------------------------------
+
+
+async def request(
+    nc: Client,
+    subject: str,
+    payload: bytes = _EMPTY,
+    *,
+    timeout: float,  # noqa: ASYNC109
+    headers: Mapping[str, str] | None = None,
+) -> Msg:
+    """A request; nats errors become ``NoResponders``, ``TransportTimeout`` or
+    ``TransportError``."""
+    try:
+        return await nc.request(
+            subject, payload, timeout=timeout, headers=dict(headers or {}) or None
+        )
+    except nats_errors.NoRespondersError:
+        raise NoResponders(f"no responders for {subject}") from None
+    except (TimeoutError, nats_errors.TimeoutError):
+        raise TransportTimeout(f"no answer for {subject} within {timeout:g}s") from None
+    except (nats_errors.Error, OSError) as exc:
+        raise TransportError(f"request {subject} failed: {describe(exc)}") from None
+
+
+async def publish(
+    nc: Client,
+    subject: str,
+    payload: bytes,
+    *,
+    reply: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """A core publish; a nats error becomes ``TransportError``."""
+    try:
+        await nc.publish(subject, payload, reply=reply, headers=dict(headers or {}) or None)
+    except (nats_errors.Error, OSError) as exc:
+        raise TransportError(f"publish to {subject} failed: {describe(exc)}") from None
+
+
+def decode_reply(subject: str, data: bytes, *, default: str = "unknown error") -> JSONDict:
+    """A JetStream reply as the server sent it; an error envelope raises ``JetStreamAPIError``,
+    anything but a JSON object ``TransportError``. An empty reply is an empty object."""
+    try:
+        answer = json.loads(data) if data else {}
+    except ValueError:
+        raise TransportError(f"{subject} answered with invalid JSON") from None
+    if not isinstance(answer, dict):
+        raise TransportError(f"{subject} answered with a non-object")
+    error = answer.get("error")
+    if error is not None:
+        if not isinstance(error, dict):
+            error = {"description": str(error)}
+        raise JetStreamAPIError(
+            subject,
+            int(error.get("code") or 0),
+            int(error.get("err_code") or 0),
+            str(error.get("description") or default),
+        )
+    return answer
+
+
+# -- lists -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListResult(Generic[T]):
+    """All pages of a ``STREAM.LIST``, ``STREAM.NAMES`` or ``CONSUMER.LIST``.
+
+    ``missing`` names the server could not report (a cluster's peers are offline or did not
+    answer within its 4 s); ``offline`` maps names the server could not load to its reason (they
+    are in ``missing`` too). Neither is ever in ``items``.
+    """
+
+    items: list[T]
+    missing: list[str] = field(default_factory=list)
+    offline: dict[str, str] = field(default_factory=dict)
+
+
+def entry_name(info: Any) -> str:
+    """The name of a list entry: a name itself (``STREAM.NAMES``), or a stream or consumer info.
+
+    Stream infos carry it in ``config.name``; consumer infos in ``name``, except the bare
+    entries a cluster lists for consumers whose peers are all offline (only ``config``).
+    """
+    if isinstance(info, str):
+        return info
+    config = info.get("config") or {}
+    return str(info.get("name") or config.get("name") or config.get("durable_name") or "")
+
+
+async def pages(
+    send: Callable[[JSONDict | None], Awaitable[JSONDict]],
+    body: JSONDict,
+    key: str,
+    result: ListResult[T],
+) -> AsyncIterator[list[T]]:
+    """Page through a list request (``send`` makes one request with the body it is given):
+    ``offset`` advances by the names each reply accounts for. Yields each page's new items and
+    collects items, missing and offline names into ``result``.
+
+    A clustered server whose peers are all offline lists the resource twice: as a bare
+    entry (config only, no state; consumers even without a name) *and* in ``missing``.
+    Such entries are dropped from the items, and every name counts once for the offset
+    (the plain ``len(items) + len(missing)`` would skip entries of the next page).
+    """
+    seen: set[str] = set()
+    missing_seen: set[str] = set()
+    offset = 0
+    while True:
+        page_body = dict(body)
+        if offset:
+            page_body["offset"] = offset
+        data = await send(page_body or None)
+        items: list[T] = data.get(key) or []
+        missing: list[str] = data.get("missing") or []
+        offline: dict[str, str] = data.get("offline") or {}
+        unavailable = set(missing)
+        unavailable.update(offline)
+        names: set[str] = set()
+        page: list[T] = []
+        for item in items:
+            name = entry_name(item)
+            names.add(name)
+            if name not in seen and name not in unavailable:
+                seen.add(name)
+                page.append(item)
+        for name in missing:
+            if name not in missing_seen:
+                missing_seen.add(name)
+                result.missing.append(name)
+        result.offline.update(offline)
+        result.items.extend(page)
+        yield page
+        total = int(data.get("total") or 0)
+        names.update(missing)
+        offset += len(names)
+        if not names or offset >= total:
+            return
+
+
+async def collect(
+    send: Callable[[JSONDict | None], Awaitable[JSONDict]], body: JSONDict, key: str
+) -> ListResult[Any]:
+    """Every page of a list request (see :func:`pages`)."""
+    result: ListResult[Any] = ListResult([])
+    async for _page in pages(send, body, key, result):
+        pass
+    return result
