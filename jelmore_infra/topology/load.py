@@ -5,12 +5,12 @@ order (names starting with ``.`` are hidden, as for the shell's ``*.yaml``). An 
 name that cannot be read (a dangling symlink, a symlink loop, a directory) is an error, never
 skipped. A file over :data:`MAX_FILE_BYTES` is refused before it is parsed.
 
-Files are built into located nodes straight from the YAML parser's events (nothing is
-constructed blindly), so every key and value keeps its file, line and column, duplicate keys are
-caught instead of silently overwritten, and aliases cannot blow up or loop. Plain values are read
-by :func:`plain_value`: only ``true``/``false`` are booleans, numbers are ASCII decimal, and YAML
-tags (``!foo``, ``!!python/...``) are refused. The sections of all files are merged; a name
-defined twice is an error naming both places.
+Files are built into located nodes (:mod:`jelmore_infra.topology.nodes`) straight from the YAML
+parser's events (nothing is constructed blindly), so every key and value keeps its file, line and
+column, duplicate keys are caught instead of silently overwritten, and aliases cannot blow up or
+loop. Plain values are read by :func:`plain_value`: only ``true``/``false`` are booleans, numbers
+are ASCII decimal, and YAML tags (``!foo``, ``!!python/...``) are refused. The sections of all
+files are merged; a name defined twice is an error naming both places.
 
 :func:`parse_sources` is the pure entry point (texts in, desired model and diagnostics out);
 :func:`check_topology` and :func:`load_topology` add the only file I/O of this subpackage.
@@ -18,16 +18,14 @@ defined twice is an error naming both places.
 
 from __future__ import annotations
 
-import difflib
 import errno
 import math
 import os
 import re
 import stat
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.events import (
@@ -46,6 +44,20 @@ from yaml.scanner import Scanner
 
 from jelmore_infra.diagnostics import Diagnostic, Location, sort_diagnostics
 from jelmore_infra.errors import TopologyError
+from jelmore_infra.topology.build import build_topology
+from jelmore_infra.topology.nodes import (
+    Entry,
+    LNode,
+    Map,
+    RawResource,
+    RawTopology,
+    Scalar,
+    Seq,
+    describe,
+    did_you_mean,
+    is_null,
+)
+from jelmore_infra.topology.validate import check_semantics, convert_topology
 
 if TYPE_CHECKING:
     from jelmore_infra.model import Topology
@@ -66,73 +78,6 @@ MAX_DEPTH = 64
 
 _CORE_TAG_PREFIX = "tag:yaml.org,2002:"
 _QUOTED = frozenset({"'", '"', "|", ">"})
-
-
-# --- the located node tree --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Scalar:
-    """A scalar value, as YAML reads it (``value``) and as written (``raw``)."""
-
-    value: object
-    raw: str
-    loc: Location
-    quoted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Seq:
-    items: tuple[LNode, ...]
-    loc: Location
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One key of a mapping: its text, where the key is written, and its value."""
-
-    key: str
-    key_loc: Location
-    value: LNode
-
-
-@dataclass(frozen=True, slots=True)
-class Map:
-    entries: dict[str, Entry]
-    loc: Location
-
-
-LNode = Union[Scalar, Seq, Map]  # noqa: UP007 - a runtime alias used in isinstance-free unions
-
-
-def is_null(node: LNode | None) -> bool:
-    """Whether a node is absent or an empty/null scalar (``key:`` with nothing after it)."""
-    return node is None or (isinstance(node, Scalar) and node.value is None and not node.quoted)
-
-
-def describe(node: LNode) -> str:
-    """What a value is, for messages: ``a list``, ``a map``, ``the number 5``, ``'abc'``."""
-    if isinstance(node, Map):
-        return "a map"
-    if isinstance(node, Seq):
-        return "a list"
-    v = node.value
-    if v is None:
-        return "nothing" if not node.raw or node.raw == "~" else f"null ({node.raw})"
-    if isinstance(v, bool):
-        return f"the boolean {node.raw}"
-    if isinstance(v, int | float):
-        return f"the number {node.raw}"
-    if isinstance(v, str):
-        text = v if len(v) <= 40 else v[:37] + "..."
-        return repr(text)
-    return repr(node.raw)
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` when a choice is close to ``word``, else ``""``."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 # --- how plain values are read ----------------------------------------------------------------
@@ -466,24 +411,6 @@ def read_yaml(filename: str, text: str, diags: list[Diagnostic]) -> tuple[LNode 
 # --- merging files ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RawResource:
-    """One stream or consumer group as written: its name, where, and its settings node."""
-
-    name: str
-    name_loc: Location
-    settings: LNode
-
-
-@dataclass(slots=True)
-class RawTopology:
-    streams: list[RawResource] = field(default_factory=list)
-    groups: list[RawResource] = field(default_factory=list)
-    #: False when a file could not be read to its end: checks across resources are then skipped,
-    #: as what is missing would make them report problems that are not there.
-    complete: bool = True
-
-
 def merge_files(sources: Sequence[tuple[str, str]], diags: list[Diagnostic]) -> RawTopology:
     """Parse every (filename, text) in sorted filename order and merge their sections."""
     raw = RawTopology()
@@ -561,9 +488,6 @@ def parse_sources(
     overlapping subjects, ...) are skipped, since the missing part would make them wrong.
     Returns the model (``None`` when any error was found) and every diagnostic, sorted.
     """
-    from jelmore_infra.topology.build import build_topology
-    from jelmore_infra.topology.validate import check_semantics, convert_topology
-
     diags: list[Diagnostic] = list(unread)
     raw = merge_files(sources, diags)
     streams, groups = convert_topology(raw, diags)
@@ -676,17 +600,7 @@ def load_topology(directory: str | Path) -> Topology:
 
 
 __all__ = [
-    "Entry",
-    "LNode",
-    "Map",
-    "RawResource",
-    "RawTopology",
-    "Scalar",
-    "Seq",
     "check_topology",
-    "describe",
-    "did_you_mean",
-    "is_null",
     "load_topology",
     "merge_files",
     "parse_sources",

@@ -36,7 +36,7 @@ from jelmore_infra.subjects import (
     subjects_overlap,
 )
 from jelmore_infra.topology.build import GroupDraft, StreamDraft
-from jelmore_infra.topology.load import (
+from jelmore_infra.topology.nodes import (
     Entry,
     LNode,
     Map,
