@@ -2,8 +2,13 @@
 
 :mod:`jelmore_infra.topology.load` builds these nodes from the YAML parser's events;
 :mod:`jelmore_infra.topology.validate` walks them. Both import this module and neither imports
-the other's internals through it, so the reader and the checks form no import cycle. Every node
-knows where it was written (file, line, column). Pure: no I/O.
+the other's internals through it, so the reader and the checks form no import cycle.
+
+Every node knows where it was written: its file, line and column, with ``loc`` (``key_loc`` for
+an entry's key) giving them as a :class:`~jelmore_infra.diagnostics.Location` when asked, as only
+the places a check reports or keeps are ever needed. The nodes are plain slotted classes, never
+changed once built: a large topology has hundreds of thousands of them, and building one of these
+costs a fifth of a frozen dataclass. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -16,35 +21,85 @@ from typing import Union
 from jelmore_infra.diagnostics import Location
 
 
-@dataclass(frozen=True, slots=True)
 class Scalar:
     """A scalar value, as YAML reads it (``value``) and as written (``raw``)."""
 
-    value: object
-    raw: str
-    loc: Location
-    quoted: bool = False
+    __slots__ = ("col", "file", "line", "quoted", "raw", "value")
+
+    def __init__(
+        self, value: object, raw: str, quoted: bool, file: str, line: int, col: int
+    ) -> None:
+        self.value = value
+        self.raw = raw
+        self.quoted = quoted
+        self.file = file
+        self.line = line
+        self.col = col
+
+    @property
+    def loc(self) -> Location:
+        return Location(self.file, self.line, self.col)
+
+    def __repr__(self) -> str:
+        return f"Scalar({self.value!r}, {self.raw!r}, quoted={self.quoted}, at {self.loc})"
 
 
-@dataclass(frozen=True, slots=True)
 class Seq:
-    items: tuple[LNode, ...]
-    loc: Location
+    """A list and where it starts."""
+
+    __slots__ = ("col", "file", "items", "line")
+
+    def __init__(self, items: tuple[LNode, ...], file: str, line: int, col: int) -> None:
+        self.items = items
+        self.file = file
+        self.line = line
+        self.col = col
+
+    @property
+    def loc(self) -> Location:
+        return Location(self.file, self.line, self.col)
+
+    def __repr__(self) -> str:
+        return f"Seq({list(self.items)!r}, at {self.loc})"
 
 
-@dataclass(frozen=True, slots=True)
 class Entry:
     """One key of a mapping: its text, where the key is written, and its value."""
 
-    key: str
-    key_loc: Location
-    value: LNode
+    __slots__ = ("col", "file", "key", "line", "value")
+
+    def __init__(self, key: str, value: LNode, file: str, line: int, col: int) -> None:
+        self.key = key
+        self.value = value
+        self.file = file
+        self.line = line
+        self.col = col
+
+    @property
+    def key_loc(self) -> Location:
+        return Location(self.file, self.line, self.col)
+
+    def __repr__(self) -> str:
+        return f"Entry({self.key!r}: {self.value!r}, at {self.key_loc})"
 
 
-@dataclass(frozen=True, slots=True)
 class Map:
-    entries: dict[str, Entry]
-    loc: Location
+    """A mapping (keys in the order written) and where it starts."""
+
+    __slots__ = ("col", "entries", "file", "line")
+
+    def __init__(self, entries: dict[str, Entry], file: str, line: int, col: int) -> None:
+        self.entries = entries
+        self.file = file
+        self.line = line
+        self.col = col
+
+    @property
+    def loc(self) -> Location:
+        return Location(self.file, self.line, self.col)
+
+    def __repr__(self) -> str:
+        return f"Map({list(self.entries.values())!r}, at {self.loc})"
 
 
 LNode = Union[Scalar, Seq, Map]  # noqa: UP007 - a runtime alias used in isinstance-free unions
