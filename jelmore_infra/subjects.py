@@ -112,7 +112,7 @@ def subject_problem(subject: str, *, wildcards: bool = True) -> str | None:
         return "is empty"
     if "\0" in subject:
         return "contains a NUL character"
-    if any(c in _WHITESPACE for c in subject):
+    if not _WHITESPACE.isdisjoint(subject):
         return "contains whitespace"
     tokens = subject.split(".")
     last = len(tokens) - 1

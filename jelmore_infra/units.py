@@ -16,6 +16,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -86,6 +87,17 @@ def parse_duration(value: object, *, allow_unlimited: bool = False) -> int:
         )
     if not isinstance(value, str):
         raise UnitError(f"expected a duration like '60s' or '7d', got {value!r}")
+    return _duration_text(value, allow_unlimited)
+
+
+#: How many distinct texts the unit readers remember. A topology repeats a few spellings
+#: ('30s', '1h', '256KiB') thousands of times; remembering them skips reading each again.
+_CACHED_TEXTS = 4096
+
+
+@functools.lru_cache(maxsize=_CACHED_TEXTS)
+def _duration_text(value: str, allow_unlimited: bool) -> int:
+    """:func:`parse_duration` of a text (errors are raised, never remembered)."""
     _refuse_other_digits("duration", value)
     text = value.strip()
     if text == "0":
@@ -125,6 +137,12 @@ def parse_size(value: object) -> int:
         return value
     if not isinstance(value, str):
         raise UnitError(f"expected a size like 1024, '512KiB' or '10GB', got {value!r}")
+    return _size_text(value)
+
+
+@functools.lru_cache(maxsize=_CACHED_TEXTS)
+def _size_text(value: str) -> int:
+    """:func:`parse_size` of a text (errors are raised, never remembered)."""
     _refuse_other_digits("size", value)
     text = value.strip()
     if text.lower() in UNLIMITED_WORDS:

@@ -5,12 +5,20 @@ order (names starting with ``.`` are hidden, as for the shell's ``*.yaml``). An 
 name that cannot be read (a dangling symlink, a symlink loop, a directory) is an error, never
 skipped. A file over :data:`MAX_FILE_BYTES` is refused before it is parsed.
 
-Files are built into located nodes straight from the YAML parser's events (nothing is
-constructed blindly), so every key and value keeps its file, line and column, duplicate keys are
-caught instead of silently overwritten, and aliases cannot blow up or loop. Plain values are read
-by :func:`plain_value`: only ``true``/``false`` are booleans, numbers are ASCII decimal, and YAML
-tags (``!foo``, ``!!python/...``) are refused. The sections of all files are merged; a name
-defined twice is an error naming both places.
+Files are built into located nodes (:mod:`jelmore_infra.topology.nodes`) straight from the YAML
+parser's events (nothing is constructed blindly), so every key and value keeps its file, line and
+column, duplicate keys are caught instead of silently overwritten, and aliases cannot blow up or
+loop. Plain values are read by :func:`plain_value`: only ``true``/``false`` are booleans, numbers
+are ASCII decimal, and YAML tags (``!foo``, ``!!python/...``) are refused. The sections of all
+files are merged; a name defined twice is an error naming both places.
+
+Speed: libyaml (through PyYAML) produces the events and this module builds nodes from them with
+as little Python per event as it can; places are kept as numbers and become a
+:class:`~jelmore_infra.diagnostics.Location` only when a check asks. rapidyaml was measured as a
+faster first pass and rejected: it parses the 5,000-resource benchmark topology in about 11 ms,
+but walking its tree from Python costs about 150 ms, more than libyaml's whole event stream, and
+it accepts text libyaml refuses (a plain value starting with ``@`` or a backtick), so its answers
+would not match this reader's.
 
 :func:`parse_sources` is the pure entry point (texts in, desired model and diagnostics out);
 :func:`check_topology` and :func:`load_topology` add the only file I/O of this subpackage.
@@ -18,16 +26,14 @@ defined twice is an error naming both places.
 
 from __future__ import annotations
 
-import difflib
 import errno
 import math
 import os
 import re
 import stat
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.events import (
@@ -46,6 +52,20 @@ from yaml.scanner import Scanner
 
 from jelmore_infra.diagnostics import Diagnostic, Location, sort_diagnostics
 from jelmore_infra.errors import TopologyError
+from jelmore_infra.topology.build import build_topology
+from jelmore_infra.topology.nodes import (
+    Entry,
+    LNode,
+    Map,
+    RawResource,
+    RawTopology,
+    Scalar,
+    Seq,
+    describe,
+    did_you_mean,
+    is_null,
+)
+from jelmore_infra.topology.validate import check_semantics, convert_topology
 
 if TYPE_CHECKING:
     from jelmore_infra.model import Topology
@@ -66,73 +86,6 @@ MAX_DEPTH = 64
 
 _CORE_TAG_PREFIX = "tag:yaml.org,2002:"
 _QUOTED = frozenset({"'", '"', "|", ">"})
-
-
-# --- the located node tree --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Scalar:
-    """A scalar value, as YAML reads it (``value``) and as written (``raw``)."""
-
-    value: object
-    raw: str
-    loc: Location
-    quoted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Seq:
-    items: tuple[LNode, ...]
-    loc: Location
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One key of a mapping: its text, where the key is written, and its value."""
-
-    key: str
-    key_loc: Location
-    value: LNode
-
-
-@dataclass(frozen=True, slots=True)
-class Map:
-    entries: dict[str, Entry]
-    loc: Location
-
-
-LNode = Union[Scalar, Seq, Map]  # noqa: UP007 - a runtime alias used in isinstance-free unions
-
-
-def is_null(node: LNode | None) -> bool:
-    """Whether a node is absent or an empty/null scalar (``key:`` with nothing after it)."""
-    return node is None or (isinstance(node, Scalar) and node.value is None and not node.quoted)
-
-
-def describe(node: LNode) -> str:
-    """What a value is, for messages: ``a list``, ``a map``, ``the number 5``, ``'abc'``."""
-    if isinstance(node, Map):
-        return "a map"
-    if isinstance(node, Seq):
-        return "a list"
-    v = node.value
-    if v is None:
-        return "nothing" if not node.raw or node.raw == "~" else f"null ({node.raw})"
-    if isinstance(v, bool):
-        return f"the boolean {node.raw}"
-    if isinstance(v, int | float):
-        return f"the number {node.raw}"
-    if isinstance(v, str):
-        text = v if len(v) <= 40 else v[:37] + "..."
-        return repr(text)
-    return repr(node.raw)
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` when a choice is close to ``word``, else ``""``."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 # --- how plain values are read ----------------------------------------------------------------
@@ -201,16 +154,29 @@ _AWAIT, _DROP, _MERGE, _ITEM = object(), object(), object(), object()
 class _Frame:
     """A list or map being composed."""
 
-    __slots__ = ("anchor", "entries", "items", "key", "key_loc", "loc", "merges", "size")
+    __slots__ = (
+        "anchor",
+        "col",
+        "entries",
+        "items",
+        "key",
+        "key_col",
+        "key_line",
+        "line",
+        "merges",
+        "size",
+    )
 
-    def __init__(self, loc: Location, anchor: str | None, is_map: bool) -> None:
-        self.loc = loc
+    def __init__(self, line: int, col: int, anchor: str | None, is_map: bool) -> None:
+        self.line = line
+        self.col = col
         self.anchor = anchor
         self.items: list[LNode] | None = None if is_map else []
         self.entries: dict[str, Entry] = {}
         self.merges: list[LNode] = []
         self.key: object = _AWAIT if is_map else _ITEM
-        self.key_loc = loc
+        self.key_line = line
+        self.key_col = col
         #: Values in this list or map, itself included, with every alias expanded.
         self.size: int = 1
 
@@ -220,7 +186,8 @@ class _Composer:
 
     Counts values as it goes: those written in the file (at most :data:`MAX_VALUES`) apart from
     those an alias repeats (at most :data:`MAX_ALIAS_VALUES`), so an alias is never expanded to
-    be counted and each limit has its own message.
+    be counted and each limit has its own message. Places are kept as line and column numbers;
+    a :class:`Location` is made only for a diagnostic (or later, when a check asks a node).
     """
 
     def __init__(self, filename: str, diags: list[Diagnostic]) -> None:
@@ -238,58 +205,97 @@ class _Composer:
     def error(self, message: str, loc: Location, related: tuple[Location, ...] = ()) -> None:
         self.diags.append(Diagnostic("error", message, loc, related))
 
-    def refuse_tag(self, tag: str, what: str, loc: Location) -> None:
+    def refuse_tag(self, tag: str, what: str, event: Any) -> None:
         self.error(
             f"cannot read {what} tagged '{_show_tag(tag)}': topology files take no YAML tags "
             "(remove the tag; put text in quotes)",
-            loc,
+            self.loc(event),
         )
 
-    def count(self, loc: Location) -> None:
+    def count(self, event: Any) -> None:
         self.values += 1
         if self.values > MAX_VALUES:
             raise _Fatal(
                 f"the file has more than {MAX_VALUES:,} values; split it into several files",
-                loc,
+                self.loc(event),
             )
 
     def compose(self, parser: Any) -> LNode | None:
-        """The file's root node (``None`` for an empty file); raises :class:`_Fatal`."""
+        """The file's root node (``None`` for an empty file); raises :class:`_Fatal`.
+
+        The loop runs once per YAML event (about 18 per resource), so it keeps its state in
+        locals and handles the commonest event, a map key, without a call.
+        """
+        filename = self.filename
+        get_event = parser.get_event
         stack: list[_Frame] = []
+        top: _Frame | None = None
         root: LNode | None = None
         documents = 0
         while True:
-            event = parser.get_event()
+            event = get_event()
             kind = type(event)
             if kind is ScalarEvent:
-                scalar = self.scalar(event, stack)
-                if scalar is not None:
+                text: str = event.value
+                quoted = event.style in _QUOTED
+                if event.tag is not None:
+                    self.refuse_tag(event.tag, f"value {text!r}", event)
+                mark = event.start_mark
+                line = mark.line + 1
+                col = mark.column + 1
+                anchor = event.anchor
+                if top is not None and top.key is _AWAIT and anchor is None:
+                    # The common case, a map key, inlined from key(): no node is needed.
+                    if (quoted or text != "<<") and text not in top.entries:
+                        top.key = text
+                        top.key_line = line
+                        top.key_col = col
+                    else:
+                        self.key(top, text, quoted, line, col)
+                    continue
+                scalar = Scalar(
+                    text if quoted else plain_value(text), text, quoted, filename, line, col
+                )
+                if anchor is not None:
+                    self.anchors[anchor] = (scalar, 1)
+                if top is not None and top.key is _AWAIT:
+                    self.key(top, text, quoted, line, col)
+                    continue
+                self.count(event)
+                if top is None:
                     root = scalar
+                else:
+                    self.attach(top, scalar, 1)
             elif kind is MappingStartEvent or kind is SequenceStartEvent:
-                loc = self.loc(event)
                 if len(stack) >= MAX_DEPTH:
-                    raise _Fatal(f"values are nested more than {MAX_DEPTH} levels deep", loc)
+                    raise _Fatal(
+                        f"values are nested more than {MAX_DEPTH} levels deep", self.loc(event)
+                    )
                 is_map = kind is MappingStartEvent
                 if event.tag is not None:
-                    self.refuse_tag(event.tag, "a map" if is_map else "a list", loc)
-                if not stack or stack[-1].key is not _AWAIT:  # a map key is not a value
-                    self.count(loc)
+                    self.refuse_tag(event.tag, "a map" if is_map else "a list", event)
+                if top is None or top.key is not _AWAIT:  # a map key is not a value
+                    self.count(event)
                 if event.anchor is not None:
                     self.anchors[event.anchor] = None
-                stack.append(_Frame(loc, event.anchor, is_map))
+                mark = event.start_mark
+                top = _Frame(mark.line + 1, mark.column + 1, event.anchor, is_map)
+                stack.append(top)
             elif kind is MappingEndEvent or kind is SequenceEndEvent:
                 frame = stack.pop()
                 node = self.close(frame)
                 if frame.anchor is not None:
                     self.anchors[frame.anchor] = (node, frame.size)
                 if stack:
-                    self.attach(stack[-1], node, frame.size)
+                    top = stack[-1]
+                    self.attach(top, node, frame.size)
                 else:
+                    top = None
                     root = node
             elif kind is AliasEvent:
                 target, size = self.alias(event)
-                if stack:
-                    self.attach(stack[-1], target, size)
+                if top is not None:
+                    self.attach(top, target, size)
                 else:  # pragma: no cover - an alias cannot be a document's root before its anchor
                     root = target
             elif kind is DocumentStartEvent:
@@ -304,45 +310,21 @@ class _Composer:
 
     def alias(self, event: Any) -> tuple[LNode, int]:
         """What an alias repeats and how many values that is; raises :class:`_Fatal`."""
-        loc = self.loc(event)
         name = event.anchor
         if name not in self.anchors:
-            raise _Fatal(f"the alias '*{name}' has no anchor '&{name}' before it", loc)
+            raise _Fatal(f"the alias '*{name}' has no anchor '&{name}' before it", self.loc(event))
         target = self.anchors[name]
         if target is None:
-            raise _Fatal("a YAML alias refers to a value that contains itself", loc)
+            raise _Fatal("a YAML alias refers to a value that contains itself", self.loc(event))
         self.alias_values += target[1]
         if self.alias_values > MAX_ALIAS_VALUES:
             raise _Fatal(
                 f"the file expands to more than {MAX_ALIAS_VALUES:,} values through YAML aliases",
-                loc,
+                self.loc(event),
             )
         return target
 
-    def scalar(self, event: Any, stack: list[_Frame]) -> LNode | None:
-        """Add a scalar to the list or map being composed; the scalar itself if it is the root."""
-        loc = self.loc(event)
-        text: str = event.value
-        quoted = event.style in _QUOTED
-        if event.tag is not None:
-            self.refuse_tag(event.tag, f"value {text!r}", loc)
-        top = stack[-1] if stack else None
-        if top is not None and top.key is _AWAIT and event.anchor is None:
-            self.key(top, text, quoted, loc)  # the common case: a map key, no node needed
-            return None
-        node = Scalar(text if quoted else plain_value(text), text, loc, quoted)
-        if event.anchor is not None:
-            self.anchors[event.anchor] = (node, 1)
-        if top is not None and top.key is _AWAIT:
-            self.key(top, text, quoted, loc)
-            return None
-        self.count(loc)
-        if top is None:
-            return node
-        self.attach(top, node, 1)
-        return None
-
-    def key(self, frame: _Frame, text: str, quoted: bool, loc: Location) -> None:
+    def key(self, frame: _Frame, text: str, quoted: bool, line: int, col: int) -> None:
         if text == "<<" and not quoted:
             frame.key = _MERGE
             return
@@ -351,13 +333,14 @@ class _Composer:
             self.error(
                 f"duplicate key '{text}' (first written at {first.key_loc}); "
                 "YAML would silently keep only the last one",
-                loc,
+                Location(self.filename, line, col),
                 (first.key_loc,),
             )
             frame.key = _DROP
             return
         frame.key = text
-        frame.key_loc = loc
+        frame.key_line = line
+        frame.key_col = col
 
     def attach(self, frame: _Frame, node: LNode, size: int) -> None:
         """Add a finished node to the list or map being composed."""
@@ -368,7 +351,7 @@ class _Composer:
         key = frame.key
         if key is _AWAIT:  # the node is a key
             if isinstance(node, Scalar):
-                self.key(frame, node.raw, node.quoted, node.loc)
+                self.key(frame, node.raw, node.quoted, node.line, node.col)
             else:
                 self.error("keys must be plain names, not lists or maps", node.loc)
                 frame.key = _DROP
@@ -381,11 +364,11 @@ class _Composer:
             frame.merges.append(node)
         else:
             assert isinstance(key, str)
-            frame.entries[key] = Entry(key, frame.key_loc, node)
+            frame.entries[key] = Entry(key, node, self.filename, frame.key_line, frame.key_col)
 
     def close(self, frame: _Frame) -> LNode:
         if frame.items is not None:
-            return Seq(tuple(frame.items), frame.loc)
+            return Seq(tuple(frame.items), self.filename, frame.line, frame.col)
         entries = frame.entries
         for merge in frame.merges:
             sources = merge.items if isinstance(merge, Seq) else (merge,)
@@ -395,7 +378,7 @@ class _Composer:
                     continue
                 for key, entry in source.entries.items():
                     entries.setdefault(key, entry)
-        return Map(entries, frame.loc)
+        return Map(entries, self.filename, frame.line, frame.col)
 
 
 def _yaml_error(filename: str, text: str, exc: Exception) -> Diagnostic:
@@ -464,24 +447,6 @@ def read_yaml(filename: str, text: str, diags: list[Diagnostic]) -> tuple[LNode 
 
 
 # --- merging files ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RawResource:
-    """One stream or consumer group as written: its name, where, and its settings node."""
-
-    name: str
-    name_loc: Location
-    settings: LNode
-
-
-@dataclass(slots=True)
-class RawTopology:
-    streams: list[RawResource] = field(default_factory=list)
-    groups: list[RawResource] = field(default_factory=list)
-    #: False when a file could not be read to its end: checks across resources are then skipped,
-    #: as what is missing would make them report problems that are not there.
-    complete: bool = True
 
 
 def merge_files(sources: Sequence[tuple[str, str]], diags: list[Diagnostic]) -> RawTopology:
@@ -561,9 +526,6 @@ def parse_sources(
     overlapping subjects, ...) are skipped, since the missing part would make them wrong.
     Returns the model (``None`` when any error was found) and every diagnostic, sorted.
     """
-    from jelmore_infra.topology.build import build_topology
-    from jelmore_infra.topology.validate import check_semantics, convert_topology
-
     diags: list[Diagnostic] = list(unread)
     raw = merge_files(sources, diags)
     streams, groups = convert_topology(raw, diags)
@@ -676,17 +638,7 @@ def load_topology(directory: str | Path) -> Topology:
 
 
 __all__ = [
-    "Entry",
-    "LNode",
-    "Map",
-    "RawResource",
-    "RawTopology",
-    "Scalar",
-    "Seq",
     "check_topology",
-    "describe",
-    "did_you_mean",
-    "is_null",
     "load_topology",
     "merge_files",
     "parse_sources",

@@ -18,6 +18,7 @@ output. Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -36,7 +37,7 @@ from jelmore_infra.subjects import (
     subjects_overlap,
 )
 from jelmore_infra.topology.build import GroupDraft, StreamDraft
-from jelmore_infra.topology.load import (
+from jelmore_infra.topology.nodes import (
     Entry,
     LNode,
     Map,
@@ -81,6 +82,8 @@ _NAME_BAD = {
     "/": "'/'",
     "\\": "'\\'",
 }
+#: Any character :func:`name_problem` looks for (``\s`` is what ``str.isspace`` is true for).
+_NAME_ODD = re.compile(r"[.*>/\\\s\0]")
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _SAMPLE_FREQ = re.compile(r"^[0-9]+%?$")
 _PRIORITY_GROUP = re.compile(r"^[a-zA-Z0-9/_=-]{1,16}$")
@@ -92,6 +95,8 @@ Diags = list[Diagnostic]
 
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a stream or consumer (a phrase), or ``None``."""
+    if name and len(name) <= NAME_MAX and _NAME_ODD.search(name) is None:
+        return None  # the common case, in one pass over the name
     if not name:
         return "is empty"
     if len(name) > NAME_MAX:
@@ -120,6 +125,25 @@ class _Checker:
 
 
 # --- the structural pass ----------------------------------------------------------------------
+
+
+#: List kinds: what a list of each must be (for messages), and the kind of its items.
+_LIST_WHAT = {
+    F.ValueKind.SUBJECT_LIST: "a list of subjects",
+    F.ValueKind.STRING_LIST: "a list of names",
+    F.ValueKind.DURATION_LIST: "a list of durations like [1s, 5s, 30s]",
+}
+_LIST_ITEM = {
+    F.ValueKind.SUBJECT_LIST: F.ValueKind.SUBJECT,
+    F.ValueKind.STRING_LIST: F.ValueKind.STRING,
+    F.ValueKind.DURATION_LIST: F.ValueKind.DURATION,
+}
+
+
+@functools.cache
+def _item_field(name: str, kind: F.ValueKind) -> F.Field:
+    """The field each item of a list field ``name`` of ``kind`` is checked as."""
+    return F.Field(name, _LIST_ITEM[kind])
 
 
 class _Converter(_Checker):
@@ -183,21 +207,11 @@ class _Converter(_Checker):
             return out if len(out) == len(items) else _INVALID
         if kind is F.ValueKind.METADATA:
             return self.metadata(node, path, locations)
-        if kind in (F.ValueKind.SUBJECT_LIST, F.ValueKind.STRING_LIST, F.ValueKind.DURATION_LIST):
-            what = {
-                F.ValueKind.SUBJECT_LIST: "a list of subjects",
-                F.ValueKind.STRING_LIST: "a list of names",
-                F.ValueKind.DURATION_LIST: "a list of durations like [1s, 5s, 30s]",
-            }[kind]
-            items = self.seq(node, path, what)
+        if kind in _LIST_WHAT:
+            items = self.seq(node, path, _LIST_WHAT[kind])
             if items is None:
                 return _INVALID
-            one = {
-                F.ValueKind.SUBJECT_LIST: F.ValueKind.SUBJECT,
-                F.ValueKind.STRING_LIST: F.ValueKind.STRING,
-                F.ValueKind.DURATION_LIST: F.ValueKind.DURATION,
-            }[kind]
-            item_field = F.Field(fld.name, one)
+            item_field = _item_field(fld.name, kind)
             values = []
             for i, item in enumerate(items):
                 v = self.scalar(item_field, item, f"{path}[{i}]")

@@ -18,7 +18,8 @@ from jelmore_infra.errors import TopologyError
 from jelmore_infra.topology import check_topology, load_topology, parse_sources
 from jelmore_infra.topology import load as loader
 from jelmore_infra.topology.emit import dump_topology, human_size
-from jelmore_infra.topology.load import Map, Scalar, plain_value, read_yaml
+from jelmore_infra.topology.load import plain_value, read_yaml
+from jelmore_infra.topology.nodes import Map, Scalar
 from tests.support.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]

@@ -187,3 +187,14 @@ def test_formatted_durations_read_back_exactly(ns: int) -> None:
 def test_formatted_sizes_read_back_exactly(n: int) -> None:
     text = format_size(n)
     assert parse_size(text) == n
+
+
+def test_a_text_read_again_gives_the_same_answer_and_a_bad_one_fails_every_time() -> None:
+    for _ in range(3):
+        assert parse_duration("1h30m") == 5_400 * 10**9
+        assert parse_duration("-1", allow_unlimited=True) == 0
+        with pytest.raises(UnitError, match="invalid duration '-1'"):
+            parse_duration("-1")  # the same text read before with allow_unlimited
+        assert parse_size("256KiB") == 262_144
+        with pytest.raises(UnitError, match="invalid size"):
+            parse_size("12 parsecs")
