@@ -98,7 +98,7 @@ def load_plan_json(text: str) -> Plan:
     _check_shape(doc)
     try:
         plan = Plan.from_dict(doc)
-    except (KeyError, TypeError, ValueError) as exc:  # pragma: no cover - _check_shape catches
+    except (KeyError, TypeError, ValueError) as exc:  # e.g. an impact record of unknown type
         raise PlanFileError(f"plan file is malformed: {exc}") from None
     summary = plan.summary()
     counted = {
@@ -158,6 +158,7 @@ def _check_shape(doc: Mapping[str, Any]) -> None:
             _require(m, "address", str, where, optional=True)
             _require(m, "field", str, where, optional=True)
             _require(m, "data", dict, where, optional=True)
+            _require(m, "impact", dict, where, optional=True)
     seen: set[str] = set()
     for i, c in enumerate(_require(doc, "changes", list, "the document")):
         _check_change(c, f"changes[{i}]", seen)
