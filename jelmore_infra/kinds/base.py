@@ -138,6 +138,8 @@ class ResourceKind:
     one_way_refusals: ClassVar[Mapping[str, str]] = {}
     #: Fields ``import`` always writes, even when the server would fill in the same value.
     import_keep: ClassVar[tuple[str, ...]] = ()
+    #: The :class:`~jelmore_infra.model.Topology` field holding this kind's specs.
+    topology_field: ClassVar[str]
 
     # ------------------------------------------------------------------ inventory
 
@@ -160,6 +162,10 @@ class ResourceKind:
     def plannable(self, live: Any, declared: bool) -> bool:
         """Whether a live resource takes part in the plan (``declared``: it is in the topology)."""
         return True
+
+    def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:
+        """``(topology key, spec)`` declaring ``change.after`` (saved plans are re-diffed)."""
+        raise NotImplementedError
 
     def change_identity(self, address: Address) -> tuple[str, str]:
         """``(stream, name)`` of a :class:`~jelmore_infra.plan.ResourceChange` at ``address``."""

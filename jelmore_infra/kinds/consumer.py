@@ -57,6 +57,7 @@ class ConsumerKind(ResourceKind):
     #: 10014 "consumer not found".
     not_found_codes: ClassVar[frozenset[int]] = frozenset({10014})
     import_keep: ClassVar[tuple[str, ...]] = ("durable_name",)
+    topology_field: ClassVar[str] = "consumers"
 
     # ------------------------------------------------------------------ inventory
 
@@ -73,6 +74,11 @@ class ConsumerKind(ResourceKind):
             for key, c in live.consumers.items()
             if key[0] != LOCK_STREAM
         }
+
+    def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:
+        assert change.after is not None
+        key = (change.stream, change.name)
+        return key, ConsumerSpec(change.stream, change.name, dict(change.after))
 
     def excluded(self, address: Address) -> bool:
         return address.parts[0] == LOCK_STREAM

@@ -104,6 +104,7 @@ class StreamKind(ResourceKind):
     not_found_codes: ClassVar[frozenset[int]] = frozenset({10059})
     one_way_refusals: ClassVar[Mapping[str, str]] = ONE_WAY_REFUSALS
     import_keep: ClassVar[tuple[str, ...]] = ("name",)
+    topology_field: ClassVar[str] = "streams"
 
     # ------------------------------------------------------------------ inventory
 
@@ -112,6 +113,10 @@ class StreamKind(ResourceKind):
 
     def live_resources(self, live: LiveState) -> Mapping[Address, LiveStream]:
         return {Address("stream", (n,)): s for n, s in live.streams.items() if n != LOCK_STREAM}
+
+    def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:
+        assert change.after is not None
+        return change.name, StreamSpec(change.name, dict(change.after))
 
     def excluded(self, address: Address) -> bool:
         return address.name == LOCK_STREAM
