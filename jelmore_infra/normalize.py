@@ -4,7 +4,7 @@ The server fills defaults, derives values and adds ``_nats.*`` metadata; a confi
 and the config the server reports for it must still compare equal, or every plan would show a
 perpetual diff. Both sides therefore go through the same function, which models the server's own
 defaulting (``checkStreamCfgLocked`` / ``setConsumerConfigDefaults``, see
-``jetstream-semantics.md`` §3.2 and §3.3) for the connected server version.
+``docs/server-semantics.md``, "Defaults and normalisation") for the connected server version.
 
 Canonical spelling: server defaults are filled in (``storage: file``, ``max_msgs: -1``, …);
 ``false`` booleans, zero numbers, empty strings, lists and objects are dropped (so "absent" and

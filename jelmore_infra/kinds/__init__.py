@@ -66,6 +66,11 @@ def kind_of(change: ResourceChange) -> ResourceKind:
     return _BY_PLAN_KIND[change.kind]
 
 
+def kind_for(plan_kind: Kind) -> ResourceKind:
+    """The kind module behind a plan's :class:`~jelmore_infra.plan.Kind`."""
+    return _BY_PLAN_KIND[plan_kind]
+
+
 def kind_at(address: Address) -> ResourceKind | None:
     """The kind of an address (``None`` for a keyword no kind registers)."""
     return _BY_KEYWORD.get(address.kind)
@@ -79,6 +84,7 @@ __all__ = [
     "PlanContext",
     "ResourceKind",
     "kind_at",
+    "kind_for",
     "kind_named",
     "kind_of",
 ]

@@ -171,8 +171,12 @@ class ResourceKind:
         """``(stream, name)`` of a :class:`~jelmore_infra.plan.ResourceChange` at ``address``."""
         return address.name, address.name
 
+    def address_for(self, stream: str, name: str) -> Address:
+        """The address of the resource a change names by ``stream`` and ``name``."""
+        return Address(self.name, (name,))
+
     def address_of(self, change: ResourceChange) -> Address:
-        return Address(self.name, (change.name,))
+        return self.address_for(change.stream, change.name)
 
     # -------------------------------------------------------------- normalisation
 

@@ -94,8 +94,8 @@ class ConsumerKind(ResourceKind):
     def change_identity(self, address: Address) -> tuple[str, str]:
         return address.parts[0], address.parts[1]
 
-    def address_of(self, change: ResourceChange) -> Address:
-        return Address("consumer", (change.stream, change.name))
+    def address_for(self, stream: str, name: str) -> Address:
+        return Address("consumer", (stream, name))
 
     # -------------------------------------------------------------- normalisation
 
