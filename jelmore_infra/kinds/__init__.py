@@ -32,6 +32,8 @@ subclass instance, added to :data:`KINDS` after the kinds it depends on. It decl
    (resources of the same kind to create first), ``create``/``update``/``delete`` (the
    :class:`~jelmore_infra.live.jsapi.JetStreamAPI` calls) and ``not_found_codes``.
 8. **Import**: ``import_keep`` (fields always written).
+9. **Rendering**: ``label`` (``stream "NAME"``) and ``delete_summary`` (fields a delete shows);
+   values are formatted from the field table.
 
 The topology loader, the JSON schema and the live read need the kind too (outside this package).
 

@@ -140,6 +140,8 @@ class ResourceKind:
     import_keep: ClassVar[tuple[str, ...]] = ()
     #: The :class:`~jelmore_infra.model.Topology` field holding this kind's specs.
     topology_field: ClassVar[str]
+    #: Fields a plan shows for a resource that will be destroyed (the rest are counted).
+    delete_summary: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------ inventory
 
@@ -170,6 +172,10 @@ class ResourceKind:
     def change_identity(self, address: Address) -> tuple[str, str]:
         """``(stream, name)`` of a :class:`~jelmore_infra.plan.ResourceChange` at ``address``."""
         return address.name, address.name
+
+    def label(self, change: ResourceChange) -> str:
+        """How the plan names the resource: ``stream "JELMORE"``."""
+        return f'{self.name} "{change.name}"'
 
     def address_for(self, stream: str, name: str) -> Address:
         """The address of the resource a change names by ``stream`` and ``name``."""

@@ -58,6 +58,13 @@ class ConsumerKind(ResourceKind):
     not_found_codes: ClassVar[frozenset[int]] = frozenset({10014})
     import_keep: ClassVar[tuple[str, ...]] = ("durable_name",)
     topology_field: ClassVar[str] = "consumers"
+    delete_summary: ClassVar[tuple[str, ...]] = (
+        "filter_subject",
+        "filter_subjects",
+        "deliver_policy",
+        "ack_policy",
+        "max_deliver",
+    )
 
     # ------------------------------------------------------------------ inventory
 
@@ -93,6 +100,9 @@ class ConsumerKind(ResourceKind):
 
     def change_identity(self, address: Address) -> tuple[str, str]:
         return address.parts[0], address.parts[1]
+
+    def label(self, change: ResourceChange) -> str:
+        return f'consumer "{change.stream}/{change.name}"'
 
     def address_for(self, stream: str, name: str) -> Address:
         return Address("consumer", (stream, name))

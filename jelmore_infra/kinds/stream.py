@@ -105,6 +105,15 @@ class StreamKind(ResourceKind):
     one_way_refusals: ClassVar[Mapping[str, str]] = ONE_WAY_REFUSALS
     import_keep: ClassVar[tuple[str, ...]] = ("name",)
     topology_field: ClassVar[str] = "streams"
+    delete_summary: ClassVar[tuple[str, ...]] = (
+        "subjects",
+        "retention",
+        "storage",
+        "num_replicas",
+        "max_age",
+        "max_msgs",
+        "max_bytes",
+    )
 
     # ------------------------------------------------------------------ inventory
 
