@@ -1,11 +1,17 @@
-"""Carrying a plan out: gates, execution in plan order, partial-failure reporting, convergence.
+"""Carrying a plan out: gates, confirmation, execution in plan order, partial failures, convergence.
+
+:func:`run_apply` is the library entry point: it refuses plans with errors, asks for
+confirmation through the caller's hooks (:class:`ApplyHooks`), checks the gates, executes the
+changes (:func:`apply_plan`) and returns an :class:`ApplyResult`; the caller renders it.
 
 Apply is driven by the plan alone (DESIGN §2): every step sends the config the plan recorded
 (``ResourceChange.after``, the full config, because the server's update replaces the whole
-config). Before anything is sent, :func:`check_gates` refuses plans with errors, unannounced data
-loss and unapproved deletes. Execution stops at the first failed step and reports what was done,
-what failed (with the server's error) and what was not attempted. After the last step every
-changed resource is read back and compared with what the plan intended.
+config) with the API calls of the change's kind (:mod:`jelmore_infra.kinds`). Before anything is
+sent, :func:`check_gates` refuses plans with errors, unannounced data loss and unapproved deletes.
+Execution runs phase by phase in the order the plan was built in (:mod:`jelmore_infra.diff.order`),
+stops at the first failed step and reports what was done, what failed (with the server's error)
+and what was not attempted. After the last step every changed resource is read back and compared
+with what the plan intended.
 
 A saved plan is re-checked against the live server first (:func:`recheck_plan`): staleness,
 ownership, the action of every change, and the gates' errors and data loss all come from the live
@@ -18,31 +24,28 @@ All server traffic goes through :class:`jelmore_infra.live.jsapi.JetStreamAPI`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from jelmore_infra.errors import JelmoreError, JetStreamAPIError, LockError
+from jelmore_infra.address import Address, try_parse
+from jelmore_infra.errors import ApplyError, JelmoreError, JetStreamAPIError, LockError
 from jelmore_infra.model import (
     MANAGED_BY_KEY,
-    ConsumerSpec,
     LiveState,
-    StreamSpec,
     Topology,
     is_managed,
     parse_version,
 )
-from jelmore_infra.plan import Action, Kind, Plan, ResourceChange
+from jelmore_infra.plan import Action, Plan, ResourceChange
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from jelmore_infra.kinds.base import ResourceKind
     from jelmore_infra.live.jsapi import JetStreamAPI
 
 StepStatus = Literal["done", "failed", "not attempted"]
-
-#: "stream not found" / "consumer not found": a delete of something already gone is done.
-_NOT_FOUND = {10059, 10014}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +130,26 @@ class ApplyResult:
         )
 
 
-#: Progress callback: (change, "start" | "done" | "failed", error or None).
-Progress = Callable[[ResourceChange, str, str | None], None]
+def _ignore(*_: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyHooks:
+    """What the caller of an apply is told, and asked (every hook is optional).
+
+    ``confirm`` is awaited once, after the plan was shown and only when it has changes: it
+    returns whether to go ahead (``None``: no confirmation is needed, e.g. ``--auto-approve``).
+    ``on_step_done`` gets the server's error for a failed step (``None``: done). ``on_result``
+    sees the result as soon as execution ends, before the apply lock is released.
+    """
+
+    on_plan: Callable[[Plan], None] = _ignore
+    confirm: Callable[[Plan], Awaitable[bool]] | None = None
+    on_step_start: Callable[[ResourceChange], None] = _ignore
+    on_step_done: Callable[[ResourceChange, str | None], None] = _ignore
+    on_lock_takeover: Callable[[str], None] = _ignore
+    on_result: Callable[[ApplyResult], None] = _ignore
 
 
 class Lease(Protocol):
@@ -147,15 +168,10 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def _delete(api: JetStreamAPI, change: ResourceChange) -> None:
-    try:
-        if change.kind is Kind.STREAM:
-            await api.delete_stream(change.name)
-        else:
-            await api.delete_consumer(change.stream, change.name)
-    except JetStreamAPIError as exc:
-        if exc.err_code not in _NOT_FOUND:
-            raise
+def _kind(change: ResourceChange) -> ResourceKind:
+    from jelmore_infra.kinds import kind_of
+
+    return kind_of(change)
 
 
 #: "error creating store for stream": the server can report this for a moment right after the
@@ -165,28 +181,17 @@ _CREATE_ATTEMPTS = 4
 
 
 async def _create(api: JetStreamAPI, change: ResourceChange, lease: Lease | None = None) -> None:
-    assert change.after is not None
+    kind = _kind(change)
     for attempt in range(1, _CREATE_ATTEMPTS + 1):
         if lease is not None and attempt > 1:
             await lease.ensure_held()
         try:
-            if change.kind is Kind.STREAM:
-                await api.create_stream(change.after)
-            else:
-                await api.create_consumer(change.stream, change.after, action="create")
+            await kind.create(api, change)
             return
         except JetStreamAPIError as exc:
             if exc.err_code != _TRANSIENT_CREATE or attempt == _CREATE_ATTEMPTS:
                 raise
             await asyncio.sleep(0.1 * attempt)
-
-
-async def _update(api: JetStreamAPI, change: ResourceChange) -> None:
-    assert change.after is not None
-    if change.kind is Kind.STREAM:
-        await api.update_stream(change.after)
-    else:
-        await api.create_consumer(change.stream, change.after, action="update")
 
 
 async def execute_step(
@@ -196,54 +201,33 @@ async def execute_step(
     if change.action is Action.CREATE:
         await _create(api, change, lease)
     elif change.action is Action.UPDATE:
-        await _update(api, change)
+        await _kind(change).update(api, change)
     elif change.action is Action.REPLACE:
-        await _delete(api, change)
+        await _kind(change).delete(api, change)
         if lease is not None:
             await lease.ensure_held()
         await _create(api, change, lease)
     elif change.action is Action.DELETE:
-        await _delete(api, change)
+        await _kind(change).delete(api, change)
 
 
 #: Steps sent to the server at once within one phase of the plan.
 CONCURRENCY = 64
 
 
-def _phase(change: ResourceChange) -> int:
-    """Apply phases: consumer deletes, stream deletes, stream changes, consumer changes.
-
-    Changes within one phase touch different resources and do not depend on each other, so they
-    run concurrently; a phase starts only when the one before it has finished.
-    """
-    deleting = change.action is Action.DELETE
-    if change.kind is Kind.CONSUMER:
-        return 0 if deleting else 3
-    return 1 if deleting else 2
-
-
-def _phases(changes: Sequence[ResourceChange]) -> list[list[ResourceChange]]:
-    """Consecutive runs of changes in the same phase, in plan order."""
-    runs: list[list[ResourceChange]] = []
-    for change in changes:
-        if runs and _phase(runs[-1][-1]) == _phase(change):
-            runs[-1].append(change)
-        else:
-            runs.append([change])
-    return runs
-
-
 async def apply_plan(
     api: JetStreamAPI,
     plan: Plan,
     *,
-    progress: Progress | None = None,
+    hooks: ApplyHooks | None = None,
     concurrency: int = CONCURRENCY,
     lease: Lease | None = None,
 ) -> ApplyResult:
     """Execute the plan's changes phase by phase; stop at the first failure; check convergence.
 
-    Within a phase up to ``concurrency`` steps are in flight. After a failure no new step starts;
+    The phases are those the plan was ordered by (:func:`jelmore_infra.diff.order.phases`);
+    within a phase up to ``concurrency`` steps are in flight, and ``hooks`` hear each start and
+    end. After a failure no new step starts;
     steps already in flight finish and are reported. Gates are the caller's job
     (:func:`check_gates`), so nothing reaches the server when one refuses.
 
@@ -251,6 +235,9 @@ async def apply_plan(
     and each request is sent only while it is held; once it is lost nothing more is sent, the
     result says why (``lock_lost``) and convergence is not checked (another apply is at work).
     """
+    from jelmore_infra.diff.order import phases
+
+    hooks = hooks or ApplyHooks()
     outcome: dict[int, StepResult] = {}
     failed = False
     lock_lost: str | None = None
@@ -269,8 +256,7 @@ async def apply_plan(
                 except LockError as exc:
                     failed, lock_lost = True, lock_lost or str(exc)
                     return
-            if progress:
-                progress(change, "start", None)
+            hooks.on_step_start(change)
             try:
                 await execute_step(api, change, lease)
             except (JelmoreError, OSError, TimeoutError) as exc:
@@ -279,14 +265,12 @@ async def apply_plan(
                     lock_lost = lock_lost or str(exc)
                 message = _describe(exc)
                 outcome[position[id(change)]] = StepResult(change, "failed", message)
-                if progress:
-                    progress(change, "failed", message)
+                hooks.on_step_done(change, message)
                 return
             outcome[position[id(change)]] = StepResult(change, "done")
-            if progress:
-                progress(change, "done", None)
+            hooks.on_step_done(change, None)
 
-    for phase in _phases(changes):
+    for phase in phases(changes):
         if failed:
             break
         if lease is not None:
@@ -305,47 +289,81 @@ async def apply_plan(
     return result
 
 
-async def _live_configs(
-    api: JetStreamAPI, streams: set[str]
-) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
-    """Current configs of ``streams`` and their consumers, in one paged live read."""
-    from jelmore_infra.live.read import read_live
+class _LiveIndex:
+    """The live resources of every kind by address, and each one's normalised config."""
 
-    live = await read_live(api, streams=streams)
-    stream_configs = {n: dict(s.config) for n, s in live.streams.items() if n in streams}
-    consumer_configs = {k: dict(c.config) for k, c in live.consumers.items() if k[0] in streams}
-    return stream_configs, consumer_configs
+    def __init__(self, live: LiveState) -> None:
+        from jelmore_infra.kinds import KINDS
+
+        self.version = parse_version(live.server.version)
+        self.by_kind: dict[str, Mapping[Address, Any]] = {
+            k.name: k.live_resources(live) for k in KINDS
+        }
+
+    def resource(self, address: Address) -> Any:
+        return self.by_kind.get(address.kind, {}).get(address)
+
+    def config(self, address: Address) -> dict[str, Any] | None:
+        found = self.resource(address)
+        return dict(found.config) if found is not None else None
+
+    def normalize(self, kind: ResourceKind, address: Address, config: Any) -> dict[str, Any]:
+        """``config`` normalised the way the plan does for ``address`` (with its parent's)."""
+        parent = kind.parent_of(address)
+        parent_config = self.config(parent) if parent is not None else None
+        return kind.normalize_config(config, self.version, parent_config)
+
+    def fingerprint(self, address: Address | None) -> str | None:
+        from jelmore_infra.kinds import kind_at
+        from jelmore_infra.normalize import fingerprint
+
+        kind = kind_at(address) if address is not None else None
+        if address is None or kind is None:
+            return None
+        config = self.config(address)
+        if config is None:
+            return None
+        return fingerprint(self.normalize(kind, address, config))
+
+
+def read_streams(addresses: Sequence[str]) -> set[str]:
+    """The stream names a live read needs to see the resources at ``addresses``."""
+    from jelmore_infra.kinds import kind_at
+
+    names: set[str] = set()
+    for text in addresses:
+        address = try_parse(text)
+        kind = kind_at(address) if address is not None else None
+        if address is not None and kind is not None:
+            names.add(kind.change_identity(address)[0])
+    return names
 
 
 async def check_convergence(api: JetStreamAPI, plan: Plan) -> list[str]:
     """Re-read every resource the plan changed and name each field the server did not apply."""
-    from jelmore_infra.normalize import normalize_consumer, normalize_stream
+    from jelmore_infra.live.read import read_live
 
     if not plan.changes:
         return []
-    version = parse_version(api.identity.version)
-    streams, consumers = await _live_configs(api, {c.stream for c in plan.changes})
+    live = await read_live(api, streams={c.stream for c in plan.changes})
+    index = _LiveIndex(replace(live, server=api.identity))
     problems: list[str] = []
     for change in plan.changes:
-        if change.kind is Kind.STREAM:
-            live = streams.get(change.name)
-        else:
-            live = consumers.get((change.stream, change.name))
+        kind = _kind(change)
+        address = kind.address_of(change)
+        got_config = index.config(address)
         if change.action is Action.DELETE:
-            if live is not None:
+            if got_config is not None:
                 problems.append(f"server did not apply {change.address}: it still exists")
             continue
-        if live is None:
+        if got_config is None:
             problems.append(f"server did not apply {change.address}: it does not exist")
             continue
         assert change.after is not None
-        if change.kind is Kind.STREAM:
-            want = normalize_stream(change.after, version)
-            got = normalize_stream(live, version)
-        else:
-            stream_cfg = streams.get(change.stream)
-            want = normalize_consumer(change.after, version, stream_config=stream_cfg)
-            got = normalize_consumer(live, version, stream_config=stream_cfg)
+        want = index.normalize(kind, address, change.after)
+        got = index.normalize(kind, address, got_config)
+        if want == got:
+            continue
         for key in sorted(set(want) | set(got)):
             if want.get(key) != got.get(key):
                 problems.append(
@@ -394,8 +412,7 @@ async def recheck_saved_plan(api: JetStreamAPI, plan: Plan) -> SavedPlanCheck:
 
     from jelmore_infra.live.read import read_live
 
-    names = {address.split(".", 2)[1] for address in plan.fingerprints}
-    names |= {c.stream for c in plan.changes}
+    names = read_streams(list(plan.fingerprints)) | {c.stream for c in plan.changes}
     live = await read_live(api, streams=names)
     return recheck_plan(plan, live, now=datetime.now(UTC))
 
@@ -414,14 +431,16 @@ def recheck_plan(plan: Plan, live: LiveState, *, now: datetime) -> SavedPlanChec
     - gates: the errors and data loss of that fresh diff replace the messages stored in the file.
     """
     from jelmore_infra.diff import build_plan
+    from jelmore_infra.kinds import KINDS
 
-    stale = tuple(_stale(plan, live))
+    index = _LiveIndex(live)
+    stale = tuple(_stale(plan, index))
     if not plan.changes:
         return SavedPlanCheck(stale, (), replace(plan, messages=()))
     refusals: list[GateRefusal] = []
     refused: set[str] = set()
     for change in plan.changes:
-        config = _config_of(live, change)
+        config = index.config(_kind(change).address_of(change))
         if config is None or is_managed(config):
             continue
         if change.action in (Action.DELETE, Action.REPLACE):
@@ -439,18 +458,13 @@ def recheck_plan(plan: Plan, live: LiveState, *, now: datetime) -> SavedPlanChec
             continue
         refusals.append(GateRefusal(reason, (change.address,)))
         refused.add(change.address)
-    desired = Topology(
-        streams={
-            c.name: StreamSpec(c.name, dict(c.after))
-            for c in plan.changes
-            if c.kind is Kind.STREAM and c.after is not None
-        },
-        consumers={
-            (c.stream, c.name): ConsumerSpec(c.stream, c.name, dict(c.after))
-            for c in plan.changes
-            if c.kind is Kind.CONSUMER and c.after is not None
-        },
-    )
+    specs: dict[str, dict[Any, Any]] = {k.topology_field: {} for k in KINDS}
+    for c in plan.changes:
+        if c.after is not None:
+            kind = _kind(c)
+            key, spec = kind.spec_from_change(c)
+            specs[kind.topology_field][key] = spec
+    desired = Topology(**specs)
     fresh = build_plan(desired, live, targets=[c.address for c in plan.changes], now=now)
     actions = {c.address: c.action for c in fresh.changes}
     for change in plan.changes:
@@ -466,17 +480,20 @@ def recheck_plan(plan: Plan, live: LiveState, *, now: datetime) -> SavedPlanChec
             )
         )
     changed = {c.address for c in plan.changes}
-    lost_streams = {
-        c.name
-        for c in plan.changes
-        if c.kind is Kind.STREAM and c.action in (Action.DELETE, Action.REPLACE)
+    lost = {
+        _kind(c).address_of(c) for c in plan.changes if c.action in (Action.DELETE, Action.REPLACE)
     }
 
-    def concerns(address: str | None) -> bool:
-        if address is None:
+    def concerns(text: str | None) -> bool:
+        if text is None:
             return False
-        parts = address.split(".", 2)
-        return address in changed or (parts[0] == "consumer" and parts[1] in lost_streams)
+        if text in changed:
+            return True
+        from jelmore_infra.kinds import kind_at
+
+        address = try_parse(text)
+        kind = kind_at(address) if address is not None else None
+        return address is not None and kind is not None and kind.parent_of(address) in lost
 
     messages = tuple(
         m
@@ -486,41 +503,14 @@ def recheck_plan(plan: Plan, live: LiveState, *, now: datetime) -> SavedPlanChec
     return SavedPlanCheck(stale, tuple(refusals), replace(plan, messages=messages))
 
 
-def _config_of(live: LiveState, change: ResourceChange) -> dict[str, Any] | None:
-    if change.kind is Kind.STREAM:
-        stream = live.streams.get(change.name)
-        return stream.config if stream else None
-    consumer = live.consumers.get((change.stream, change.name))
-    return consumer.config if consumer else None
-
-
-def _stale(plan: Plan, live: LiveState) -> list[str]:
+def _stale(plan: Plan, index: _LiveIndex) -> list[str]:
     """Each resource whose live config no longer matches a fingerprint the plan recorded."""
-    from jelmore_infra.normalize import fingerprint, normalize_consumer, normalize_stream
-
-    version = parse_version(live.server.version)
     recorded = [*plan.fingerprints.items(), *((c.address, c.fingerprint) for c in plan.changes)]
     stale: dict[str, str] = {}
     for address, expected in sorted(set(recorded), key=lambda item: item[0]):
         if address in stale:
             continue
-        parts = address.split(".", 2)
-        stream = live.streams.get(parts[1]) if len(parts) > 1 else None
-        if parts[0] == "stream":
-            current = fingerprint(normalize_stream(stream.config, version)) if stream else None
-        else:
-            consumer = live.consumers.get((parts[1], parts[2])) if len(parts) == 3 else None
-            current = (
-                fingerprint(
-                    normalize_consumer(
-                        consumer.config,
-                        version,
-                        stream_config=stream.config if stream else None,
-                    )
-                )
-                if consumer
-                else None
-            )
+        current = index.fingerprint(try_parse(address))
         if current != expected:
             if expected is None:
                 what = "was created since the plan was made"
@@ -530,3 +520,44 @@ def _stale(plan: Plan, live: LiveState) -> list[str]:
                 what = "was changed since the plan was made"
             stale[address] = f"{address} {what}"
     return [stale[a] for a in sorted(stale)]
+
+
+async def run_apply(
+    api: JetStreamAPI,
+    plan: Plan,
+    gates: Gates,
+    hooks: ApplyHooks | None = None,
+    *,
+    lease: Lease | None = None,
+    checked: SavedPlanCheck | None = None,
+) -> ApplyResult:
+    """Apply ``plan``: refuse errors, confirm, gate, execute, check convergence.
+
+    ``checked``: the re-check of a saved plan (:func:`recheck_saved_plan`); its refusals and the
+    messages of its fresh diff are gated instead of what the file says. Raises
+    :class:`~jelmore_infra.errors.ApplyError` when the plan has errors, the confirmation is
+    declined or a gate refuses; nothing is sent then. Otherwise returns the result of
+    :func:`apply_plan` (also given to ``hooks.on_result``); an empty result for a plan without
+    changes.
+    """
+    hooks = hooks or ApplyHooks()
+    if plan.errors:
+        raise ApplyError(
+            f"the plan has {len(plan.errors)} error(s) and cannot be applied; nothing was changed"
+        )
+    if not plan.has_changes:
+        result = ApplyResult()
+        hooks.on_result(result)
+        return result
+    if hooks.confirm is not None and not await hooks.confirm(plan):
+        raise ApplyError("Apply cancelled: nothing was changed.")
+    refused = list(checked.refusals) if checked is not None else []
+    gated = checked.plan if checked is not None else plan
+    refusals = refused + check_gates(gated, gates)
+    if refusals:
+        raise ApplyError(
+            "apply refused, nothing was changed: " + "; ".join(r.reason for r in refusals)
+        )
+    result = await apply_plan(api, plan, hooks=hooks, lease=lease)
+    hooks.on_result(result)
+    return result

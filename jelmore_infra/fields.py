@@ -6,8 +6,10 @@ changes on a live resource (update in place, replace, one-way, …). Schema gene
 desired model, normalisation, the diff rules, rendering with human units and ``import`` all read
 this one table, so they cannot disagree.
 
-Server truth comes from ``jetstream-semantics.md`` (nats-server source per release) and is checked
-against real servers by the test suite. Pure: no I/O.
+The server behaviour behind each field's mode and versions, and how each was verified against real
+servers, is listed in ``docs/server-semantics.md`` ("Server rules the plan encodes"). The rules
+that depend on values (retention to workqueue, mirror removal, pull ↔ push) live in the kind
+modules (:mod:`jelmore_infra.kinds`). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -242,5 +244,5 @@ CONSUMER_FIELD_MAP: dict[str, Field] = {f.name: f for f in CONSUMER_FIELDS}
 
 
 def fields_for(kind: str) -> dict[str, Field]:
-    """``"stream"`` or ``"consumer"`` → name → :class:`Field`."""
+    """``"stream"`` or ``"consumer"`` → name → :class:`Field` (the kinds' ``fields``)."""
     return STREAM_FIELD_MAP if kind == "stream" else CONSUMER_FIELD_MAP

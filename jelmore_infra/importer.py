@@ -5,7 +5,8 @@ normaliser, so it holds for every server version). Planning the written files ag
 server then shows no changes, except the adoption of resources jelmore-infra did not create
 (:func:`unmanaged_addresses`): an update in place that only adds the ``jelmore.managed-by``
 metadata, made when that plan is applied. Import itself never writes to the server.
-Pure: works on a :class:`LiveState`.
+Each kind's normalisation, kept fields and plannable resources come from its kind module
+(:mod:`jelmore_infra.kinds`), as in the plan. Pure: works on a :class:`LiveState`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from jelmore_infra.kinds import CONSUMER, STREAM
 from jelmore_infra.model import (
     MANAGED_BY_KEY,
     SERVER_META_PREFIX,
     LiveState,
     parse_version,
 )
-from jelmore_infra.normalize import normalize_consumer, normalize_stream
 
 
 def _minimal(config: Mapping[str, Any], normalize: Any, keep: Collection[str]) -> dict[str, Any]:
@@ -58,6 +59,15 @@ def select_streams(live: LiveState, names: Collection[str]) -> list[str]:
     return sorted(set(names))
 
 
+def _durables(live: LiveState, stream: str) -> list[tuple[str, Any]]:
+    """The consumers of ``stream`` a plan would consider, by name."""
+    return [
+        (name, consumer)
+        for (sname, name), consumer in sorted(live.consumers.items())
+        if sname == stream and CONSUMER.plannable(consumer, False)
+    ]
+
+
 def minimal_configs(
     live: LiveState, names: Collection[str]
 ) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
@@ -67,16 +77,17 @@ def minimal_configs(
     consumers: list[tuple[str, dict[str, Any]]] = []
     for name in select_streams(live, names):
         scfg = live.streams[name].config
-        streams.append(_minimal(scfg, lambda c: normalize_stream(c, version), keep=("name",)))
+
+        def norm_stream(c: Mapping[str, Any]) -> dict[str, Any]:
+            return STREAM.normalize_config(c, version, None)
 
         def norm_consumer(c: Mapping[str, Any], scfg: Mapping[str, Any] = scfg) -> dict[str, Any]:
-            return normalize_consumer(c, version, stream_config=scfg)
+            return CONSUMER.normalize_config(c, version, scfg)
 
-        for (stream, _), consumer in sorted(live.consumers.items()):
-            if stream != name or not consumer.config.get("durable_name"):
-                continue
-            minimal = _minimal(consumer.config, norm_consumer, keep=("durable_name",))
-            consumers.append((stream, minimal))
+        streams.append(_minimal(scfg, norm_stream, keep=STREAM.import_keep))
+        for _, consumer in _durables(live, name):
+            minimal = _minimal(consumer.config, norm_consumer, keep=CONSUMER.import_keep)
+            consumers.append((name, minimal))
     return streams, consumers
 
 
@@ -93,8 +104,5 @@ def unmanaged_addresses(live: LiveState, stream_names: Collection[str]) -> list[
         stream = live.streams[name]
         if not is_managed(stream.config):
             out.append(stream.address)
-        for (sname, _), consumer in sorted(live.consumers.items()):
-            durable = sname == name and consumer.config.get("durable_name")
-            if durable and not is_managed(consumer.config):
-                out.append(consumer.address)
+        out.extend(c.address for _, c in _durables(live, name) if not is_managed(c.config))
     return out

@@ -4,7 +4,7 @@ The server fills defaults, derives values and adds ``_nats.*`` metadata; a confi
 and the config the server reports for it must still compare equal, or every plan would show a
 perpetual diff. Both sides therefore go through the same function, which models the server's own
 defaulting (``checkStreamCfgLocked`` / ``setConsumerConfigDefaults``, see
-``jetstream-semantics.md`` §3.2 and §3.3) for the connected server version.
+``docs/server-semantics.md``, "Defaults and normalisation") for the connected server version.
 
 Canonical spelling: server defaults are filled in (``storage: file``, ``max_msgs: -1``, …);
 ``false`` booleans, zero numbers, empty strings, lists and objects are dropped (so "absent" and
@@ -313,15 +313,21 @@ def fingerprint(config: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def wire_config(normalized: Mapping[str, Any], version: Version) -> dict[str, Any]:
+def wire_config(
+    normalized: Mapping[str, Any],
+    version: Version,
+    table: Mapping[str, F.Field] | None = None,
+) -> dict[str, Any]:
     """The full config apply sends (an update replaces the whole config on the server).
 
     Every field of ``normalized`` the version knows, with every boolean the version knows spelled
     out (``false`` when absent); nothing the version does not know, no ``_nats.*`` metadata.
-    Whether it is a stream or a consumer config is told by ``durable_name``.
+    ``table`` is the kind's field table; without it, a consumer config is told by
+    ``durable_name`` or ``ack_policy`` and anything else is taken for a stream.
     """
-    is_consumer = "durable_name" in normalized or "ack_policy" in normalized
-    table = F.CONSUMER_FIELD_MAP if is_consumer else F.STREAM_FIELD_MAP
+    if table is None:
+        is_consumer = "durable_name" in normalized or "ack_policy" in normalized
+        table = F.CONSUMER_FIELD_MAP if is_consumer else F.STREAM_FIELD_MAP
     out: dict[str, Any] = {}
     for name, field in table.items():
         if not field.known_by(version) or field.update is F.Update.IGNORED:

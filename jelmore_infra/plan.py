@@ -16,6 +16,9 @@ from dataclasses import field as dc_field
 from enum import StrEnum
 from typing import Any, Literal
 
+from jelmore_infra.address import Address
+from jelmore_infra.address import parse as parse_address
+from jelmore_infra.impact import Impact, impact_from_dict
 from jelmore_infra.model import ServerIdentity
 
 FORMAT_VERSION = 1
@@ -56,7 +59,11 @@ MessageKind = Literal[
 
 @dataclass(frozen=True, slots=True)
 class PlanMessage:
-    """An error (blocks apply) or a warning (shown in every format)."""
+    """An error (blocks apply) or a warning (shown in every format).
+
+    ``impact``: the typed data-impact record behind a data-loss warning or note (``message`` is
+    then its text, worded by :func:`jelmore_infra.render.impact.impact_text`).
+    """
 
     severity: Literal["error", "warning"]
     kind: MessageKind
@@ -65,9 +72,10 @@ class PlanMessage:
     field: str | None = None
     #: Numbers behind the message (messages, bytes, pending, …), for JSON consumers.
     data: Mapping[str, Any] = dc_field(default_factory=dict)
+    impact: Impact | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "severity": self.severity,
             "kind": self.kind,
             "message": self.message,
@@ -75,9 +83,13 @@ class PlanMessage:
             "field": self.field,
             "data": dict(self.data),
         }
+        if self.impact is not None:
+            out["impact"] = self.impact.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PlanMessage:
+        impact = d.get("impact")
         return cls(
             severity=d["severity"],
             kind=d["kind"],
@@ -85,6 +97,7 @@ class PlanMessage:
             address=d.get("address"),
             field=d.get("field"),
             data=dict(d.get("data") or {}),
+            impact=impact_from_dict(impact) if impact is not None else None,
         )
 
 
@@ -141,6 +154,11 @@ class ResourceChange:
     after: dict[str, Any] | None
     fields: tuple[FieldChange, ...] = ()
     fingerprint: str | None = None
+
+    @property
+    def addr(self) -> Address:
+        """The parsed :attr:`address`."""
+        return parse_address(self.address)
 
     @property
     def replace_reasons(self) -> tuple[str, ...]:

@@ -1,7 +1,10 @@
 """The use cases behind the commands, composed from the pure stages and the one API client.
 
-``make_plan`` is load → live read → diff; ``run_apply`` is lock → (re)plan or stale check → gates
-→ execute → convergence. The CLI modules only parse options, call these, and render.
+:func:`make_plan` is live read → diff of a loaded topology (the CLI loads the topology before
+it connects, so a broken file needs no server); :func:`run_apply` is lock → fresh plan, or
+identity and stale check of a saved plan → show → confirm → gates → execute → convergence, with
+:class:`~jelmore_infra.apply.ApplyHooks` telling the caller what happens and asking it to
+confirm. The CLI modules only parse options, call these, and render.
 
 :func:`run` turns SIGINT and SIGTERM into one cancellation of the command's coroutine, so its
 ``finally`` blocks (closing the connection, releasing the apply lock) always run to the end; more
@@ -14,6 +17,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
@@ -21,6 +25,7 @@ from jelmore_infra.model import Topology
 from jelmore_infra.plan import Plan
 
 if TYPE_CHECKING:
+    from jelmore_infra.apply import ApplyHooks, ApplyResult, Gates
     from jelmore_infra.live.jsapi import JetStreamAPI
 
 T = TypeVar("T")
@@ -73,21 +78,69 @@ def target_streams(targets: Sequence[str]) -> set[str] | None:
     """Stream names a set of ``--target`` addresses needs read (None: read everything)."""
     if not targets:
         return None
-    names: set[str] = set()
-    for t in targets:
-        parts = t.split(".")
-        if len(parts) >= 2 and parts[0] in ("stream", "consumer"):
-            names.add(parts[1])
-    return names
+    from jelmore_infra.apply import read_streams
+
+    return read_streams(targets)
 
 
-async def plan_with(api: JetStreamAPI, topology: Topology, targets: Sequence[str] = ()) -> Plan:
-    """Read the live server through ``api`` and diff it against ``topology``."""
+async def make_plan(api: JetStreamAPI, topology: Topology, targets: Sequence[str] = ()) -> Plan:
+    """Read the live server through ``api`` (only what ``targets`` need) and diff ``topology``."""
     from jelmore_infra.diff import build_plan
     from jelmore_infra.live.read import read_live
 
     live = await read_live(api, streams=target_streams(targets))
     return build_plan(topology, live, targets=tuple(targets), now=datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRequest:
+    """What to apply: a fresh plan of ``topology`` (``targets``), or a ``saved`` plan."""
+
+    gates: Gates
+    topology: Topology | None = None
+    targets: tuple[str, ...] = ()
+    saved: Plan | None = None
+    #: Take the apply lock, waiting up to ``lock_timeout`` seconds for another apply's.
+    use_lock: bool = True
+    lock_timeout: float = 0.0
+
+
+async def run_apply(api: JetStreamAPI, request: ApplyRequest, hooks: ApplyHooks) -> ApplyResult:
+    """Lock, plan (or re-check the saved plan), show, confirm, gate, execute; always unlock.
+
+    Raises :class:`~jelmore_infra.errors.StalePlanError` for a saved plan made against another
+    server or outdated by the server's changes, :class:`~jelmore_infra.errors.ApplyError` when
+    apply refuses (nothing sent), :class:`~jelmore_infra.errors.LockError` when the lock is
+    held by another apply.
+    """
+    from jelmore_infra.apply import identity_mismatch, recheck_saved_plan
+    from jelmore_infra.apply import run_apply as execute
+    from jelmore_infra.errors import StalePlanError
+    from jelmore_infra.live.lock import ApplyLock
+
+    lock = ApplyLock(api) if request.use_lock else None
+    try:
+        if lock is not None:
+            await lock.acquire(timeout=request.lock_timeout)
+            if lock.took_over_from:
+                hooks.on_lock_takeover(lock.took_over_from)
+        checked = None
+        if request.saved is not None:
+            plan = request.saved
+            mismatch = identity_mismatch(plan, api)
+            if mismatch:
+                raise StalePlanError(f"plan was made against another server: {mismatch}")
+            checked = await recheck_saved_plan(api, plan)
+            if checked.stale:
+                raise StalePlanError("plan is stale: " + "; ".join(checked.stale))
+        else:
+            assert request.topology is not None
+            plan = await make_plan(api, request.topology, request.targets)
+        hooks.on_plan(plan)
+        return await execute(api, plan, request.gates, hooks, lease=lock, checked=checked)
+    finally:
+        if lock is not None:
+            await lock.release()
 
 
 async def with_api(settings: object, body: Callable[[JetStreamAPI], Awaitable[T]]) -> T:

@@ -11,19 +11,19 @@ lock (another apply took it over) stops sending and reports what was and was not
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from jelmore_infra.cli.common import STRICT_BOOL, WAIT, connection_options, short_lived
 from jelmore_infra.cli.plan_cmd import TARGET_OPTION, TOPOLOGY_OPTION, check_targets, print_plan
 from jelmore_infra.connection import ConnectionSettings
-from jelmore_infra.errors import ApplyError, JelmoreError, LockError, StalePlanError
+from jelmore_infra.errors import ApplyError, LockError
 
 if TYPE_CHECKING:
-    from jelmore_infra.apply import ApplyResult, GateRefusal
-    from jelmore_infra.live.jsapi import JetStreamAPI
-    from jelmore_infra.plan import ResourceChange
+    from jelmore_infra.apply import ApplyResult
+    from jelmore_infra.plan import Plan, ResourceChange
 
 PROMPT = "Do you want to perform these actions? Only 'yes' will be accepted"
 
@@ -97,9 +97,9 @@ def apply(
         raise click.UsageError("--target cannot be combined with a saved plan")
     wait = _lock_timeout(lock_timeout)
     short_lived()
-    from jelmore_infra.apply import Gates
+    from jelmore_infra.apply import ApplyHooks, Gates
     from jelmore_infra.planfile import read_plan_file
-    from jelmore_infra.workflow import run, with_api
+    from jelmore_infra.workflow import ApplyRequest, run, run_apply, with_api
 
     saved = read_plan_file(planfile) if planfile else None
     topology = None
@@ -108,94 +108,51 @@ def apply(
 
         topology = load_topology(topology_dir)
     terminal = _stdin_is_terminal()
-    state: dict[str, Any] = {}
+    request = ApplyRequest(
+        # On a terminal a person approved the plan (or watches a saved plan being applied).
+        gates=Gates(
+            allow_data_loss=allow_data_loss, allow_destroy=allow_destroy, interactive=terminal
+        ),
+        topology=topology,
+        targets=targets,
+        saved=saved,
+        use_lock=use_lock,
+        lock_timeout=wait,
+    )
+    hooks = ApplyHooks(
+        on_plan=lambda plan: print_plan(ctx, plan, as_json=False, markdown=False),
+        confirm=None if saved is not None or auto_approve else _confirmation(terminal),
+        on_step_start=_step_started,
+        on_step_done=_step_done,
+        on_lock_takeover=_lock_taken_over,
+        on_result=_report,
+    )
+    result = run(with_api(settings, lambda api: run_apply(api, request, hooks)))
+    return _exit_code(result)
 
-    async def body(api: JetStreamAPI) -> int:
-        from jelmore_infra.apply import (
-            apply_plan,
-            check_gates,
-            identity_mismatch,
-            recheck_saved_plan,
-        )
-        from jelmore_infra.live.lock import ApplyLock
-        from jelmore_infra.workflow import plan_with
 
-        lock = ApplyLock(api) if use_lock else None
-        try:
-            if lock is not None:
-                await lock.acquire(timeout=wait)
-                if lock.took_over_from:
-                    from jelmore_infra.render.controls import escape_controls
+def _confirmation(terminal: bool) -> Callable[[Plan], Awaitable[bool]]:
+    """Ask for ``yes`` on the terminal; without one, refuse (nothing is changed)."""
 
-                    click.echo(
-                        "Warning: took over the apply lock of a crashed apply: "
-                        f"{escape_controls(lock.took_over_from)}",
-                        err=True,
-                    )
-            refused: list[GateRefusal] = []
-            if saved is not None:
-                plan = saved
-                mismatch = identity_mismatch(plan, api)
-                if mismatch:
-                    raise StalePlanError(f"plan was made against another server: {mismatch}")
-                check = await recheck_saved_plan(api, plan)
-                if check.stale:
-                    raise StalePlanError("plan is stale: " + "; ".join(check.stale))
-                print_plan(ctx, plan, as_json=False, markdown=False)
-                refused, gated = list(check.refusals), check.plan
-            else:
-                assert topology is not None
-                plan = gated = await plan_with(api, topology, targets)
-                print_plan(ctx, plan, as_json=False, markdown=False)
-            if plan.errors:
-                raise ApplyError(
-                    f"the plan has {len(plan.errors)} error(s) and cannot be applied; "
-                    "nothing was changed"
-                )
-            if not plan.has_changes:
-                click.echo(
-                    "Apply complete! Resources: 0 added, 0 changed, 0 replaced, 0 destroyed."
-                )
-                return 0
-            interactive = False
-            if saved is None and not auto_approve:
-                if not terminal:
-                    raise ApplyError(
-                        "apply needs confirmation: run it in a terminal, or pass --auto-approve "
-                        "(nothing was changed)"
-                    )
-                answer = await _ask(f"\n{PROMPT}\n  Enter a value: ")
-                if answer.strip() != "yes":
-                    raise ApplyError("Apply cancelled: nothing was changed.")
-                interactive = True
-            elif terminal:
-                interactive = True
-            gates = Gates(
-                allow_data_loss=allow_data_loss,
-                allow_destroy=allow_destroy,
-                interactive=interactive,
+    async def confirm(plan: Plan) -> bool:
+        if not terminal:
+            raise ApplyError(
+                "apply needs confirmation: run it in a terminal, or pass --auto-approve "
+                "(nothing was changed)"
             )
-            refusals = refused + check_gates(gated, gates)
-            if refusals:
-                raise ApplyError(
-                    "apply refused, nothing was changed: " + "; ".join(r.reason for r in refusals)
-                )
-            result = await apply_plan(api, plan, progress=_progress(ctx), lease=lock)
-            state["result"] = result
-            return _report(ctx, result)
-        finally:
-            if lock is not None:
-                await lock.release()
+        answer = await _ask(f"\n{PROMPT}\n  Enter a value: ")
+        return answer.strip() == "yes"
 
-    try:
-        return run(with_api(settings, body))
-    except (LockError, StalePlanError, ApplyError):
-        raise
-    except JelmoreError as exc:
-        result = state.get("result")
-        if result is not None:
-            _report(ctx, result)
-        raise exc
+    return confirm
+
+
+def _lock_taken_over(holder: str) -> None:
+    from jelmore_infra.render.controls import escape_controls
+
+    click.echo(
+        f"Warning: took over the apply lock of a crashed apply: {escape_controls(holder)}",
+        err=True,
+    )
 
 
 async def _ask(question: str) -> str:
@@ -238,30 +195,35 @@ async def _ask(question: str) -> str:
     return answer
 
 
-def _progress(ctx: click.Context) -> Any:
+def _progress_line(line: str) -> None:
     """One plain line per step event on stderr (fast: thousands of steps print in no time)."""
     from jelmore_infra.render.controls import escape_controls
 
-    def write(line: str) -> None:
-        sys.stderr.write(escape_controls(line) + "\n")
-
-    def report(change: ResourceChange, event: str, error: str | None) -> None:
-        doing, done = _VERBS.get(change.action.value, ("Applying", "applied"))
-        if event == "start":
-            write(f"{change.address}: {doing}...")
-        elif event == "done":
-            write(f"{change.address}: {done[0].upper()}{done[1:]}.")
-        else:
-            write(f"{change.address}: failed: {error}")
-
-    return report
+    sys.stderr.write(escape_controls(line) + "\n")
 
 
-def _report(ctx: click.Context, result: ApplyResult) -> int:
-    failed = result.failed
+def _step_started(change: ResourceChange) -> None:
+    doing, _ = _VERBS.get(change.action.value, ("Applying", "applied"))
+    _progress_line(f"{change.address}: {doing}...")
+
+
+def _step_done(change: ResourceChange, error: str | None) -> None:
+    if error is not None:
+        _progress_line(f"{change.address}: failed: {error}")
+        return
+    _, done = _VERBS.get(change.action.value, ("Applying", "applied"))
+    _progress_line(f"{change.address}: {done[0].upper()}{done[1:]}.")
+
+
+def _report(result: ApplyResult) -> None:
+    """Show how the apply ended (called before the lock is released)."""
+    if not result.steps:
+        click.echo(f"Apply complete! {result.summary_line()}")
+        return
     if result.ok:
         click.echo(f"\nApply complete! {result.summary_line()}")
-        return 0
+        return
+    failed = result.failed
     lines: list[str] = []
     if failed is not None or result.lock_lost:
         done = [s.change.address for s in result.steps if s.status == "done"]
@@ -286,8 +248,15 @@ def _report(ctx: click.Context, result: ApplyResult) -> int:
 
     click.echo("\n".join(["", *map(escape_controls, lines)]), err=True)
     click.echo(f"Apply incomplete. {result.summary_line()}", err=True)
+
+
+def _exit_code(result: ApplyResult) -> int:
+    """0 for a complete apply; otherwise the error that ends the command."""
+    if result.ok:
+        return 0
     if result.lock_lost:
         raise ApplyError(f"apply stopped: {result.lock_lost}")
+    failed = result.failed
     raise ApplyError(
         "apply did not converge"
         if failed is None

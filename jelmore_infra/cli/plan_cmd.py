@@ -28,16 +28,15 @@ TARGET_OPTION = click.option(
 
 
 def check_targets(targets: tuple[str, ...]) -> None:
+    """Refuse a ``--target`` that is not the address of a kind jelmore-infra plans."""
+    from jelmore_infra.address import AddressError, parse
+    from jelmore_infra.kinds import TARGET_KEYWORDS
+
     for t in targets:
-        parts = t.split(".")
-        ok = (len(parts) == 2 and parts[0] == "stream" and parts[1]) or (
-            len(parts) == 3 and parts[0] == "consumer" and parts[1] and parts[2]
-        )
-        if not ok:
-            raise click.BadParameter(
-                f"{t!r} is not an address: use stream.NAME or consumer.STREAM.NAME",
-                param_hint="--target",
-            )
+        try:
+            parse(t, TARGET_KEYWORDS)
+        except AddressError as exc:
+            raise click.BadParameter(str(exc), param_hint="--target") from None
 
 
 def print_plan(ctx: click.Context, plan: Any, *, as_json: bool, markdown: bool) -> None:
@@ -90,10 +89,10 @@ def plan(
     short_lived()
     from jelmore_infra.planfile import KEY_ENV, plan_key, write_plan_file
     from jelmore_infra.topology import load_topology
-    from jelmore_infra.workflow import plan_with, run, with_api
+    from jelmore_infra.workflow import make_plan, run, with_api
 
     topology = load_topology(topology_dir)
-    result = run(with_api(settings, lambda api: plan_with(api, topology, targets)))
+    result = run(with_api(settings, lambda api: make_plan(api, topology, targets)))
     print_plan(ctx, result, as_json=as_json, markdown=markdown)
     if out:
         write_plan_file(out, result)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from jelmore_infra.model import ServerIdentity
 from jelmore_infra.plan import Action, Plan, PlanMessage, ResourceChange
 from jelmore_infra.render.controls import escape_controls
+from jelmore_infra.render.impact import message_body
 from jelmore_infra.render.values import action_phrase, change_lines, resource_label
 
 if TYPE_CHECKING:
@@ -125,7 +126,8 @@ def ordered_warnings(plan: Plan) -> list[PlanMessage]:
 
 
 def message_text(message: PlanMessage) -> str:
-    return f"{message.address}: {message.message}" if message.address else message.message
+    body = message_body(message)
+    return f"{message.address}: {body}" if message.address else body
 
 
 def _resource_block(change: ResourceChange, adopted: bool) -> list[Text]:

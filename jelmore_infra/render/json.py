@@ -1,5 +1,8 @@
 """The plan as a versioned JSON document (`plan --json`, saved plans), and reading it back.
 
+A message with a data-impact record carries it as ``impact`` (``{"type": …, …}``) next to its
+``message`` text (:func:`jelmore_infra.render.impact.impact_text` of the record).
+
 The document is :meth:`Plan.to_dict() <jelmore_infra.plan.Plan.to_dict>` with three keys added
 for CI consumers and for safe saved plans (``Plan.from_dict`` ignores them):
 
@@ -22,7 +25,6 @@ from collections.abc import Mapping
 from typing import Any, get_args
 
 from jelmore_infra.errors import PlanFileError
-from jelmore_infra.model import consumer_address, stream_address
 from jelmore_infra.plan import (
     FORMAT_VERSION,
     Action,
@@ -98,8 +100,15 @@ def load_plan_json(text: str) -> Plan:
     _check_shape(doc)
     try:
         plan = Plan.from_dict(doc)
-    except (KeyError, TypeError, ValueError) as exc:  # pragma: no cover - _check_shape catches
+    except (KeyError, TypeError, ValueError) as exc:  # e.g. an impact record of unknown type
         raise PlanFileError(f"plan file is malformed: {exc}") from None
+    from jelmore_infra.render.impact import impact_text
+
+    for m in plan.messages:
+        if m.impact is not None and impact_text(m.impact) != m.message:
+            raise PlanFileError(
+                "plan file is inconsistent: a message does not match its impact record"
+            )
     summary = plan.summary()
     counted = {
         "add": summary.add,
@@ -158,6 +167,7 @@ def _check_shape(doc: Mapping[str, Any]) -> None:
             _require(m, "address", str, where, optional=True)
             _require(m, "field", str, where, optional=True)
             _require(m, "data", dict, where, optional=True)
+            _require(m, "impact", dict, where, optional=True)
     seen: set[str] = set()
     for i, c in enumerate(_require(doc, "changes", list, "the document")):
         _check_change(c, f"changes[{i}]", seen)
@@ -182,7 +192,9 @@ def _check_change(c: Any, where: str, seen: set[str]) -> None:
         raise _fail(where, f"has an unknown kind {kind!r}")
     if action not in {a.value for a in Action}:
         raise _fail(where, f"has an unknown action {action!r}")
-    expected = stream_address(name) if kind == Kind.STREAM.value else consumer_address(stream, name)
+    from jelmore_infra.kinds import kind_for
+
+    expected = str(kind_for(Kind(kind)).address_for(stream, name))
     if address != expected:
         raise _fail(where, f"has address {address!r} but names {expected!r}")
     if address in seen:

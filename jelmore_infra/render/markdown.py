@@ -33,6 +33,7 @@ from jelmore_infra.render.human import (
     server_description,
     summary_line,
 )
+from jelmore_infra.render.impact import message_body
 from jelmore_infra.render.values import action_phrase, change_lines, resource_label
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]<>|~&])")
@@ -70,7 +71,7 @@ def _fence(body: str) -> str:
 
 
 def _message_item(m: PlanMessage, *, bold: bool = False) -> str:
-    text = escape(m.message)
+    text = escape(message_body(m))
     if m.address:
         text = f"{code(m.address)}: {text}"
     if bold:

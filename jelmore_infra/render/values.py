@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from jelmore_infra.fields import Field, ValueKind, fields_for
+from jelmore_infra.fields import Field, ValueKind
 from jelmore_infra.plan import Action, FieldChange, ResourceChange
 from jelmore_infra.units import format_count, format_duration, format_size
 
@@ -36,25 +36,15 @@ ARROW = "→"
 
 _INDEX = re.compile(r"\[\d+\]")
 
-#: Fields shown for a resource that will be destroyed (the rest are counted, not listed).
-_DELETE_SUMMARY: dict[str, tuple[str, ...]] = {
-    "stream": (
-        "subjects",
-        "retention",
-        "storage",
-        "num_replicas",
-        "max_age",
-        "max_msgs",
-        "max_bytes",
-    ),
-    "consumer": (
-        "filter_subject",
-        "filter_subjects",
-        "deliver_policy",
-        "ack_policy",
-        "max_deliver",
-    ),
-}
+
+def _table(kind: str) -> Mapping[str, Field]:
+    """The field table of a kind (empty for a kind jelmore-infra does not know)."""
+    from jelmore_infra.kinds import kind_named
+
+    try:
+        return kind_named(kind).fields
+    except KeyError:
+        return {}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -64,7 +54,7 @@ def resolve_field(kind: str, path: str) -> tuple[Field | None, bool]:
     ``sources[0].name`` and ``sources.0.name`` both resolve to the source's ``name`` field.
     Unknown names give ``(None, False)``.
     """
-    table: Mapping[str, Field] = fields_for(kind)
+    table: Mapping[str, Field] = _table(kind)
     parts = [p for p in _INDEX.sub("", path).split(".") if p]
     field: Field | None = None
     for i, part in enumerate(parts):
@@ -198,7 +188,7 @@ def flatten(kind: str, config: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """A config as ``(dotted path, value)`` pairs in field-table order, objects and metadata
     opened up one key per line (``consumer_limits.max_ack_pending``, ``metadata.jelmore.x``).
     Fields the table does not know come last, in the config's order."""
-    table = fields_for(kind)
+    table = _table(kind)
     order = {name: i for i, name in enumerate(table)}
     keys = sorted(config, key=lambda k: order.get(k, len(order)))
     out: list[tuple[str, Any]] = []
@@ -237,8 +227,10 @@ def change_lines(change: ResourceChange) -> list[Line]:
             for path, value in flatten(kind, change.after or {})
         ]
     if change.action is Action.DELETE:
+        from jelmore_infra.kinds import kind_of
+
         pairs = flatten(kind, change.before or {})
-        wanted = _DELETE_SUMMARY.get(kind, ())
+        wanted = kind_of(change).delete_summary
         shown = [(p, v) for p, v in pairs if p in wanted]
         lines = [Line("-", p, format_value(kind, p, v)) for p, v in shown]
         hidden = len(pairs) - len(shown)
@@ -267,9 +259,9 @@ def change_lines(change: ResourceChange) -> list[Line]:
 
 def resource_label(change: ResourceChange) -> str:
     """``stream "JELMORE"`` or ``consumer "JELMORE/git_monitors"``."""
-    if change.kind.value == "consumer":
-        return f'consumer "{change.stream}/{change.name}"'
-    return f'stream "{change.name}"'
+    from jelmore_infra.kinds import kind_of
+
+    return kind_of(change).label(change)
 
 
 def action_phrase(change: ResourceChange, *, adopted: bool = False) -> str:

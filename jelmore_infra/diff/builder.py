@@ -1,0 +1,312 @@
+"""Building the plan: every kind's addresses, each resource diffed, the result in apply order.
+
+For each kind of :data:`jelmore_infra.kinds.KINDS` (in dependency order) the builder takes the
+declared, live and unavailable addresses (:class:`~jelmore_infra.diff.changes.AddressSets`),
+keeps those ``--target`` selects, and for each one decides: skip (unavailable, or the kind's
+``gate`` says so), delete or leave alone (live only), create (declared only), or compare the
+normalised configs (both) and classify every field change with the server rules
+(:mod:`jelmore_infra.diff.rules`). The kind adds its own diagnostics and its data-impact records
+(:mod:`jelmore_infra.diff.impact`). What it decides for a resource (its fate) is what the
+resources inside it read.
+
+Pure: no I/O, no network, no clock (``now`` is a parameter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jelmore_infra import fields as F
+from jelmore_infra.address import Address, AddressError, try_parse
+from jelmore_infra.address import parse as parse_address
+from jelmore_infra.diff.changes import AddressSets, field_deltas
+from jelmore_infra.diff.impact import impact_message
+from jelmore_infra.diff.order import order_changes
+from jelmore_infra.diff.rules import check_fields, classify, one_way_error
+from jelmore_infra.impact import Impact
+from jelmore_infra.kinds import KINDS, TARGET_KEYWORDS, ResourceKind, kind_at
+from jelmore_infra.kinds.base import Fate, Version, warning
+from jelmore_infra.model import LiveState, Topology, is_managed, parse_version
+from jelmore_infra.normalize import fingerprint, normalize_stream, wire_config
+from jelmore_infra.plan import Action, FieldChange, Plan, PlanMessage, ResourceChange
+
+
+@dataclass
+class _Inventory:
+    """One kind's resources on both sides, and the address sets they give."""
+
+    desired: Mapping[Address, Any]
+    live: Mapping[Address, Any]
+    sets: AddressSets
+
+
+@dataclass
+class _Builder:
+    desired: Topology
+    live: LiveState
+    targets: tuple[str, ...]
+    now: datetime
+    version: Version = (0, 0, 0)
+    messages: list[PlanMessage] = field(default_factory=list)
+    changes: list[ResourceChange] = field(default_factory=list)
+    fingerprints: dict[str, str | None] = field(default_factory=dict)
+    unmanaged: list[str] = field(default_factory=list)
+    fates: dict[Address, Fate] = field(default_factory=dict)
+    targeted: set[Address] = field(default_factory=set)
+    _stream_norms: dict[str, tuple[Mapping[str, Any], dict[str, Any]]] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ PlanContext
+
+    def fate(self, address: Address) -> Fate | None:
+        return self.fates.get(address)
+
+    def in_scope(self, address: Address) -> bool:
+        if not self.targets or address in self.targeted:
+            return True
+        kind = kind_at(address)
+        parent = kind.parent_of(address) if kind is not None else None
+        return parent is not None and parent in self.targeted
+
+    def normalized_stream(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``normalize_stream`` once per stream config (every consumer of a stream asks)."""
+        cached = self._stream_norms.get(name)
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        normalized = normalize_stream(config, self.version)
+        self._stream_norms[name] = (config, normalized)
+        return normalized
+
+    # ------------------------------------------------------------------ inventory
+
+    def inventory(self, kind: ResourceKind) -> _Inventory:
+        desired = kind.desired_specs(self.desired)
+        every = kind.live_resources(self.live)
+        live = {a: r for a, r in every.items() if kind.plannable(r, a in desired)}
+        unavailable = []
+        for text in self.live.unavailable:
+            address = try_parse(text, (kind.name,))
+            if address is not None and not kind.excluded(address):
+                unavailable.append(address)
+        return _Inventory(desired, live, AddressSets.of(desired, live, unavailable))
+
+    def resolve_targets(self, inventories: Mapping[str, _Inventory]) -> None:
+        for target in self.targets:
+            try:
+                address = parse_address(target, TARGET_KEYWORDS)
+            except AddressError as exc:
+                self.messages.append(PlanMessage("error", "invalid", f"target {exc}", target))
+                continue
+            if address in inventories[address.kind].sets.all:
+                self.targeted.add(address)
+            else:
+                self.messages.append(
+                    PlanMessage(
+                        "error",
+                        "invalid",
+                        f"target {target} is neither in the topology nor on the server",
+                        target,
+                    )
+                )
+
+    # ------------------------------------------------------------------- planning
+
+    def plan_kind(self, kind: ResourceKind, inv: _Inventory) -> None:
+        for address in sorted(inv.sets.all, key=lambda a: a.parts):
+            if self.in_scope(address):
+                self.plan_one(kind, address, inv.desired.get(address), inv.live.get(address))
+
+    def plan_one(self, kind: ResourceKind, address: Address, spec: Any, live: Any) -> None:
+        go, messages = kind.gate(self, address, spec, live)
+        self.messages.extend(messages)
+        if not go:
+            return
+        where = str(address)
+        if where in self.live.unavailable:
+            self.fates[address] = "unavailable"
+            self._unavailable(where, spec is not None)
+            return
+        before = kind.normalize_live(self, address, live.config) if live is not None else None
+        self.fingerprints[where] = fingerprint(before) if before is not None else None
+        if spec is None:
+            assert live is not None
+            assert before is not None
+            if is_managed(live.config):
+                self.fates[address] = "delete"
+                self._add(kind, address, Action.DELETE, before, None, ())
+                self._impacts(kind.delete_impact(self, address, live))
+                return
+            lost = list(kind.unmanaged_impact(self, address, live))
+            if lost:
+                self._impacts(lost)
+            else:
+                self.fates[address] = "unmanaged"
+                self._unmanaged(where)
+            return
+        self.messages.extend(check_fields(kind, self, where, spec.config))
+        errors = kind.parent_errors(self, address)
+        if errors:
+            self.messages.extend(errors)
+            return
+        after = kind.normalize_desired(self, address, spec)
+        assert after is not None
+        self.messages.extend(kind.validate(self, address, spec, after, before))
+        if before is None:
+            self.fates[address] = "create"
+            wire = wire_config(after, self.version, kind.fields)
+            self._add(kind, address, Action.CREATE, None, wire, ())
+            return
+        change = self._diff_existing(
+            kind, address, before, after, live.config, kind.forced_replace(self, address)
+        )
+        if change is None:
+            self.fates[address] = "noop"
+        elif change.action is Action.REPLACE:
+            self.fates[address] = "replace"
+            self._impacts(kind.replace_impact(self, address, live))
+        else:
+            self.fates[address] = "update"
+            self._impacts(kind.update_impact(self, address, live, change))
+            self.messages.extend(kind.check_update(self, address, live, change))
+
+    def _diff_existing(
+        self,
+        kind: ResourceKind,
+        address: Address,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        live_config: Mapping[str, Any],
+        extra: tuple[FieldChange, ...] = (),
+    ) -> ResourceChange | None:
+        where = str(address)
+        deltas = field_deltas(before, after, kind.fields)
+        if not deltas and not extra:
+            return None
+        classified = [(d, *classify(kind, self, d)) for d in deltas]
+        replacing = bool(extra) or any(mode is F.Update.REPLACE for _, mode, _ in classified)
+        one_way = [d for d, mode, _ in classified if mode is F.Update.ONE_WAY]
+        if one_way and not replacing:
+            # The server refuses to turn these off. Plan errors; the config apply would send
+            # keeps the live value (docs/server-semantics.md), so the rest stays truthful.
+            patched = dict(after)
+            for d in one_way:
+                self.messages.append(one_way_error(kind, where, address.name, d))
+                patched[d.field] = d.before
+            if kind.renormalize_after_patch:
+                patched = kind.normalize_config(patched, self.version, None)
+            after = patched
+            classified = [
+                (d, *classify(kind, self, d)) for d in field_deltas(before, after, kind.fields)
+            ]
+        changes: list[FieldChange] = list(extra)
+        for d, mode, reason in classified:
+            replace = mode is F.Update.REPLACE
+            for path, b, a in d.paths:
+                why = reason if replace else None
+                changes.append(FieldChange(path, b, a, forces_replace=replace, reason=why))
+        if not changes:
+            return None
+        action = Action.REPLACE if any(c.forces_replace for c in changes) else Action.UPDATE
+        if not is_managed(live_config):
+            self.messages.append(
+                warning(
+                    "adopt",
+                    f"{where} exists but was not created by jelmore-infra; the plan adopts it "
+                    "(adds the jelmore.managed-by metadata)"
+                    + (" and replaces it" if action is Action.REPLACE else ""),
+                    where,
+                )
+            )
+        wire = wire_config(after, self.version, kind.fields)
+        return self._add(kind, address, action, before, wire, tuple(changes))
+
+    # ------------------------------------------------------------------- records
+
+    def _add(
+        self,
+        kind: ResourceKind,
+        address: Address,
+        action: Action,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        fields: tuple[FieldChange, ...],
+    ) -> ResourceChange:
+        stream, name = kind.change_identity(address)
+        change = ResourceChange(
+            address=str(address),
+            kind=kind.plan_kind,
+            stream=stream,
+            name=name,
+            action=action,
+            before=before,
+            after=after,
+            fields=fields,
+            fingerprint=fingerprint(before) if before is not None else None,
+        )
+        self.changes.append(change)
+        return change
+
+    def _impacts(self, records: Iterable[Impact]) -> None:
+        self.messages.extend(impact_message(r) for r in records)
+
+    def _unavailable(self, address: str, declared: bool) -> None:
+        reason = self.live.unavailable.get(address, "unavailable")
+        tail = (
+            "; it is in the topology, but no change is planned for it until the server reports it"
+            if declared
+            else "; it is left alone"
+        )
+        self.messages.append(
+            warning(
+                "unavailable",
+                f"{address} is unavailable on the server ({reason}){tail}",
+                address,
+                data={"reason": reason},
+            )
+        )
+
+    def _unmanaged(self, address: str) -> None:
+        self.unmanaged.append(address)
+        self.messages.append(
+            warning(
+                "unmanaged",
+                f"{address} is not managed by jelmore-infra and not in the topology; left alone",
+                address,
+            )
+        )
+
+    # --------------------------------------------------------------------- build
+
+    def build(self) -> Plan:
+        self.version = parse_version(self.live.server.version)
+        inventories = {kind.name: self.inventory(kind) for kind in KINDS}
+        self.resolve_targets(inventories)
+        for kind in KINDS:
+            self.plan_kind(kind, inventories[kind.name])
+        return Plan(
+            server=self.live.server,
+            changes=tuple(order_changes(self.changes)),
+            messages=tuple(self.messages),
+            unmanaged=tuple(sorted(self.unmanaged)),
+            targets=tuple(self.targets),
+            fingerprints=dict(sorted(self.fingerprints.items())),
+        )
+
+
+def build_plan(
+    desired: Topology,
+    live: LiveState,
+    *,
+    targets: Sequence[str] = (),
+    now: datetime,
+) -> Plan:
+    """Diff ``desired`` against ``live`` and return the plan, changes in apply order.
+
+    The order (:mod:`jelmore_infra.diff.order`): consumer deletes, stream deletes, stream
+    creates/replaces/updates (an origin before its mirrors and sourcing streams), consumer
+    creates/replaces/updates; by address within a phase. A replace is one
+    :class:`ResourceChange` (apply deletes, then recreates).
+    """
+    return _Builder(desired, live, tuple(targets), now).build()
