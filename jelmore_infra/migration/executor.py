@@ -37,6 +37,7 @@ from jelmore_infra.migration.steps import (
     streams_sourcing,
     temp_config,
     temp_name,
+    version_refusal,
 )
 
 JSONDict = dict[str, Any]
@@ -124,9 +125,10 @@ async def migrate_stream(
     if start is Step.CREATE_TEMP:
         listed = await api.list_streams()
         sourced_by = streams_sourcing(run.name, (s.get("config") or {} for s in listed.items))
-    refused = refusals(run.name, live_config, run.desired, api.version, sourced_by)
-    if start is not Step.CREATE_TEMP:  # resuming: only what the server version forbids
-        refused = [r for r in refused if r.field is None and "nats-server" in r.message]
+    if start is Step.CREATE_TEMP:
+        refused = refusals(run.name, live_config, run.desired, api.version, sourced_by)
+    else:  # resuming: the stream's own config was checked when the run began
+        refused = [r for r in [version_refusal(run.name, api.version)] if r is not None]
     if refused:
         raise MigrationError(refused[0].message)
 

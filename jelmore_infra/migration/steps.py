@@ -177,6 +177,21 @@ def streams_sourcing(name: str, stream_configs: Iterable[Mapping[str, Any]]) -> 
     return sorted(found)
 
 
+def version_refusal(name: str, version: Version) -> PlanMessage | None:
+    """The plan error when the connected server cannot copy without losing messages."""
+    if not REFUSED_SINCE <= version < SAFE_AGAIN:
+        return None
+    return PlanMessage(
+        "error",
+        "invalid",
+        f"replace_strategy: migrate is refused on nats-server {_v(version)}: from 2.12 to "
+        "2.13 a copied message whose Nats-Msg-Id repeats an earlier one is dropped without "
+        "a trace, and the copy's duplicate window cannot be switched off there; use "
+        f"nats-server {_v(SAFE_AGAIN)} or later, or replace_strategy: recreate",
+        address=f"stream.{name}",
+    )
+
+
 def refusals(
     name: str,
     live_config: Mapping[str, Any] | None,
@@ -191,13 +206,9 @@ def refusals(
     def refuse(message: str, fld: str | None = None) -> None:
         out.append(PlanMessage("error", "invalid", message, address=address, field=fld))
 
-    if REFUSED_SINCE <= version < SAFE_AGAIN:
-        refuse(
-            f"replace_strategy: migrate is refused on nats-server {_v(version)}: from 2.12 to "
-            "2.13 a copied message whose Nats-Msg-Id repeats an earlier one is dropped without "
-            "a trace, and the copy's duplicate window cannot be switched off there; use "
-            f"nats-server {_v(SAFE_AGAIN)} or later, or replace_strategy: recreate"
-        )
+    version_error = version_refusal(name, version)
+    if version_error is not None:
+        out.append(version_error)
     sides = [c for c in (live_config, desired_config) if c is not None]
     if any(c.get("mirror") for c in sides):
         refuse(
