@@ -259,6 +259,37 @@ class JetStreamAPI:
         body["pedantic"] = True
         return body
 
+    # -- messages (data-preserving migration) ------------------------------------------------
+
+    async def get_message(self, stream: str, seq: int) -> JSONDict | None:
+        """``STREAM.MSG.GET`` by sequence: the raw ``message`` (base64 ``data``/``hdrs``).
+
+        ``None`` when there is no message at ``seq`` (deleted, or beyond the stream's end).
+        """
+        try:
+            reply = await self.request(f"STREAM.MSG.GET.{stream}", {"seq": seq})
+        except JetStreamAPIError as exc:
+            if exc.err_code == 10037:  # no message found
+                return None
+            raise
+        message: JSONDict = reply.get("message") or {}
+        return message
+
+    async def subject_counts(self, stream: str, subjects_filter: str = ">") -> dict[str, int]:
+        """How many messages ``stream`` holds per subject (``STREAM.INFO`` subjects, all pages)."""
+        counts: dict[str, int] = {}
+        while True:
+            body: JSONDict = {"subjects_filter": subjects_filter}
+            if counts:
+                body["offset"] = len(counts)
+            reply = await self.request(f"STREAM.INFO.{stream}", body, timeout=self._list_timeout)
+            page: dict[str, int] = (reply.get("state") or {}).get("subjects") or {}
+            before = len(counts)
+            counts.update(page)
+            total = int(reply.get("total") or 0)
+            if len(counts) == before or len(counts) >= total:
+                return counts
+
 
 # -- the server identity -------------------------------------------------------------------------
 
