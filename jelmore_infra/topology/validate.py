@@ -7,7 +7,7 @@ into its JetStream wire form on the way (durations → nanoseconds, sizes → by
 
 The semantic pass checks what a schema cannot express: subject overlaps between and within streams,
 subjects the server keeps for itself, consumer filters against their stream, cross-field rules the
-server enforces (from ``jetstream-semantics.md`` §1.2 and §2.3, and docs/server-semantics.md),
+server enforces (see docs/server-semantics.md),
 work-queue rules and the dead-letter settings.
 
 Every problem is collected, each with its own message and exact place. Overlaps are found through a

@@ -39,8 +39,10 @@ PURE = (
     "diff.*",
     "errors",
     "fields",
+    "impact",
     "kinds",
     "kinds.*",
+    "migration.steps",
     "model",
     "normalize",
     "plan",
@@ -75,7 +77,6 @@ IO_PACKAGE_MODULES = (
     "live",
     "localserver",
     "runtime",
-    "tls",
     "transport",
     "workflow",
 )
@@ -86,9 +87,6 @@ NATS_ALLOWED = (
     "transport.*",
     "live.jsapi",
     "runtime.bus",
-    # TODO(issue 10): tls.py opens the nats client for both live/ and runtime/; once the shared
-    # transport module owns connecting, drop this allowance.
-    "tls",
 )
 
 
