@@ -78,7 +78,11 @@ def plan_resume(
     held = live.streams[temp]
     original = dict(marker.original) if marker is not None and marker.original else {"name": name}
     original.setdefault("name", name)
-    consumers = list(marker.consumers) if marker is not None else []
+    # The marker records each durable's floor as a number (the executor's ``detach`` step).
+    consumers = [
+        {**c, "ack_floor": {"stream_seq": int(c.get("ack_floor") or 0)}}
+        for c in (marker.consumers if marker is not None else [])
+    ]
     planned = migration_steps(original, held.state, wire_after, consumers, version)
     out = planned.to_dict()
     out["resume"] = True
