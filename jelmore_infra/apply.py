@@ -407,8 +407,12 @@ class _LiveIndex:
 
 
 def read_streams(addresses: Sequence[str]) -> set[str]:
-    """The stream names a live read needs to see the resources at ``addresses``."""
+    """The stream names a live read needs to see the resources at ``addresses``.
+
+    A stream's migration copy is included, so a targeted plan still sees a half-done migration.
+    """
     from jelmore_infra.kinds import kind_at
+    from jelmore_infra.migration.steps import temp_name
 
     names: set[str] = set()
     for text in addresses:
@@ -416,7 +420,7 @@ def read_streams(addresses: Sequence[str]) -> set[str]:
         kind = kind_at(address) if address is not None else None
         if address is not None and kind is not None:
             names.add(kind.change_identity(address)[0])
-    return names
+    return names | {temp_name(n) for n in names}
 
 
 async def check_convergence(api: JetStreamAPI, plan: Plan) -> list[str]:

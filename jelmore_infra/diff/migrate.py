@@ -21,6 +21,7 @@ from jelmore_infra.migration.steps import (
     migration_steps,
     read_marker,
     streams_sourcing,
+    temp_name,
     version_refusal,
 )
 from jelmore_infra.model import LiveState, LiveStream, Topology
@@ -61,7 +62,19 @@ def plan_migration(
     )
     out = planned.to_dict()
     out["resume"] = False
-    return out, list(planned.diagnostics)
+    diagnostics = list(planned.diagnostics)
+    temp = temp_name(stream.name)
+    if temp in live.streams:  # not a migration's copy (that one makes the plan a resume)
+        diagnostics.append(
+            PlanMessage(
+                "error",
+                "invalid",
+                f"replace_strategy: migrate cannot use {temp} for {stream.name}'s copy: a "
+                "stream of that name exists and is not a migration copy; rename or delete it",
+                address=f"stream.{stream.name}",
+            )
+        )
+    return out, diagnostics
 
 
 def resume_marker(live: LiveState, temp: str) -> Marker | None:

@@ -231,3 +231,75 @@ async def test_apply_killed_while_migrating_converges_when_run_again(
     assert await api.stream_info(temp_name(name)) is None
     assert await contents(nc, name) == before
     assert await next_delivery_index(nc, name) == str(acked)
+
+
+# -- failures reported by the apply library ---------------------------------------------------
+
+
+async def test_a_migration_refused_at_apply_time_reports_that_nothing_was_lost(
+    api: JetStreamAPI, nc: Client, server: NatsServer, tmp_path: Path, name: str
+) -> None:
+    """Planned while allowed, then another stream starts sourcing it: apply stops, keeps all."""
+    from jelmore_infra.apply import apply_plan
+    from jelmore_infra.topology import load_topology
+    from jelmore_infra.workflow import make_plan
+
+    before = await prepare(api, nc, server.url, tmp_path, name, 500, 100)
+    topo = write_topology(tmp_path / "after", name, storage="memory", migrate=True)
+    plan = await make_plan(api, load_topology(topo))
+    assert [c.action.value for c in plan.changes] == ["migrate"] and not plan.errors
+    copy = f"{name}_COPY"
+    await api.create_stream({"name": copy, "sources": [{"name": name}]})
+    try:
+        result = await apply_plan(api, plan)
+        failed = result.failed
+        assert failed is not None and failed.error is not None
+        assert f"migration of {name} stopped before its first step" in failed.error
+        assert f"{copy} sources or mirrors it" in failed.error
+        assert "no message was lost" in failed.error and "run apply again" in failed.error
+        info = await api.stream_info(name)
+        assert info is not None and info["config"]["storage"] == "file"
+        assert await contents(nc, name) == before
+    finally:
+        await api.delete_stream(copy)
+
+
+class LeaseLostAfter:
+    """An apply lock that the server stops confirming after ``n`` confirmations."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    async def ensure_held(self) -> None:
+        return None
+
+    async def confirm(self) -> None:
+        from jelmore_infra.errors import LockError
+
+        if self.left <= 0:
+            raise LockError("the apply lock was taken over by another apply")
+        self.left -= 1
+
+
+async def test_a_lost_lock_stops_the_migration_between_steps_and_a_rerun_finishes_it(
+    api: JetStreamAPI, nc: Client, server: NatsServer, tmp_path: Path, name: str
+) -> None:
+    from jelmore_infra.apply import ApplyHooks, apply_plan
+    from jelmore_infra.topology import load_topology
+    from jelmore_infra.workflow import make_plan
+
+    before = await prepare(api, nc, server.url, tmp_path, name, 500, 100)
+    topo = write_topology(tmp_path / "after", name, storage="memory", migrate=True)
+    plan = await make_plan(api, load_topology(topo))
+    lines: list[str] = []
+    hooks = ApplyHooks(on_progress=lambda change, line: lines.append(line))
+    # One confirmation for the phase, then three steps: the fourth (verify-copy) never starts.
+    result = await apply_plan(api, plan, hooks=hooks, lease=LeaseLostAfter(4))
+    assert result.lock_lost is not None and "taken over" in result.lock_lost
+    done = [line.split(":")[0] for line in lines if not line.endswith("...")]
+    assert done == ["create-temp", "wait-copy", "freeze"]
+    assert await api.stream_info(temp_name(name)) is not None
+    rerun = await asyncio.to_thread(cli, "apply", server.url, topo, "--auto-approve")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert await contents(nc, name) == before
+    assert await api.stream_info(temp_name(name)) is None

@@ -155,6 +155,13 @@ def test_nats_server_2_12_refuses_the_migration_naming_the_version() -> None:
     assert any("refused on nats-server 2.12.8" in m.message for m in plan.errors)
 
 
+def test_a_stream_named_like_the_copy_that_is_no_copy_is_an_error() -> None:
+    impostor = {**LIVE_ORDERS, "name": temp_name("ORDERS"), "subjects": ["other.>"]}
+    state = live(extra={temp_name("ORDERS"): LiveStream(temp_name("ORDERS"), impostor)})
+    plan = plan_of(desired(storage="memory"), state)
+    assert any("is not a migration copy" in m.message for m in plan.errors)
+
+
 # -- a half-done migration --------------------------------------------------------------------
 
 
@@ -292,3 +299,9 @@ def test_replace_strategy_is_read_from_the_topology_and_never_sent() -> None:
     assert not any("replace" in key for key in spec.config.get("metadata") or {})
     plain, _ = parse_sources([("t.yaml", "streams:\n  S:\n    storage: memory\n")])
     assert plain is not None and plain.streams["S"].replace_strategy == "recreate"
+
+
+def test_a_targeted_read_includes_the_migration_copy() -> None:
+    from jelmore_infra.apply import read_streams
+
+    assert read_streams(["consumer.ORDERS.worker"]) == {"ORDERS", temp_name("ORDERS")}
