@@ -303,3 +303,18 @@ async def test_a_lost_lock_stops_the_migration_between_steps_and_a_rerun_finishe
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert await contents(nc, name) == before
     assert await api.stream_info(temp_name(name)) is None
+
+
+async def test_a_saved_migrate_plan_applies_without_allow_data_loss(
+    api: JetStreamAPI, nc: Client, server: NatsServer, tmp_path: Path, name: str
+) -> None:
+    before = await prepare(api, nc, server.url, tmp_path, name, 500, 100)
+    topo = write_topology(tmp_path / "after", name, storage="memory", migrate=True)
+    planfile = tmp_path / "plan.json"
+    saved = await asyncio.to_thread(cli, "plan", server.url, topo, "-out", str(planfile))
+    assert saved.returncode == 0, saved.stderr
+    applied = await asyncio.to_thread(run_cli, "apply", "-s", server.url, str(planfile))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "1 migrated" in applied.stdout
+    assert await contents(nc, name) == before
+    assert await next_delivery_index(nc, name) == "100"
