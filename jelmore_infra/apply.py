@@ -13,6 +13,11 @@ stops at the first failed step and reports what was done, what failed (with the 
 and what was not attempted. After the last step every changed resource is read back and compared
 with what the plan intended.
 
+A ``migrate`` runs (or resumes) :func:`jelmore_infra.migration.executor.migrate_stream` in the
+stream phase, reports each of its steps through ``ApplyHooks.on_progress`` and confirms the apply
+lock before every step; a consumer update in the same plan keeps the start position the
+migration gave the consumer.
+
 A saved plan is re-checked against the live server first (:func:`recheck_plan`): staleness,
 ownership, the action of every change, and the gates' errors and data loss all come from the live
 state, never from what the file claims. With the apply lock (:class:`Lease`), every phase starts

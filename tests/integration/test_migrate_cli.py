@@ -5,7 +5,9 @@ group that acknowledged some of them moves to memory storage: ``plan`` shows a `
 its effects, ``apply --auto-approve`` (without ``--allow-data-loss``) converges, the next plan
 shows no changes, the messages are identical in order and the group's next delivery is the first
 message it had not acknowledged. A consumer setting changed in the same plan is applied after the
-migration. Apply SIGKILLed while it migrates converges when run again, losing nothing.
+migration. Apply SIGKILLed while it migrates converges when run again, losing nothing. A saved
+migrate plan applies; a migration refused at apply time and one whose apply lock is lost between
+steps stop, report it and keep every message.
 
 One server per version, shared by the module; each test uses its own stream.
 """
