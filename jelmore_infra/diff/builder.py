@@ -207,6 +207,10 @@ class _Builder:
             change, action=Action.MIGRATE, migration=migration
         )
         self.fates[address] = "migrate"
+        for n, m in enumerate(self.messages):
+            if m.kind == "adopt" and m.address == change.address:
+                text = m.message.replace(" and replaces it", " and migrates it")
+                self.messages[n] = replace(m, message=text)
 
     def _resumed_consumer(self, address: Address) -> bool:
         temp = self.migrating.get(address.parts[0])

@@ -305,3 +305,12 @@ def test_a_targeted_read_includes_the_migration_copy() -> None:
     from jelmore_infra.apply import read_streams
 
     assert read_streams(["consumer.ORDERS.worker"]) == {"ORDERS", temp_name("ORDERS")}
+
+
+def test_adopting_an_unmanaged_stream_by_a_migrate_says_so() -> None:
+    unmanaged = copy.deepcopy(LIVE_ORDERS)
+    del unmanaged["metadata"]["jelmore.managed-by"]
+    plan = plan_of(desired(storage="memory"), live(stream=unmanaged))
+    (adopt,) = [m for m in plan.messages if m.kind == "adopt"]
+    assert adopt.message.endswith("and migrates it")
+    assert "adopted and migrated" in render_plan_text(plan)
