@@ -13,6 +13,11 @@ stops at the first failed step and reports what was done, what failed (with the 
 and what was not attempted. After the last step every changed resource is read back and compared
 with what the plan intended.
 
+A ``migrate`` runs (or resumes) :func:`jelmore_infra.migration.executor.migrate_stream` in the
+stream phase, reports each of its steps through ``ApplyHooks.on_progress`` and confirms the apply
+lock before every step; a consumer update in the same plan keeps the start position the
+migration gave the consumer.
+
 A saved plan is re-checked against the live server first (:func:`recheck_plan`): staleness,
 ownership, the action of every change, and the gates' errors and data loss all come from the live
 state, never from what the file claims. With the apply lock (:class:`Lease`), every phase starts
@@ -124,9 +129,12 @@ class ApplyResult:
         return sum(1 for s in self.steps if s.status == "done" and s.change.action is action)
 
     def summary_line(self) -> str:
+        migrated = self.count(Action.MIGRATE)
         return (
             f"Resources: {self.count(Action.CREATE)} added, {self.count(Action.UPDATE)} changed, "
-            f"{self.count(Action.REPLACE)} replaced, {self.count(Action.DELETE)} destroyed."
+            f"{self.count(Action.REPLACE)} replaced, "
+            + (f"{migrated} migrated, " if migrated else "")
+            + f"{self.count(Action.DELETE)} destroyed."
         )
 
 
@@ -149,6 +157,8 @@ class ApplyHooks:
     on_step_start: Callable[[ResourceChange], None] = _ignore
     on_step_done: Callable[[ResourceChange, str | None], None] = _ignore
     on_lock_takeover: Callable[[str], None] = _ignore
+    #: One line per step of a long change (a migration's steps), as it starts and ends.
+    on_progress: Callable[[ResourceChange, str], None] = _ignore
     on_result: Callable[[ApplyResult], None] = _ignore
 
 
@@ -194,11 +204,79 @@ async def _create(api: JetStreamAPI, change: ResourceChange, lease: Lease | None
             await asyncio.sleep(0.1 * attempt)
 
 
-async def execute_step(
-    api: JetStreamAPI, change: ResourceChange, lease: Lease | None = None
+async def _migrate(
+    api: JetStreamAPI,
+    change: ResourceChange,
+    lease: Lease | None,
+    progress: Callable[[str], None],
 ) -> None:
-    """Send one change to the server (``lease`` is checked again before any further request)."""
-    if change.action is Action.CREATE:
+    """Run (or resume) the migration of a stream; the lease is confirmed before every step.
+
+    A failure names the last step done and says that every message is still kept (the
+    executor never deletes a stream before the other copy is verified complete).
+    """
+    from jelmore_infra.migration.executor import StepEvent, migrate_stream
+
+    assert change.after is not None
+    done: list[str] = []
+
+    def on_progress(event: StepEvent) -> None:
+        if event.phase == "done":
+            done.append(event.step.value)
+            progress(f"{event.step.value}: {event.detail}")
+        else:
+            progress(f"{event.step.value}: {event.detail} ...")
+
+    async def before_step(_: Any) -> None:
+        if lease is not None:
+            await lease.confirm()
+
+    try:
+        await migrate_stream(api, change.after, on_progress=on_progress, before_step=before_step)
+    except LockError:
+        raise
+    except (JelmoreError, OSError, TimeoutError) as exc:
+        where = f"after step {done[-1]}" if done else "before its first step"
+        raise ApplyError(
+            f"migration of {change.name} stopped {where}: {_describe(exc)}; no message was "
+            "lost (nothing is deleted before its copy is verified); run apply again to resume"
+        ) from exc
+
+
+async def _update_after_migration(api: JetStreamAPI, change: ResourceChange) -> None:
+    """Update a consumer its stream's migration re-created, keeping the position it was given."""
+    from jelmore_infra.migration.steps import keep_resumed_position
+
+    assert change.after is not None
+    info = await api.consumer_info(change.stream, change.name)
+    live = (info or {}).get("config") or {}
+    await _kind(change).update(
+        api, replace(change, after=keep_resumed_position(change.after, live))
+    )
+
+
+async def execute_step(
+    api: JetStreamAPI,
+    change: ResourceChange,
+    lease: Lease | None = None,
+    *,
+    progress: Callable[[str], None] = _ignore,
+    migrated: frozenset[str] = frozenset(),
+) -> None:
+    """Send one change to the server (``lease`` is checked again before any further request).
+
+    ``migrated``: streams this apply migrates; a consumer update of one of them keeps the start
+    position the migration gave the consumer.
+    """
+    if change.action is Action.MIGRATE:
+        await _migrate(api, change, lease, progress)
+    elif (
+        change.action is Action.UPDATE
+        and change.kind.value == "consumer"
+        and change.stream in migrated
+    ):
+        await _update_after_migration(api, change)
+    elif change.action is Action.CREATE:
         await _create(api, change, lease)
     elif change.action is Action.UPDATE:
         await _kind(change).update(api, change)
@@ -242,6 +320,7 @@ async def apply_plan(
     failed = False
     lock_lost: str | None = None
     changes = list(plan.changes)
+    migrated = frozenset(c.name for c in changes if c.action is Action.MIGRATE)
     position = {id(c): n for n, c in enumerate(changes)}
     gate = asyncio.Semaphore(max(1, concurrency))
 
@@ -258,7 +337,13 @@ async def apply_plan(
                     return
             hooks.on_step_start(change)
             try:
-                await execute_step(api, change, lease)
+                await execute_step(
+                    api,
+                    change,
+                    lease,
+                    progress=lambda line: hooks.on_progress(change, line),
+                    migrated=migrated,
+                )
             except (JelmoreError, OSError, TimeoutError) as exc:
                 failed = True
                 if isinstance(exc, LockError):
@@ -327,8 +412,12 @@ class _LiveIndex:
 
 
 def read_streams(addresses: Sequence[str]) -> set[str]:
-    """The stream names a live read needs to see the resources at ``addresses``."""
+    """The stream names a live read needs to see the resources at ``addresses``.
+
+    A stream's migration copy is included, so a targeted plan still sees a half-done migration.
+    """
     from jelmore_infra.kinds import kind_at
+    from jelmore_infra.migration.steps import temp_name
 
     names: set[str] = set()
     for text in addresses:
@@ -336,7 +425,7 @@ def read_streams(addresses: Sequence[str]) -> set[str]:
         kind = kind_at(address) if address is not None else None
         if address is not None and kind is not None:
             names.add(kind.change_identity(address)[0])
-    return names
+    return names | {temp_name(n) for n in names}
 
 
 async def check_convergence(api: JetStreamAPI, plan: Plan) -> list[str]:
@@ -360,7 +449,12 @@ async def check_convergence(api: JetStreamAPI, plan: Plan) -> list[str]:
             problems.append(f"server did not apply {change.address}: it does not exist")
             continue
         assert change.after is not None
-        want = index.normalize(kind, address, change.after)
+        planned = change.after
+        if kind.name == "consumer":
+            from jelmore_infra.migration.steps import keep_resumed_position
+
+            planned = keep_resumed_position(planned, got_config)
+        want = index.normalize(kind, address, planned)
         got = index.normalize(kind, address, got_config)
         if want == got:
             continue
@@ -443,11 +537,13 @@ def recheck_plan(plan: Plan, live: LiveState, *, now: datetime) -> SavedPlanChec
         config = index.config(_kind(change).address_of(change))
         if config is None or is_managed(config):
             continue
-        if change.action in (Action.DELETE, Action.REPLACE):
-            verb = "deletes" if change.action is Action.DELETE else "replaces"
+        if change.action in (Action.DELETE, Action.REPLACE, Action.MIGRATE):
+            verb = {Action.DELETE: "deletes", Action.REPLACE: "replaces"}.get(
+                change.action, "migrates"
+            )
             reason = (
                 f"the plan {verb} {change.address}, which is not managed by jelmore-infra "
-                f"(no {MANAGED_BY_KEY} metadata); apply never deletes or replaces it"
+                f"(no {MANAGED_BY_KEY} metadata); apply never deletes, replaces or migrates it"
             )
         elif not is_managed(change.after or {}):
             reason = (

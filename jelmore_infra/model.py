@@ -26,6 +26,12 @@ JELMORE_META_PREFIX = "jelmore."
 META_RETRY_DELAYS = "jelmore.retry-delays"
 META_DEAD_LETTER_STREAM = "jelmore.dead-letter-stream"
 META_DEAD_LETTER_SUBJECT = "jelmore.dead-letter-subject"
+#: A stream's ``jelmore.replace_strategy``: what apply does when a change forces a replace
+#: (``recreate``: delete and create, losing the messages; ``migrate``: copy them across,
+#: docs/migration.md). A topology setting only, never sent to the server.
+REPLACE_RECREATE = "recreate"
+REPLACE_MIGRATE = "migrate"
+REPLACE_STRATEGIES = (REPLACE_RECREATE, REPLACE_MIGRATE)
 #: Metadata keys the server adds by itself (2.11+); never diffed, never sent.
 SERVER_META_PREFIX = "_nats."
 
@@ -44,13 +50,16 @@ class StreamSpec:
 
     ``config`` is the JetStream ``StreamConfig`` in wire form, with only the fields the user set
     (plus ``name`` and the jelmore metadata). ``locations`` maps a field name (or dotted path) to
-    where it was written, for messages that point at the YAML.
+    where it was written, for messages that point at the YAML. ``replace_strategy``
+    (``jelmore.replace_strategy``) says what apply does when a change forces a replace; it is
+    not part of the config and never reaches the server.
     """
 
     name: str
     config: JSONDict
     location: Location | None = None
     locations: Mapping[str, Location] = field(default_factory=dict)
+    replace_strategy: str = REPLACE_RECREATE
 
     @property
     def address(self) -> str:

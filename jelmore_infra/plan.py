@@ -1,6 +1,7 @@
 """The plan: plain data saying what apply will do, and everything a reviewer must know about it.
 
-A closed action enum (create ``+``, update ``~``, replace ``-/+``, delete ``-``, no-op), one
+A closed action enum (create ``+``, update ``~``, replace ``-/+``, migrate ``~>``, delete ``-``,
+no-op), one
 :class:`ResourceChange` per resource, :class:`PlanMessage` for errors and warnings (impossible
 changes, data loss, unmanaged resources), and the server identity the plan was made against. The
 human, JSON and Markdown views are all rendered from this object, and a saved plan is its JSON.
@@ -30,14 +31,22 @@ class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     REPLACE = "replace"
+    #: A replace that keeps the stream's messages (``replace_strategy: migrate``,
+    #: :mod:`jelmore_infra.migration`): the change carries a ``migration`` object.
+    MIGRATE = "migrate"
     DELETE = "delete"
     NOOP = "no-op"
 
     @property
     def symbol(self) -> str:
-        return {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "no-op": " "}[
-            self.value
-        ]
+        return {
+            "create": "+",
+            "update": "~",
+            "replace": "-/+",
+            "migrate": "~>",
+            "delete": "-",
+            "no-op": " ",
+        }[self.value]
 
 
 class Kind(StrEnum):
@@ -143,6 +152,9 @@ class ResourceChange:
     ``before`` is the live config (normalised, ``None`` for a create); ``after`` is the full config
     apply sends (``None`` for a delete). ``fingerprint`` is a digest of the live normalised config
     (``None`` when the resource does not exist), so a saved plan can tell if the server moved on.
+    ``migration``: for a migrate, its steps and effects
+    (:meth:`jelmore_infra.migration.steps.MigrationPlan.to_dict`, plus ``resume``: an interrupted
+    migration is continued).
     """
 
     address: str
@@ -154,6 +166,7 @@ class ResourceChange:
     after: dict[str, Any] | None
     fields: tuple[FieldChange, ...] = ()
     fingerprint: str | None = None
+    migration: Mapping[str, Any] | None = None
 
     @property
     def addr(self) -> Address:
@@ -169,7 +182,7 @@ class ResourceChange:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "address": self.address,
             "kind": self.kind.value,
             "stream": self.stream,
@@ -181,6 +194,9 @@ class ResourceChange:
             "replace_reasons": list(self.replace_reasons),
             "fingerprint": self.fingerprint,
         }
+        if self.migration is not None:
+            out["migration"] = dict(self.migration)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ResourceChange:
@@ -194,6 +210,7 @@ class ResourceChange:
             after=d.get("after"),
             fields=tuple(FieldChange.from_dict(f) for f in d.get("fields") or ()),
             fingerprint=d.get("fingerprint"),
+            migration=dict(d["migration"]) if d.get("migration") is not None else None,
         )
 
 
@@ -203,10 +220,11 @@ class Summary:
     change: int
     replace: int
     destroy: int
+    migrate: int = 0
 
     @property
     def total(self) -> int:
-        return self.add + self.change + self.replace + self.destroy
+        return self.add + self.change + self.replace + self.destroy + self.migrate
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +263,7 @@ class Plan:
             change=count(Action.UPDATE),
             replace=count(Action.REPLACE),
             destroy=count(Action.DELETE),
+            migrate=count(Action.MIGRATE),
         )
 
     @property
@@ -253,16 +272,14 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         s = self.summary()
+        summary = {"add": s.add, "change": s.change, "replace": s.replace, "destroy": s.destroy}
+        if s.migrate:
+            summary["migrate"] = s.migrate
         return {
             "format_version": self.format_version,
             "tool": "jelmore-infra",
             "server": self.server.to_dict(),
-            "summary": {
-                "add": s.add,
-                "change": s.change,
-                "replace": s.replace,
-                "destroy": s.destroy,
-            },
+            "summary": summary,
             "errors": [m.to_dict() for m in self.errors],
             "warnings": [m.to_dict() for m in self.warnings],
             "changes": [c.to_dict() for c in self.changes],

@@ -31,6 +31,7 @@ _VERBS = {
     "create": ("Creating", "created"),
     "update": ("Updating", "updated"),
     "replace": ("Replacing", "replaced"),
+    "migrate": ("Migrating", "migrated"),
     "delete": ("Destroying", "destroyed"),
 }
 
@@ -124,6 +125,7 @@ def apply(
         confirm=None if saved is not None or auto_approve else _confirmation(terminal),
         on_step_start=_step_started,
         on_step_done=_step_done,
+        on_progress=_step_progress,
         on_lock_takeover=_lock_taken_over,
         on_result=_report,
     )
@@ -205,6 +207,10 @@ def _progress_line(line: str) -> None:
 def _step_started(change: ResourceChange) -> None:
     doing, _ = _VERBS.get(change.action.value, ("Applying", "applied"))
     _progress_line(f"{change.address}: {doing}...")
+
+
+def _step_progress(change: ResourceChange, line: str) -> None:
+    _progress_line(f"{change.address}: {line}")
 
 
 def _step_done(change: ResourceChange, error: str | None) -> None:

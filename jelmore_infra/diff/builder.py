@@ -15,7 +15,7 @@ Pure: no I/O, no network, no clock (``now`` is a parameter).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,12 +24,20 @@ from jelmore_infra.address import Address, AddressError, try_parse
 from jelmore_infra.address import parse as parse_address
 from jelmore_infra.diff.changes import AddressSets, field_deltas
 from jelmore_infra.diff.impact import impact_message
+from jelmore_infra.diff.migrate import (
+    orphan_error,
+    plan_migration,
+    plan_resume,
+    resume_note,
+    resumed_consumers,
+)
 from jelmore_infra.diff.order import order_changes
 from jelmore_infra.diff.rules import check_fields, classify, one_way_error
 from jelmore_infra.impact import Impact
 from jelmore_infra.kinds import KINDS, TARGET_KEYWORDS, ResourceKind, kind_at
 from jelmore_infra.kinds.base import Fate, Version, warning
-from jelmore_infra.model import LiveState, Topology, is_managed, parse_version
+from jelmore_infra.migration.steps import migration_in_progress, strategy_note
+from jelmore_infra.model import REPLACE_MIGRATE, LiveState, Topology, is_managed, parse_version
 from jelmore_infra.normalize import fingerprint, normalize_stream, wire_config
 from jelmore_infra.plan import Action, FieldChange, Plan, PlanMessage, ResourceChange
 
@@ -57,6 +65,8 @@ class _Builder:
     fates: dict[Address, Fate] = field(default_factory=dict)
     targeted: set[Address] = field(default_factory=set)
     _stream_norms: dict[str, tuple[Mapping[str, Any], dict[str, Any]]] = field(default_factory=dict)
+    #: Streams left half migrated: name → its temporary copy (never planned itself).
+    migrating: dict[str, str] = field(default_factory=dict)
 
     # ------------------------------------------------------------ PlanContext
 
@@ -85,6 +95,9 @@ class _Builder:
         desired = kind.desired_specs(self.desired)
         every = kind.live_resources(self.live)
         live = {a: r for a, r in every.items() if kind.plannable(r, a in desired)}
+        if kind.name == "stream" and self.migrating:
+            temps = set(self.migrating.values())
+            live = {a: r for a, r in live.items() if a.name not in temps}
         unavailable = []
         for text in self.live.unavailable:
             address = try_parse(text, (kind.name,))
@@ -119,6 +132,11 @@ class _Builder:
                 self.plan_one(kind, address, inv.desired.get(address), inv.live.get(address))
 
     def plan_one(self, kind: ResourceKind, address: Address, spec: Any, live: Any) -> None:
+        if kind.name == "consumer" and live is None and self._resumed_consumer(address):
+            return  # the interrupted migration re-creates it at its position
+        if kind.name == "stream" and address.name in self.migrating:
+            self._plan_resume(kind, address, spec, live)
+            return
         go, messages = kind.gate(self, address, spec, live)
         self.messages.extend(messages)
         if not go:
@@ -161,7 +179,10 @@ class _Builder:
         change = self._diff_existing(
             kind, address, before, after, live.config, kind.forced_replace(self, address)
         )
-        if change is None:
+        migrate = getattr(spec, "replace_strategy", None) == REPLACE_MIGRATE
+        if change is not None and change.action is Action.REPLACE and migrate:
+            self._to_migrate(address, change, live)
+        elif change is None:
             self.fates[address] = "noop"
         elif change.action is Action.REPLACE:
             self.fates[address] = "replace"
@@ -170,6 +191,56 @@ class _Builder:
             self.fates[address] = "update"
             self._impacts(kind.update_impact(self, address, live, change))
             self.messages.extend(kind.check_update(self, address, live, change))
+            if migrate:
+                self.messages.append(strategy_note(address.name))
+
+    # ------------------------------------------------------------------ migration
+
+    def _to_migrate(self, address: Address, change: ResourceChange, live: Any) -> None:
+        """Turn the replace ``change`` of a stream that opts in into a migrate."""
+        assert change.after is not None
+        migration, diagnostics = plan_migration(
+            self.desired, self.live, live, change.after, self.version
+        )
+        self.messages.extend(diagnostics)
+        self.changes[self.changes.index(change)] = replace(
+            change, action=Action.MIGRATE, migration=migration
+        )
+        self.fates[address] = "migrate"
+        for n, m in enumerate(self.messages):
+            if m.kind == "adopt" and m.address == change.address:
+                text = m.message.replace(" and replaces it", " and migrates it")
+                self.messages[n] = replace(m, message=text)
+
+    def _resumed_consumer(self, address: Address) -> bool:
+        temp = self.migrating.get(address.parts[0])
+        return temp is not None and address.parts[1] in resumed_consumers(self.live, temp)
+
+    def _plan_resume(self, kind: ResourceKind, address: Address, spec: Any, live: Any) -> None:
+        """A stream left half migrated: a migrate that resumes, never a destructive change."""
+        name, temp = address.name, self.migrating[address.name]
+        where = str(address)
+        before = kind.normalize_live(self, address, live.config) if live is not None else None
+        self.fingerprints[where] = fingerprint(before) if before is not None else None
+        if spec is None:
+            self.messages.append(orphan_error(name, temp))
+            return
+        after = kind.normalize_desired(self, address, spec)
+        assert after is not None
+        wire = wire_config(after, self.version, kind.fields)
+        migration, errors = plan_resume(self.live, name, temp, wire, self.version)
+        self.messages.extend(errors)
+        self.messages.append(resume_note(name, temp))
+        fields: tuple[FieldChange, ...] = ()
+        if before is not None:
+            fields = tuple(
+                FieldChange(path, b, a)
+                for d in field_deltas(before, after, kind.fields)
+                for path, b, a in d.paths
+            )
+        self.fates[address] = "migrate"
+        change = self._add(kind, address, Action.MIGRATE, before, wire, fields)
+        self.changes[-1] = replace(change, migration=migration)
 
     def _diff_existing(
         self,
@@ -281,6 +352,9 @@ class _Builder:
 
     def build(self) -> Plan:
         self.version = parse_version(self.live.server.version)
+        self.migrating = migration_in_progress(
+            {"config": s.config} for s in self.live.streams.values()
+        )
         inventories = {kind.name: self.inventory(kind) for kind in KINDS}
         self.resolve_targets(inventories)
         for kind in KINDS:

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 Version = tuple[int, int, int]
 
 #: What the plan decided for a resource (children read their parent's).
-Fate = Literal["create", "update", "replace", "noop", "delete", "unmanaged", "unavailable"]
+Fate = Literal[
+    "create", "update", "replace", "migrate", "noop", "delete", "unmanaged", "unavailable"
+]
 
 
 def version_text(version: Version) -> str:

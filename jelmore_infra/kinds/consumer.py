@@ -32,6 +32,7 @@ from jelmore_infra.kinds.base import (
     int_of,
     warning,
 )
+from jelmore_infra.migration.steps import keep_resumed_position
 from jelmore_infra.model import (
     LOCK_STREAM,
     ConsumerSpec,
@@ -127,7 +128,12 @@ class ConsumerKind(ResourceKind):
         self, ctx: PlanContext, address: Address, spec: Any
     ) -> dict[str, Any] | None:
         stream_config = self._stream_config(ctx, address.parts[0])
-        return normalize_consumer(spec.config, ctx.version, stream_config=stream_config)
+        config = spec.config
+        live = ctx.live.consumers.get((address.parts[0], address.parts[1]))
+        if live is not None:
+            # Re-created by a migration: its start position is not a change (docs/migration.md).
+            config = keep_resumed_position(config, live.config)
+        return normalize_consumer(config, ctx.version, stream_config=stream_config)
 
     def normalize_config(
         self, config: Mapping[str, Any], version: Version, parent: Mapping[str, Any] | None

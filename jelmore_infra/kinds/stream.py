@@ -49,6 +49,8 @@ from jelmore_infra.kinds.base import (
 )
 from jelmore_infra.model import (
     LOCK_STREAM,
+    REPLACE_MIGRATE,
+    REPLACE_RECREATE,
     LiveState,
     LiveStream,
     StreamSpec,
@@ -56,7 +58,7 @@ from jelmore_infra.model import (
     is_managed,
 )
 from jelmore_infra.normalize import canonical_time, normalize_stream
-from jelmore_infra.plan import Kind, PlanMessage, ResourceChange
+from jelmore_infra.plan import Action, Kind, PlanMessage, ResourceChange
 from jelmore_infra.units import format_count, format_duration
 
 if TYPE_CHECKING:
@@ -125,7 +127,8 @@ class StreamKind(ResourceKind):
 
     def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:
         assert change.after is not None
-        return change.name, StreamSpec(change.name, dict(change.after))
+        strategy = REPLACE_MIGRATE if change.action is Action.MIGRATE else REPLACE_RECREATE
+        return change.name, StreamSpec(change.name, dict(change.after), replace_strategy=strategy)
 
     def excluded(self, address: Address) -> bool:
         return address.name == LOCK_STREAM

@@ -100,13 +100,16 @@ async def migrate_stream(
     desired: Mapping[str, Any],
     *,
     on_progress: ProgressHook | None = None,
+    before_step: Callable[[Step], Awaitable[None]] | None = None,
     stall_timeout: float = 30.0,
     poll: float = 0.02,
 ) -> MigrationResult:
     """Migrate stream ``desired["name"]`` to the config ``desired`` (the full wire config).
 
-    Starts or resumes from what the server holds. ``stall_timeout``: seconds a copy may make no
-    progress before the run stops (before 2.12 a repeated Nats-Msg-Id pauses it about 2 s).
+    Starts or resumes from what the server holds. ``before_step`` is awaited before each step
+    (apply checks its lock there: raising stops the run between steps). ``stall_timeout``:
+    seconds a copy may make no progress before the run stops (before 2.12 a repeated
+    Nats-Msg-Id pauses it about 2 s).
     Raises :class:`MigrationError` (refused, or stopped with every message still kept).
     """
     run = _Run(api, dict(desired), stall_timeout, poll)
@@ -150,6 +153,8 @@ async def migrate_stream(
     for step in STEP_ORDER[STEP_ORDER.index(start) :]:
         if step is Step.DONE:
             break
+        if before_step is not None:
+            await before_step(step)
         if on_progress is not None:
             on_progress(StepEvent(step, "start", step_text(step, run.name)))
         began[step] = time.monotonic()

@@ -582,3 +582,28 @@ def resume_point(
         f"cannot continue migrating {name}: {name} was changed while {t} held its copy "
         f"(it is neither frozen nor the re-created stream); {t} is left as it is"
     )
+
+
+#: The consumer fields a migration sets to re-create a consumer at its position.
+_POSITION_FIELDS = ("deliver_policy", "opt_start_seq", "opt_start_time")
+
+
+def keep_resumed_position(desired: Mapping[str, Any], live: Mapping[str, Any]) -> JSONDict:
+    """``desired`` with the start position a migration gave the live consumer, if it has one.
+
+    A consumer re-created by a migration starts at its resumed position
+    (:func:`resumed_consumer_config`); those fields cannot be updated and are no change the user
+    asked for, so the plan compares, and apply sends, the desired config with them kept.
+    """
+    out = dict(desired)
+    if not is_resumed_position(live, desired):
+        return out
+    for key in _POSITION_FIELDS:
+        if key in live:
+            out[key] = live[key]
+        else:
+            out.pop(key, None)
+    meta = dict(out.get("metadata") or {})
+    meta[META_RESUMED_AT] = str((live.get("metadata") or {})[META_RESUMED_AT])
+    out["metadata"] = meta
+    return out

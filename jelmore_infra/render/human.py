@@ -30,7 +30,12 @@ from jelmore_infra.model import ServerIdentity
 from jelmore_infra.plan import Action, Plan, PlanMessage, ResourceChange
 from jelmore_infra.render.controls import escape_controls
 from jelmore_infra.render.impact import message_body
-from jelmore_infra.render.values import action_phrase, change_lines, resource_label
+from jelmore_infra.render.values import (
+    action_phrase,
+    change_lines,
+    migration_lines,
+    resource_label,
+)
 
 if TYPE_CHECKING:
     from rich.text import Text as RichText
@@ -74,6 +79,7 @@ _ACTION_STYLE = {
     Action.CREATE: "green",
     Action.UPDATE: "yellow",
     Action.REPLACE: "magenta",
+    Action.MIGRATE: "yellow",
     Action.DELETE: "red",
     Action.NOOP: "",
 }
@@ -97,8 +103,9 @@ def summary_line(plan: Plan) -> str:
     if not plan.has_changes and not plan.errors:
         return NO_CHANGES
     s = plan.summary()
+    migrate = f"{s.migrate} to migrate, " if s.migrate else ""
     return (
-        f"Plan: {s.add} to add, {s.change} to change, {s.replace} to replace, "
+        f"Plan: {s.add} to add, {s.change} to change, {s.replace} to replace, {migrate}"
         f"{s.destroy} to destroy."
     )
 
@@ -150,6 +157,8 @@ def _resource_block(change: ResourceChange, adopted: bool) -> list[Text]:
         if line.note:
             text.append(f"   # {line.note}", style="magenta" if line.forces_replace else "dim")
         out.append(text)
+    for note in migration_lines(change):
+        out.append(Text(f"        # {note}", style="dim"))
     out.append(Text("    }"))
     return out
 

@@ -115,8 +115,9 @@ def load_plan_json(text: str) -> Plan:
         "change": summary.change,
         "replace": summary.replace,
         "destroy": summary.destroy,
+        "migrate": summary.migrate,
     }
-    if counted != doc["summary"]:
+    if counted != {"migrate": 0, **doc["summary"]}:  # "migrate" only when there are some
         raise PlanFileError("plan file is inconsistent: its summary does not match its changes")
     if (
         doc.get("applyable", not plan.errors) != (not plan.errors)
@@ -209,6 +210,11 @@ def _check_change(c: Any, where: str, seen: set[str]) -> None:
         raise _fail(where, "is a delete but does not have only a 'before' config")
     if act in (Action.UPDATE, Action.REPLACE) and (before is None or after is None):
         raise _fail(where, f"is an {act.value} without both 'before' and 'after' configs")
+    migration = _require(c, "migration", dict, where, optional=True)
+    if act is Action.MIGRATE and (after is None or migration is None):
+        raise _fail(where, "is a migrate without an 'after' config and a 'migration' object")
+    if act is not Action.MIGRATE and migration is not None:
+        raise _fail(where, "has a 'migration' object but is not a migrate")
     fields = _require(c, "fields", list, where)
     for j, f in enumerate(fields):
         fwhere = f"{where}.fields[{j}]"

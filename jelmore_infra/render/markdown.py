@@ -34,7 +34,12 @@ from jelmore_infra.render.human import (
     summary_line,
 )
 from jelmore_infra.render.impact import message_body
-from jelmore_infra.render.values import action_phrase, change_lines, resource_label
+from jelmore_infra.render.values import (
+    action_phrase,
+    change_lines,
+    migration_lines,
+    resource_label,
+)
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]<>|~&])")
 #: Line starts that would make a heading, list, quote or rule (``\1.`` is no escape: ``1\.`` is).
@@ -43,6 +48,7 @@ _ACTION_LABEL = {
     Action.CREATE: "+ create",
     Action.UPDATE: "~ update",
     Action.REPLACE: "-/+ replace",
+    Action.MIGRATE: "~> migrate",
     Action.DELETE: "- delete",
     Action.NOOP: "no-op",
 }
@@ -91,6 +97,7 @@ def _diff_block(change: ResourceChange) -> list[str]:
         if line.note:
             text += f"   # {line.note}"
         body.append(text)
+    body.extend(f"      # {note}" for note in migration_lines(change))
     body = [escape_controls(b) for b in body]  # one diff line each, whatever a key holds
     body.append("  }")
     text = "\n".join(body)
@@ -112,6 +119,10 @@ def _table_detail(change: ResourceChange) -> str:
         )
     if change.action is Action.UPDATE:
         return ", ".join(code(f.path) for f in changed)
+    if change.action is Action.MIGRATE:
+        fields = ", ".join(code(f.path) for f in changed)
+        kept = (change.migration or {}).get("messages", 0)
+        return f"{fields} — migrated, keeping its {kept:,} messages".lstrip(" —")
     if change.action is Action.CREATE:
         return "new"
     if change.action is Action.DELETE:

@@ -270,17 +270,40 @@ def action_phrase(change: ResourceChange, *, adopted: bool = False) -> str:
         Action.CREATE: "will be created",
         Action.UPDATE: "will be updated in place",
         Action.REPLACE: "must be replaced",
+        Action.MIGRATE: "will be migrated, keeping its messages",
         Action.DELETE: "will be destroyed",
         Action.NOOP: "is unchanged",
     }[change.action]
+    if change.action is Action.MIGRATE and (change.migration or {}).get("resume"):
+        phrase = "will be migrated (resume: an interrupted migration is continued)"
     if adopted:
         adopted_phrase = {
             Action.UPDATE: "will be adopted and updated in place",
             Action.REPLACE: "will be adopted and replaced",
+            Action.MIGRATE: "will be adopted and migrated, keeping its messages",
             Action.NOOP: "will be adopted",
         }
         return adopted_phrase.get(change.action, phrase)
     return phrase
+
+
+def migration_lines(change: ResourceChange) -> list[str]:
+    """A migrate's effects and steps as comment lines (empty for other actions)."""
+    migration = change.migration
+    if change.action is not Action.MIGRATE or not migration:
+        return []
+    out: list[str] = []
+    if migration.get("resume"):
+        out.append(
+            f"resumes the interrupted migration of {change.name} from what the server holds "
+            f"({migration.get('temp_stream')} holds the copy)"
+        )
+    out.append("effects:")
+    out.extend(f"  - {e}" for e in migration.get("effects") or ())
+    out.append("steps:")
+    for n, step in enumerate(migration.get("steps") or (), 1):
+        out.append(f"  {n:>2}. {step.get('step')}: {step.get('text')}")
+    return out
 
 
 __all__ = [
@@ -293,6 +316,7 @@ __all__ = [
     "flatten",
     "format_change",
     "format_value",
+    "migration_lines",
     "resolve_field",
     "resource_label",
 ]

@@ -28,6 +28,8 @@ class StreamDraft:
     locations: dict[str, Location] = field(default_factory=dict)
     #: Every setting written, valid or not (so checks do not complain about a missing one).
     written: set[str] = field(default_factory=set)
+    #: ``jelmore.replace_strategy`` (an instruction for apply, never sent to the server).
+    replace_strategy: str = model.REPLACE_RECREATE
 
 
 @dataclass(slots=True)
@@ -62,7 +64,9 @@ def build_stream(draft: StreamDraft) -> StreamSpec:
     config.update(draft.config)
     user_meta = draft.config.get("metadata") or {}
     config["metadata"] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE, **user_meta}
-    return StreamSpec(draft.name, config, draft.location, dict(draft.locations))
+    return StreamSpec(
+        draft.name, config, draft.location, dict(draft.locations), draft.replace_strategy
+    )
 
 
 def build_consumer(draft: GroupDraft) -> ConsumerSpec:

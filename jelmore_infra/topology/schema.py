@@ -359,6 +359,20 @@ def _field_property(fld: F.Field, docs: dict[str, str]) -> dict[str, Any]:
 
 def _stream_schema() -> dict[str, Any]:
     props = {f.name: _field_property(f, STREAM_DOCS) for f in F.STREAM_FIELDS if f.name != "name"}
+    props["jelmore"] = {
+        "description": "Settings for jelmore-infra itself (never sent to the server).",
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "properties": {
+            "replace_strategy": {
+                "description": "What apply does when a change cannot be made in place: "
+                "'recreate' (default) deletes the stream and creates it again, losing its "
+                "messages; 'migrate' copies them into the new stream (docs/migration.md).",
+                "type": "string",
+                "enum": ["recreate", "migrate"],
+            }
+        },
+    }
     return {
         "description": "A JetStream stream. Settings are the JetStream API's own field names; "
         "a setting left out means the server's default.",

@@ -62,6 +62,9 @@ OVERLAPS_SHOWN = 5
 #: Keys of a consumer group besides the JetStream consumer fields.
 GROUP_KEYS = ("stream", "jelmore")
 JELMORE_KEYS = ("retry_delays", "dead_letter")
+#: Keys of a stream besides the JetStream stream fields, and of its ``jelmore:`` block.
+STREAM_KEYS = ("jelmore",)
+STREAM_JELMORE_KEYS = ("replace_strategy",)
 DEAD_LETTER_KEYS = ("stream", "subject")
 RESERVED_META_PREFIXES = (model.JELMORE_META_PREFIX, model.SERVER_META_PREFIX)
 #: Stream settings a mirror may not have (the server refuses them).
@@ -446,10 +449,54 @@ def _convert_stream(conv: _Converter, res: RawResource) -> StreamDraft:
         return False
 
     draft.written.update(node.entries)
+    jelmore = node.entries.get("jelmore")
+    if jelmore is not None:
+        _convert_stream_jelmore(conv, jelmore, draft)
     conv.settings(
-        F.STREAM_FIELD_MAP, node, "", draft.config, draft.locations, "stream", reject=reject
+        F.STREAM_FIELD_MAP,
+        node,
+        "",
+        draft.config,
+        draft.locations,
+        "stream",
+        skip=STREAM_KEYS,
+        reject=reject,
+        extra_choices=STREAM_KEYS,
     )
     return draft
+
+
+def _convert_stream_jelmore(conv: _Converter, entry: Entry, draft: StreamDraft) -> None:
+    """A stream's ``jelmore:`` block: settings for jelmore-infra itself, never sent."""
+    node = entry.value
+    if is_null(node):
+        return
+    if not isinstance(node, Map):
+        conv.error(f"jelmore must be a map with replace_strategy, not {describe(node)}", node.loc)
+        return
+    for key, item in node.entries.items():
+        if key != "replace_strategy":
+            conv.error(
+                f"unknown stream jelmore setting '{key}'{did_you_mean(key, STREAM_JELMORE_KEYS)}"
+                "; the jelmore block of a stream has replace_strategy",
+                item.key_loc,
+            )
+            continue
+        value = item.value
+        if (
+            not isinstance(value, Scalar)
+            or not isinstance(value.value, str)
+            or value.value not in model.REPLACE_STRATEGIES
+        ):
+            conv.error(
+                "jelmore.replace_strategy must be one of "
+                + ", ".join(model.REPLACE_STRATEGIES)
+                + f", not {describe(value)}",
+                value.loc,
+            )
+            continue
+        draft.replace_strategy = value.value
+        draft.locations["jelmore.replace_strategy"] = value.loc
 
 
 def _convert_group(conv: _Converter, res: RawResource) -> GroupDraft:

@@ -965,6 +965,39 @@ CASES = [
         "unknown jelmore setting 'retry_delay' (did you mean 'retry_delays'?)",
         "b.yaml:5:7",
     ),
+    Case(
+        "stream_replace_strategy_unknown_value",
+        one("""\
+            streams:
+              S:
+                storage: memory
+                jelmore:
+                  replace_strategy: migrte
+            """),
+        "jelmore.replace_strategy must be one of recreate, migrate, not 'migrte'",
+        "t.yaml:5:25",
+    ),
+    Case(
+        "stream_jelmore_unknown_key",
+        one("""\
+            streams:
+              S:
+                jelmore:
+                  replace_strategie: migrate
+            """),
+        "unknown stream jelmore setting 'replace_strategie' (did you mean 'replace_strategy'?)",
+        "t.yaml:4:7",
+    ),
+    Case(
+        "stream_jelmore_not_a_map",
+        one("""\
+            streams:
+              S:
+                jelmore: migrate
+            """),
+        "jelmore must be a map with replace_strategy",
+        "t.yaml:3:14",
+    ),
 ]
 
 
