@@ -10,13 +10,10 @@ clients. docs/buckets.md states the facts in prose.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
-import itertools
 import json
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +26,13 @@ from nats.js.errors import BadBucketError, KeyNotFoundError, NoStreamResponseErr
 from tests.support import bucket_configs as bc
 from tests.support.bucket_configs import fact_versions
 from tests.support.natsserver import NatsCluster, NatsServer, binary_for
+from tests.support.waiting import unique, wait_for
 
 S = 1_000_000_000
 Version = tuple[int, int, int]
 #: The oldest and the newest supported line; JELMORE_FACT_VERSIONS=all (or a comma list) widens it.
 VERSIONS = fact_versions()
 PEDANTIC_SINCE = (2, 11, 0)
-_names = itertools.count(1)
 
 # Error codes the server answers with (``err_code``).
 STREAM_INVALID_CONFIG = 10052
@@ -50,13 +47,6 @@ PEDANTIC = 10157
 def server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
     with NatsServer(binary=binary_for(request.param)) as srv:
         yield srv
-
-
-@pytest.fixture
-async def nc(server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(server.url)
-    yield client
-    await client.close()
 
 
 def version_of(server: NatsServer) -> str:
@@ -77,10 +67,6 @@ def user_part(value: Any) -> Any:
     if isinstance(value, dict) and any(str(k).startswith("_nats.") for k in value):
         return {k: v for k, v in value.items() if not k.startswith("_nats.")}
     return value
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{next(_names)}"
 
 
 async def api(nc: Client, subject: str, body: Any = None) -> dict[str, Any]:
@@ -134,17 +120,6 @@ async def revisions(nc: Client, bucket: str) -> list[tuple[int, str, bytes]]:
             key = msg["subject"].removeprefix(f"$KV.{bucket}.")
             out.append((seq, key, base64.b64decode(msg.get("data", ""))))
     return out
-
-
-async def wait_for(check: Callable[[], Any], what: str, within: float = 10.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 # -- the golden configs ---------------------------------------------------------------------------

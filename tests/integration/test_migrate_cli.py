@@ -22,11 +22,9 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import nats
 import pytest
 from nats.aio.client import Client
 
-from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.live.jsapi import JetStreamAPI
 from jelmore_infra.migration.steps import Step, temp_name
 from tests.integration.test_migration import contents, fill
@@ -41,20 +39,6 @@ JELMORE = (sys.executable, "-m", "jelmore_infra")
 def server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
     with NatsServer(binary=binary_for(request.param)) as srv:
         yield srv
-
-
-@pytest.fixture
-async def nc(server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(server.url)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def api(server: NatsServer) -> AsyncIterator[JetStreamAPI]:
-    client = await JetStreamAPI.connect(ConnectionSettings(url=server.url))
-    yield client
-    await client.close()
 
 
 def write_topology(

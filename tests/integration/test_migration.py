@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -32,10 +30,10 @@ from jelmore_infra.live.jsapi import JetStreamAPI
 from jelmore_infra.migration.executor import MigrationError, StepEvent, migrate_stream
 from jelmore_infra.migration.steps import META_RESUMED_AT, STEP_ORDER, Step, temp_name
 from tests.support.natsserver import NatsServer, binary_for
+from tests.support.waiting import unique, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 S = 1_000_000_000
-_names = itertools.count(1)
 SKIPPED_HEADERS = {"Nats-Stream-Source"}
 
 
@@ -43,35 +41,6 @@ SKIPPED_HEADERS = {"Nats-Stream-Source"}
 def server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
     with NatsServer(binary=binary_for(request.param)) as srv:
         yield srv
-
-
-@pytest.fixture
-async def nc(server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(server.url)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def api(server: NatsServer) -> AsyncIterator[JetStreamAPI]:
-    client = await JetStreamAPI.connect(ConnectionSettings(url=server.url))
-    yield client
-    await client.close()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{next(_names)}"
-
-
-async def wait_for(check: Any, what: str, within: float = 30.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def fill(nc: Client, stream: str, count: int) -> None:

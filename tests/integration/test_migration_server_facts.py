@@ -9,29 +9,26 @@ states the facts in prose.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from nats.aio.client import Client
 from nats.js.errors import NoStreamResponseError
 
 from tests.support.bucket_configs import fact_versions, parse_version
 from tests.support.natsserver import NatsServer, binary_for
+from tests.support.waiting import unique, wait_for
 
 S = 1_000_000_000
 #: The oldest and the newest supported line; JELMORE_FACT_VERSIONS=all (or a comma list) widens it.
 VERSIONS = fact_versions()
 STREAM_INVALID_CONFIG = 10052
-_names = itertools.count(1)
 
 
 @pytest.fixture(scope="module", params=VERSIONS)
@@ -40,23 +37,12 @@ def server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
         yield srv
 
 
-@pytest.fixture
-async def nc(server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(server.url)
-    yield client
-    await client.close()
-
-
 def vt(server: NatsServer) -> tuple[int, int, int]:
     return parse_version(Path(server.binary).parent.name)
 
 
 def server_log(server: NatsServer) -> Path:
     return next(Path(str(server.store_dir)).glob("*.log"))
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{next(_names)}"
 
 
 async def api(nc: Client, subject: str, body: Any = None) -> dict[str, Any]:
@@ -73,17 +59,6 @@ async def ok(nc: Client, subject: str, body: Any = None) -> dict[str, Any]:
 
 async def state(nc: Client, stream: str) -> dict[str, Any]:
     return dict((await ok(nc, f"STREAM.INFO.{stream}"))["state"])
-
-
-async def wait_for(check: Callable[[], Any], what: str, within: float = 15.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def wait_count(nc: Client, stream: str, count: int) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import nats
 
 from jelmore_infra.units import parse_duration
+from tests.support.waiting import wait_for
 
 MANAGED = {"jelmore.managed-by": "jelmore-infra"}
 MAIN = "JELMORE"
@@ -234,17 +235,7 @@ def add_group(url: str, name: str, filter_subjects: Sequence[str], **kwargs: Any
 
 async def wait_until(predicate: Any, limit: float = 20.0, interval: float = 0.05) -> None:
     """Poll ``predicate`` (sync or async, returning truthy) until it holds; fail after ``limit`` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {limit}s")
-        await asyncio.sleep(interval)
+    await wait_for(predicate, within=limit, interval=interval)
 
 
 async def stream_messages(url: str, stream: str) -> list[dict[str, Any]]:

@@ -1,0 +1,37 @@
+"""Waiting on real servers by condition, never by fixed sleeps, and unique names for test resources."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+
+async def wait_for(
+    check: Callable[[], Any],
+    what: str = "the condition",
+    within: float = 30.0,
+    interval: float = 0.02,
+) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy, and return that.
+
+    Fails with ``timed out waiting for WHAT`` after ``within`` seconds: the deadline is generous,
+    the poll is short, so a fast machine does not wait and a loaded one does not fail.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what} ({within}s)")
+        await asyncio.sleep(interval)
+
+
+def unique(prefix: str, sep: str = "") -> str:
+    """``prefix`` plus a random suffix: a fresh stream, consumer or subject name per test."""
+    return f"{prefix}{sep}{uuid.uuid4().hex[:8]}"
