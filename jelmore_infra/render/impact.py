@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from jelmore_infra.impact import (
     AgeLowered,
+    BucketDataLost,
     ConsumerStateLost,
+    HistoryLowered,
     Impact,
     LimitLowered,
     MirrorPromoted,
@@ -91,6 +93,26 @@ def impact_text(record: Impact) -> str:
         return (
             f"stream {record.stream} stops mirroring {record.origin} and becomes a normal "
             "stream (mirror promotion); this cannot be undone in place"
+        )
+    if isinstance(record, BucketDataLost):
+        doing = "deleting" if record.cause == "delete" else "replacing"
+        what = "KV bucket" if record.bucket_kind == "kv" else "object store"
+        return (
+            f"{doing} {what} {record.bucket}: {format_count(record.messages)} messages, "
+            f"{byte_count(record.bytes)} will be lost"
+        )
+    if isinstance(record, HistoryLowered):
+        keys = format_count(record.num_keys)
+        if record.removed is None:
+            return (
+                f"lowering history to {record.history} removes at once every revision beyond "
+                f"the newest {record.history} of each key (the bucket holds "
+                f"{format_count(record.stored_messages)} messages, {keys} keys)"
+            )
+        return (
+            f"lowering history to {record.history} removes at once at least "
+            f"{format_count(record.removed)} of {format_count(record.stored_messages)} stored "
+            f"revisions ({keys} keys); raising it again restores none"
         )
     raise TypeError(f"no text for impact record {type(record).__name__}")
 

@@ -626,6 +626,83 @@ def convert_topology(raw: RawTopology, diags: Diags) -> tuple[list[StreamDraft],
     return streams, groups
 
 
+# --- KV buckets and object stores (docs/buckets.md) ------------------------------------------
+
+#: A bucket name both clients accept.
+_BUCKET_NAME = re.compile(r"^[a-zA-Z0-9_-]+\Z")
+_BUCKET_WORDS = {"kv": "KV bucket", "objectstore": "object store"}
+
+
+def _bucket_table(kind: str) -> dict[str, F.Field]:
+    table = F.KV_FIELD_MAP if kind == "kv" else F.OBJECT_STORE_FIELD_MAP
+    return {k: f for k, f in table.items() if k not in F.BUCKET_DERIVED}
+
+
+def _convert_bucket(conv: _Converter, res: RawResource, kind: str) -> StreamDraft:
+    what = _BUCKET_WORDS[kind]
+    other_kind = "objectstore" if kind == "kv" else "kv"
+    draft = StreamDraft(res.name, res.name_loc)
+    if not _BUCKET_NAME.match(res.name) or len(res.name) > NAME_MAX - 4:
+        shown = printable(res.name if len(res.name) <= 40 else res.name[:37] + "...")
+        conv.error(
+            f"invalid {what} name '{shown}': use only letters, digits, '-' and '_' "
+            "(the NATS clients and the server refuse other names)",
+            res.name_loc,
+        )
+    elif kind == "kv" and res.name == model.LOCK_BUCKET:
+        conv.error(
+            f"'{res.name}' is the KV bucket of jelmore-infra's apply lock; choose another name",
+            res.name_loc,
+        )
+    node = res.settings
+    if is_null(node):
+        return draft
+    if not isinstance(node, Map):
+        conv.error(
+            f"the settings of {what} '{res.name}' must be a map, not {describe(node)}", node.loc
+        )
+        return draft
+    table = _bucket_table(kind)
+    other = _bucket_table(other_kind)
+
+    def reject(entry: Entry) -> bool:
+        if entry.key not in table and entry.key in other:
+            conv.error(
+                f"'{entry.key}' is a {_BUCKET_WORDS[other_kind]} setting, not an {what} setting"
+                if kind == "objectstore"
+                else f"'{entry.key}' is an {_BUCKET_WORDS[other_kind]} setting, not a {what} "
+                "setting",
+                entry.key_loc,
+            )
+            return True
+        return False
+
+    draft.written.update(node.entries)
+    conv.settings(table, node, "", draft.config, draft.locations, what, reject=reject)
+    history = draft.config.get("history")
+    if isinstance(history, int) and not 1 <= history <= 64:
+        conv.error(
+            f"history must be from 1 to 64 (the number of values kept per key), not {history}",
+            draft.locations["history"],
+        )
+        draft.config.pop("history")
+    replicas = draft.config.get("replicas")
+    if isinstance(replicas, int) and not 1 <= replicas <= MAX_REPLICAS:
+        conv.error(
+            f"replicas must be from 1 to {MAX_REPLICAS}, not {replicas}",
+            draft.locations["replicas"],
+        )
+    return draft
+
+
+def convert_buckets(raw: RawTopology, diags: Diags) -> tuple[list[StreamDraft], list[StreamDraft]]:
+    """The KV buckets and object stores as drafts of their bucket settings (wire form)."""
+    conv = _Converter(diags)
+    kv = [_convert_bucket(conv, r, "kv") for r in raw.kv_buckets]
+    obj = [_convert_bucket(conv, r, "objectstore") for r in raw.object_stores]
+    return kv, obj
+
+
 # --- the semantic pass ------------------------------------------------------------------------
 
 
