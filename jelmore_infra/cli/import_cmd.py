@@ -1,4 +1,5 @@
-"""``jelmore-infra import``: write topology YAML for live streams and their consumer groups.
+"""``jelmore-infra import``: write topology YAML for live streams and their consumer groups, KV
+buckets and object stores.
 
 Import only reads the server; it never changes it. Resources jelmore-infra did not create stay
 unmanaged until the user plans the imported files and applies that plan, which shows their
@@ -39,16 +40,25 @@ def import_(names: tuple[str, ...], output_dir: str | None, settings: Connection
     from jelmore_infra.workflow import run, with_api
 
     async def body(api: JetStreamAPI) -> tuple[list[tuple[str, str]], list[str]]:
-        from jelmore_infra.importer import minimal_configs, unmanaged_addresses
+        from jelmore_infra.importer import (
+            minimal_buckets,
+            minimal_configs,
+            unmanaged_addresses,
+        )
         from jelmore_infra.topology.emit import dump_topology
 
         live = await read_live(api, streams=set(names) or None)
         streams, consumers = minimal_configs(live, names)
+        kv, obj = minimal_buckets(live, names)
         docs = [
             (s["name"], dump_topology([s], [c for c in consumers if c[0] == s["name"]]))
             for s in streams
         ]
-        return docs, unmanaged_addresses(live, [s["name"] for s in streams])
+        docs += [(f"KV_{n}", dump_topology([], [], kv_buckets=[(n, c)])) for n, c in kv]
+        docs += [(f"OBJ_{n}", dump_topology([], [], object_stores=[(n, c)])) for n, c in obj]
+        imported = [s["name"] for s in streams] + [f"KV_{n}" for n, _ in kv]
+        imported += [f"OBJ_{n}" for n, _ in obj]
+        return docs, unmanaged_addresses(live, imported)
 
     docs, unmanaged = run(with_api(settings, body))
     if not docs:

@@ -38,10 +38,12 @@ def bucket_of(config: Mapping[str, Any]) -> tuple[BucketKindName, str] | None:
     """``("kv" | "objectstore", bucket)`` when the stream config is a bucket's, else ``None``.
 
     A bucket's stream has the clients' name and exactly their subjects; a KV stream also needs a
-    per-subject limit of at least 1 (the clients refuse to bind to one without).
+    per-subject limit of at least 1 (the clients refuse to bind to one without). A bucket with a
+    ``mirror`` or ``sources`` is not recognised yet: it stays a stream (docs/buckets.md §4).
     """
     name = config.get("name")
-    if not isinstance(name, str):
+    if not isinstance(name, str) or config.get("mirror") or config.get("sources"):
+        # KV mirrors and sourcing buckets (nats.go only) are planned as streams for now.
         return None
     subjects = config.get("subjects")
     if name.startswith(KV_PREFIX):
