@@ -292,7 +292,12 @@ KV_FIELDS: tuple[Field, ...] = (
         ),
     ),
     Field("limit_marker_ttl", ValueKind.DURATION, since=V2_11, minimum_ns=1_000_000_000),
+    # nats.go only: ``name`` is the origin bucket (its stream is ``KV_<name>``).
+    Field("mirror", ValueKind.OBJECT, Update.REPLACE, sub_fields=_SOURCE_FIELDS),
+    Field("sources", ValueKind.OBJECT_LIST, sub_fields=_SOURCE_FIELDS),
     Field("allow_msg_ttl", ValueKind.BOOL, Update.ONE_WAY, since=V2_11),
+    # A mirror's direct get follows its origin's ``allow_direct`` (the server sets it).
+    Field("mirror_direct", ValueKind.BOOL),
 )
 #: Object store settings (``object_stores:``).
 OBJECT_STORE_FIELDS: tuple[Field, ...] = _BUCKET_COMMON
@@ -300,4 +305,4 @@ OBJECT_STORE_FIELDS: tuple[Field, ...] = _BUCKET_COMMON
 KV_FIELD_MAP: dict[str, Field] = {f.name: f for f in KV_FIELDS}
 OBJECT_STORE_FIELD_MAP: dict[str, Field] = {f.name: f for f in OBJECT_STORE_FIELDS}
 #: Settings derived by jelmore-infra, never written in a topology (``import`` leaves them out).
-BUCKET_DERIVED: tuple[str, ...] = ("allow_msg_ttl",)
+BUCKET_DERIVED: tuple[str, ...] = ("allow_msg_ttl", "mirror_direct")

@@ -44,9 +44,11 @@ from jelmore_infra.kinds.base import (
     Version,
     error,
     int_of,
+    version_text,
 )
 from jelmore_infra.kinds.shape import (
     BUCKET_NAME,
+    KV_PREFIX,
     MAX_HISTORY,
     BucketKindName,
     bucket_of,
@@ -67,6 +69,9 @@ from jelmore_infra.normalize import (
     wire_config,
 )
 from jelmore_infra.plan import PlanMessage, ResourceChange
+
+#: From this version a mirror can be removed in place (promoted): docs/buckets.md §6.
+V_MIRROR_PROMOTE: Version = (2, 12, 0)
 
 if TYPE_CHECKING:
     from jelmore_infra.live.jsapi import JetStreamAPI
@@ -103,6 +108,48 @@ def settings_from_stream(
         out["republish"] = s.get("republish")
         out["limit_marker_ttl"] = s.get("subject_delete_marker_ttl", 0)
         out["allow_msg_ttl"] = bool(s.get("allow_msg_ttl"))
+        bucket = str(config.get("name") or "")[len(KV_PREFIX) :]
+        mirror = s.get("mirror")
+        if isinstance(mirror, Mapping) and mirror:
+            out["mirror"] = {**mirror, "name": _unprefixed(mirror.get("name"))}
+            out["mirror_direct"] = bool(s.get("mirror_direct"))
+        sources = [_source_setting(bucket, src) for src in s.get("sources") or ()]
+        out["sources"] = [src for src in sources if src]
+    return out
+
+
+def _unprefixed(name: Any) -> str:
+    text = str(name or "")
+    return text[len(KV_PREFIX) :] if text.startswith(KV_PREFIX) else text
+
+
+def _default_transforms(bucket: str, source: Mapping[str, Any]) -> list[dict[str, str]] | None:
+    """The transform nats.go adds to a KV source: ``$KV.<src>.>`` → ``$KV.<bucket>.>`` (none for
+    an external source of the same bucket name)."""
+    origin = _unprefixed(source.get("name"))
+    if source.get("external") and origin == bucket:
+        return None
+    return [{"src": f"$KV.{origin}.>", "dest": f"$KV.{bucket}.>"}]
+
+
+def _source_setting(bucket: str, source: Any) -> dict[str, Any] | None:
+    """A stream source as the bucket setting nats.go reads it (its own transform left out)."""
+    if not isinstance(source, Mapping):
+        return None
+    out = {**source, "name": _unprefixed(source.get("name"))}
+    if out.get("subject_transforms") == _default_transforms(bucket, source):
+        out.pop("subject_transforms", None)
+    return out
+
+
+def _stream_source(bucket: str, source: Mapping[str, Any]) -> dict[str, Any]:
+    """A bucket's source as nats.go sends it: ``KV_`` prefix and, unless given, its transform."""
+    out = dict(source)
+    out["name"] = KV_PREFIX + _unprefixed(source.get("name"))
+    if not out.get("subject_transforms"):
+        transforms = _default_transforms(bucket, source)
+        if transforms:
+            out["subject_transforms"] = transforms
     return out
 
 
@@ -119,6 +166,8 @@ def canonical(
             c[key] = -1 if value in (0,) or value < -1 else value
     if kind == "kv":
         c["history"] = int_of(c, "history") or 1
+        if not c.get("mirror"):
+            c.pop("mirror_direct", None)
         if int_of(c, "limit_marker_ttl") > 0 and version >= (2, 11, 0):
             c["allow_msg_ttl"] = True
         republish = c.get("republish")
@@ -149,6 +198,13 @@ def stream_from_settings(
         "compression": "s2" if settings.get("compression") else "none",
     }
     if kind == "kv":
+        mirror = settings.get("mirror")
+        if isinstance(mirror, Mapping) and mirror:
+            del cfg["subjects"]
+            cfg["mirror"] = {**mirror, "name": KV_PREFIX + _unprefixed(mirror.get("name"))}
+            cfg["mirror_direct"] = bool(settings.get("mirror_direct", True))
+        if settings.get("sources"):
+            cfg["sources"] = [_stream_source(bucket, src) for src in settings["sources"]]
         cfg["max_msgs_per_subject"] = int_of(settings, "history") or 1
         cfg["max_msg_size"] = int_of(settings, "max_value_size") or -1
         cfg["deny_delete"] = True
@@ -228,7 +284,28 @@ class BucketKind(ResourceKind):
             settings["allow_direct"] = found.get("allow_direct", True)
         if self.bucket_kind == "kv" and "allow_msg_ttl" not in settings:
             settings["allow_msg_ttl"] = bool(found.get("allow_msg_ttl"))
+        mirror = settings.get("mirror")
+        if isinstance(mirror, Mapping) and mirror and "mirror_direct" not in settings:
+            settings["mirror_direct"] = self._mirror_direct(ctx, mirror, found)
         return canonical(self.bucket_kind, settings, ctx.version)
+
+    def _mirror_direct(
+        self, ctx: PlanContext, mirror: Mapping[str, Any], found: Mapping[str, Any]
+    ) -> bool:
+        """What the server makes a mirror's ``mirror_direct``: the live value, else the origin
+        bucket's ``allow_direct`` (declared or live), else nats.go's ``true``."""
+        if "mirror_direct" in found:
+            return bool(found["mirror_direct"])
+        origin = _unprefixed(mirror.get("name"))
+        if mirror.get("external"):
+            return True
+        declared = ctx.desired.kv_buckets.get(origin)
+        if declared is not None and "allow_direct" in declared.config:
+            return bool(declared.config["allow_direct"])
+        live = ctx.live.streams.get(KV_PREFIX + origin)
+        if live is not None:
+            return bool(live.config.get("allow_direct"))
+        return True
 
     def normalize_config(
         self, config: Mapping[str, Any], version: Version, parent: Mapping[str, Any] | None
@@ -243,6 +320,17 @@ class BucketKind(ResourceKind):
     # ---------------------------------------------------------------- plan rules
 
     def special_rule(self, ctx: PlanContext, delta: FieldDelta) -> Rule | None:
+        if delta.field == "mirror":
+            if delta.after is None and ctx.version >= V_MIRROR_PROMOTE:
+                return F.Update.IN_PLACE, None
+            if delta.after is None:
+                return F.Update.REPLACE, (
+                    "a mirror cannot be removed from a live bucket before nats-server "
+                    f"{version_text(V_MIRROR_PROMOTE)} (connected: {ctx.live.server.version})"
+                )
+            if delta.before is None:
+                return F.Update.REPLACE, "a mirror cannot be added to a live bucket"
+            return F.Update.REPLACE, "mirror cannot be changed on a live bucket"
         if delta.field == "storage":
             return F.Update.REPLACE, (
                 f"storage cannot be changed on a live bucket ({delta.before or 'file'} → "
@@ -260,8 +348,19 @@ class BucketKind(ResourceKind):
     ) -> list[PlanMessage]:
         replicas = int_of(after, "replicas")
         where = str(address)
+        out: list[PlanMessage] = []
+        if after.get("mirror") and int_of(after, "limit_marker_ttl"):
+            out.append(
+                error(
+                    "invalid",
+                    f"a KV mirror cannot have limit_marker_ttl (the server refuses: "
+                    f'"subject delete markers forbidden on mirrors") ({where})',
+                    where,
+                    "limit_marker_ttl",
+                )
+            )
         if replicas > 1 and not ctx.live.server.cluster:
-            return [
+            out.append(
                 error(
                     "invalid",
                     f"replicas {replicas} needs a clustered server, and "
@@ -270,8 +369,8 @@ class BucketKind(ResourceKind):
                     where,
                     "replicas",
                 )
-            ]
-        return []
+            )
+        return out
 
     def check_update(
         self, ctx: PlanContext, address: Address, live: Any, change: ResourceChange
@@ -341,6 +440,18 @@ class BucketKind(ResourceKind):
         lowered = a_bytes > 0 and (b_bytes <= 0 or a_bytes < b_bytes)
         if lowered and int_of(live.state, "bytes") > a_bytes:
             yield OverLimitKept(where, address.name, "max_bytes", a_bytes, messages)
+
+    # ---------------------------------------------------------------- ordering
+
+    def dependencies(self, change: ResourceChange) -> Iterable[str]:
+        """The buckets a KV bucket mirrors or sources (created first)."""
+        config = change.after or {}
+        mirror = config.get("mirror")
+        if isinstance(mirror, Mapping) and mirror.get("name"):
+            yield _unprefixed(mirror["name"])
+        for src in config.get("sources") or ():
+            if isinstance(src, Mapping) and src.get("name"):
+                yield _unprefixed(src["name"])
 
     # --------------------------------------------------------------------- API
 

@@ -38,23 +38,25 @@ def bucket_of(config: Mapping[str, Any]) -> tuple[BucketKindName, str] | None:
     """``("kv" | "objectstore", bucket)`` when the stream config is a bucket's, else ``None``.
 
     A bucket's stream has the clients' name and exactly their subjects; a KV stream also needs a
-    per-subject limit of at least 1 (the clients refuse to bind to one without). A bucket with a
-    ``mirror`` or ``sources`` is not recognised yet: it stays a stream (docs/buckets.md §4).
+    per-subject limit of at least 1 (the clients refuse to bind to one without). A KV mirror has
+    no subjects and mirrors a ``KV_`` stream (docs/buckets.md §4); object stores have neither
+    mirrors nor sources in the clients, so such a stream stays a stream.
     """
     name = config.get("name")
-    if not isinstance(name, str) or config.get("mirror") or config.get("sources"):
-        # KV mirrors and sourcing buckets (nats.go only) are planned as streams for now.
+    if not isinstance(name, str):
         return None
     subjects = config.get("subjects")
+    mirror = config.get("mirror")
     if name.startswith(KV_PREFIX):
         bucket = name[len(KV_PREFIX) :]
-        if (
-            BUCKET_NAME.match(bucket)
-            and subjects == bucket_subjects("kv", bucket)
-            and int_of(config, "max_msgs_per_subject") >= 1
-        ):
+        if mirror:
+            # a KV mirror (nats.go): no subjects, the origin is another bucket's stream
+            shaped = not subjects and str(mirror.get("name") or "").startswith(KV_PREFIX)
+        else:
+            shaped = subjects == bucket_subjects("kv", bucket)
+        if BUCKET_NAME.match(bucket) and shaped and int_of(config, "max_msgs_per_subject") >= 1:
             return "kv", bucket
-    elif name.startswith(OBJ_PREFIX):
+    elif name.startswith(OBJ_PREFIX) and not mirror and not config.get("sources"):
         bucket = name[len(OBJ_PREFIX) :]
         if BUCKET_NAME.match(bucket) and subjects == bucket_subjects("objectstore", bucket):
             return "objectstore", bucket

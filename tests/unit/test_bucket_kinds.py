@@ -34,9 +34,17 @@ from tests.unit.test_diff import MARK, NOW, server
 
 S = 1_000_000_000
 VERSIONS = tuple(bc.GOLDEN)
-#: Golden buckets jelmore-infra recognises (mirror and sourcing buckets stay streams for now).
+#: Every golden bucket (nats.go's mirror and sourcing buckets included).
 BUCKET_KEYS = {
-    "nats_go": ("kv_min", "kv_full", "obj_min", "obj_full", "obj_natscli"),
+    "nats_go": (
+        "kv_min",
+        "kv_full",
+        "kv_mirror",
+        "kv_sources",
+        "obj_min",
+        "obj_full",
+        "obj_natscli",
+    ),
     "nats_py": ("kv_min", "kv_full", "obj_min", "obj_full"),
 }
 CASES = [(v, c, k) for v in VERSIONS for c, keys in BUCKET_KEYS.items() for k in keys]
@@ -100,8 +108,10 @@ def test_only_streams_with_the_clients_name_and_subjects_are_buckets() -> None:
     assert not bucket_of({"name": "KV_a.b", "subjects": ["$KV.a.b.>"], "max_msgs_per_subject": 1})
     assert not bucket_of({"name": "OBJ_o", "subjects": ["$O.o.C.>"]})
     assert bucket_of({"name": "OBJ_o", "subjects": ["$O.o.C.>", "$O.o.M.>"]})
-    for key in ("kv_mirror", "kv_sources"):
-        assert bucket_of(bc.golden("2.15.1", "nats_go", key)) is None
+    assert bucket_of(bc.golden("2.15.1", "nats_go", "kv_mirror")) == ("kv", "gokvmirror")
+    assert bucket_of(bc.golden("2.15.1", "nats_go", "kv_sources")) == ("kv", "gokvsrc")
+    assert not bucket_of({"name": "KV_m", "mirror": {"name": "ORDERS"}, "max_msgs_per_subject": 1})
+    assert not bucket_of({"name": "OBJ_o", "mirror": {"name": "OBJ_p"}})
 
 
 # ------------------------------------------------------------------------------------ plans
@@ -233,3 +243,47 @@ def test_a_planned_bucket_config_and_the_live_stream_normalise_alike() -> None:
         "cluster": "c1",
         "tags": ["t1"],
     }
+
+
+def test_kv_mirrors_and_sources_read_back_as_bucket_names_without_the_default_transform() -> None:
+    v = (2, 15, 1)
+    mirror = settings_from_stream("kv", bc.golden("2.15.1", "nats_go", "kv_mirror"), v)
+    assert mirror["mirror"] == {"name": "gokvmin"} and mirror["mirror_direct"] is True
+    sources = settings_from_stream("kv", bc.golden("2.15.1", "nats_go", "kv_sources"), v)
+    assert sources["sources"] == [{"name": "gokvmin"}]
+    built = stream_from_settings("kv", "m", {"mirror": {"name": "o"}}, v)
+    assert "subjects" not in built and built["mirror"] == {"name": "KV_o"}
+    own = [{"src": "$KV.o.a.>", "dest": "$KV.s.a.>"}]
+    src = stream_from_settings(
+        "kv", "s", {"sources": [{"name": "o", "subject_transforms": own}]}, v
+    )
+    assert src["sources"] == [{"name": "KV_o", "subject_transforms": own}]
+
+
+def test_a_kv_mirror_takes_direct_get_from_its_origin_and_cannot_have_limit_markers() -> None:
+    origin = _go_kv(name="origin", allow_direct=False)
+    desired = Topology(
+        kv_buckets={
+            "copy": BucketSpec("copy", {"metadata": dict(MARK), "mirror": {"name": "origin"}}),
+        }
+    )
+    plan = build_plan(desired, _live(origin), now=NOW, targets=["kv.copy"])
+    (change,) = plan.changes
+    assert change.after is not None and change.after["mirror_direct"] is False
+    marked = Topology(
+        kv_buckets={
+            "copy": BucketSpec(
+                "copy",
+                {"metadata": dict(MARK), "mirror": {"name": "o"}, "limit_marker_ttl": 5 * S},
+            )
+        }
+    )
+    errors = build_plan(marked, _live(), now=NOW).errors
+    assert [m.field for m in errors] == ["limit_marker_ttl"]
+
+
+@pytest.mark.parametrize(("version", "action"), [("2.11.11", "replace"), ("2.12.8", "update")])
+def test_removing_a_kv_mirror_is_in_place_only_from_2_12(version: str, action: str) -> None:
+    mirror = _managed(bc.golden(version, "nats_go", "kv_mirror"))
+    plan = build_plan(_kv("gokvmirror"), _live(mirror, version=version), now=NOW)
+    assert _summary(plan) == [("kv.gokvmirror", action, ["mirror", "mirror_direct"])]
