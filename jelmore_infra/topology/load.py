@@ -65,7 +65,12 @@ from jelmore_infra.topology.nodes import (
     did_you_mean,
     is_null,
 )
-from jelmore_infra.topology.validate import check_semantics, convert_buckets, convert_topology
+from jelmore_infra.topology.validate import (
+    check_bucket_streams,
+    check_semantics,
+    convert_buckets,
+    convert_topology,
+)
 
 if TYPE_CHECKING:
     from jelmore_infra.model import Topology
@@ -545,6 +550,7 @@ def parse_sources(
     kv_buckets, object_stores = convert_buckets(raw, diags)
     if raw.complete and not unread:
         diags.extend(check_semantics(streams, groups))
+        diags.extend(check_bucket_streams(streams, kv_buckets, object_stores))
     diags = sort_diagnostics(diags)
     if any(d.severity == "error" for d in diags):
         return None, diags

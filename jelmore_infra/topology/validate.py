@@ -695,6 +695,29 @@ def _convert_bucket(conv: _Converter, res: RawResource, kind: str) -> StreamDraf
     return draft
 
 
+def check_bucket_streams(
+    streams: list[StreamDraft], kv: list[StreamDraft], obj: list[StreamDraft]
+) -> Diags:
+    """A stream declared under the name of a declared bucket's stream is an error."""
+    out: Diags = []
+    owners = {f"KV_{d.name}": ("KV bucket", d) for d in kv}
+    owners.update({f"OBJ_{d.name}": ("object store", d) for d in obj})
+    for stream in streams:
+        owner = owners.get(stream.name)
+        if owner is not None:
+            what, bucket = owner
+            out.append(
+                Diagnostic(
+                    "error",
+                    f"stream '{stream.name}' is the stream of {what} '{bucket.name}' (declared at "
+                    f"{bucket.location}); declare it once, as the bucket",
+                    stream.location,
+                    (bucket.location,),
+                )
+            )
+    return out
+
+
 def convert_buckets(raw: RawTopology, diags: Diags) -> tuple[list[StreamDraft], list[StreamDraft]]:
     """The KV buckets and object stores as drafts of their bucket settings (wire form)."""
     conv = _Converter(diags)

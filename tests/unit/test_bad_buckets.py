@@ -157,6 +157,18 @@ CASES = [
         "t.yaml:1:13",
     ),
     Case(
+        "stream_declared_under_a_buckets_stream_name",
+        one("""\
+            kv_buckets:
+              config: {}
+            streams:
+              KV_config:
+                subjects: [config.>]
+            """),
+        "stream 'KV_config' is the stream of KV bucket 'config' (declared at t.yaml:2:3)",
+        "t.yaml:4:3",
+    ),
+    Case(
         "bucket_defined_twice",
         {
             "a.yaml": "kv_buckets:\n  config:\n    history: 2\n",
