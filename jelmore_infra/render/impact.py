@@ -102,17 +102,17 @@ def impact_text(record: Impact) -> str:
             f"{byte_count(record.bytes)} will be lost"
         )
     if isinstance(record, HistoryLowered):
-        keys = format_count(record.num_keys)
+        keys = f"{format_count(record.num_keys)} key{'' if record.num_keys == 1 else 's'}"
         if record.removed is None:
             return (
-                f"lowering history to {record.history} removes at once every revision beyond "
-                f"the newest {record.history} of each key (the bucket holds "
-                f"{format_count(record.stored_messages)} messages, {keys} keys)"
+                f"lowering history to {record.history} removes at once the older revisions of "
+                f"every key holding more than {record.history} (the bucket holds "
+                f"{format_count(record.stored_messages)} messages, {keys})"
             )
         return (
             f"lowering history to {record.history} removes at once at least "
             f"{format_count(record.removed)} of {format_count(record.stored_messages)} stored "
-            f"revisions ({keys} keys); raising it again restores none"
+            f"revisions ({keys}); raising it again restores none"
         )
     raise TypeError(f"no text for impact record {type(record).__name__}")
 

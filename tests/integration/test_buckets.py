@@ -265,3 +265,17 @@ def test_buckets_made_by_apply_work_through_nats_py(server: NatsServer, tmp_path
     proc = run_cli("plan", "-s", url, "--topology", str(topo), "--target", "kv.made-by-apply")
     assert proc.returncode == 0, proc.stderr
     assert "No changes." in proc.stdout
+
+    # a saved plan of a bucket edit applies through the CLI (staleness and gates re-diff it)
+    text = (topo / "buckets.yaml").read_text().replace("history: 5", "history: 1")
+    (topo / "buckets.yaml").write_text(text)
+    saved = tmp_path / "edit.plan"
+    target = ("--target", "kv.made-by-apply")
+    proc = run_cli("plan", "-s", url, "--topology", str(topo), *target, "-out", str(saved))
+    assert proc.returncode == 0, proc.stderr
+    assert 'kv "made-by-apply"' in proc.stdout and "history" in proc.stdout
+    assert "at least 1 of 2 stored revisions (1 key)" in proc.stdout  # greeting's older one
+    proc = run_cli("apply", "-s", url, str(saved), "--auto-approve", "--allow-data-loss")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_cli("plan", "-s", url, "--topology", str(topo), *target, "--detailed-exitcode")
+    assert proc.returncode == 0, proc.stdout + proc.stderr

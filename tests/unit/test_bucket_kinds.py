@@ -179,7 +179,7 @@ def test_lowering_history_is_in_place_and_counts_the_revisions_it_drops() -> Non
     assert _summary(plan) == [("kv.cfg", "update", ["history"])]
     (impact,) = [m for m in plan.messages if m.impact is not None]
     assert impact.data == {"stored_messages": 50, "num_keys": 4, "messages": 42}
-    assert "at least 42 of 50" in impact.message
+    assert "at least 42 of 50 stored revisions (4 keys)" in impact.message
 
 
 def test_a_storage_change_replaces_the_bucket_and_counts_what_is_lost() -> None:
