@@ -136,7 +136,9 @@ def _edits(version: tuple[int, int, int]) -> list[tuple[str, str, Any, str]]:
         (kv, "compression", None, "update"),
         (kv, "description", "changed", "update"),
         (kv, "metadata", {"owner": "team-b"}, "update"),
+        (kv, "republish", {"src": "$KV.gokvfull.a.>", "dest": "repub.a.>"}, "update"),
         (kv, "republish", None, "update"),
+        (kv, "placement", {"cluster": "c2"}, "update"),
         (kv, "allow_direct", False, "update"),
         (kv, "storage", "file", "replace"),
         (obj, "description", "changed", "update"),
@@ -144,6 +146,8 @@ def _edits(version: tuple[int, int, int]) -> list[tuple[str, str, Any, str]]:
         (obj, "max_bytes", 4 * 1048576, "update"),
         (obj, "compression", None, "update"),
         (obj, "metadata", {"owner": "team-b"}, "update"),
+        (obj, "placement", None, "update"),
+        (obj, "allow_direct", False, "update"),
         (obj, "storage", "file", "replace"),
     ]
     if version >= (2, 11, 0):
