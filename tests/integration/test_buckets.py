@@ -283,3 +283,21 @@ def test_buckets_made_by_apply_work_through_nats_py(server: NatsServer, tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = run_cli("plan", "-s", url, "--topology", str(topo), *target, "--detailed-exitcode")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_limit_markers_are_gated_to_2_11_and_turn_message_ttls_on(server: NatsServer) -> None:
+    url = server.url
+    spec = BucketSpec("markers", {"metadata": {"jelmore.managed-by": "jelmore-infra"}})
+    spec = dataclasses.replace(spec, config={**spec.config, "limit_marker_ttl": 5 * S})
+    topology = Topology(kv_buckets={"markers": spec})
+    plan = asyncio.run(_plan(url, topology, ("kv.markers",)))
+    if parse_version(_version(server)) < (2, 11, 0):
+        assert [(m.kind, m.field) for m in plan.errors] == [
+            ("needs-newer-server", "limit_marker_ttl")
+        ]
+        return
+    assert not plan.errors and _summary(plan) == [("kv.markers", "create", [])]
+    asyncio.run(_apply(url, plan))
+    stored = asyncio.run(_raw(url, "$JS.API.STREAM.INFO.KV_markers"))["config"]
+    assert stored["allow_msg_ttl"] is True and stored["subject_delete_marker_ttl"] == 5 * S
+    assert _summary(asyncio.run(_plan(url, topology, ("kv.markers",)))) == []
