@@ -698,11 +698,27 @@ def _convert_bucket(conv: _Converter, res: RawResource, kind: str) -> StreamDraf
 def check_bucket_streams(
     streams: list[StreamDraft], kv: list[StreamDraft], obj: list[StreamDraft]
 ) -> Diags:
-    """A stream declared under the name of a declared bucket's stream is an error."""
+    """Errors for a stream declared under the name of a declared bucket's stream, or whose
+    subjects overlap a declared bucket's (the server refuses overlapping subjects)."""
     out: Diags = []
     owners = {f"KV_{d.name}": ("KV bucket", d) for d in kv}
     owners.update({f"OBJ_{d.name}": ("object store", d) for d in obj})
+    spaces = [(f"$KV.{d.name}.>", "KV bucket", d) for d in kv]
+    spaces += [(f"$O.{d.name}.>", "object store", d) for d in obj]
     for stream in streams:
+        for subject, loc in effective_subjects(stream) if spaces else ():
+            for space, what, bucket in spaces:
+                if subjects_overlap(subject, space):
+                    out.append(
+                        Diagnostic(
+                            "error",
+                            f"subject '{printable(subject)}' of stream '{stream.name}' overlaps "
+                            f"{what} '{bucket.name}' ({space}); the server refuses streams with "
+                            "overlapping subjects",
+                            loc,
+                            (bucket.location,),
+                        )
+                    )
         owner = owners.get(stream.name)
         if owner is not None:
             what, bucket = owner

@@ -169,6 +169,18 @@ CASES = [
         "t.yaml:4:3",
     ),
     Case(
+        "stream_subjects_overlapping_a_bucket",
+        one("""\
+            object_stores:
+              files: {}
+            streams:
+              ALL:
+                subjects: [">"]
+            """),
+        "subject '>' of stream 'ALL' overlaps object store 'files' ($O.files.>)",
+        "t.yaml:5:16",
+    ),
+    Case(
         "bucket_defined_twice",
         {
             "a.yaml": "kv_buckets:\n  config:\n    history: 2\n",
