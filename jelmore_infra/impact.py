@@ -273,6 +273,21 @@ class HistoryLowered(Impact):
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class CompressionDeferred(Impact):
+    """Turning a bucket's compression on or off in place changes only what the server writes
+    after its next restart; stored data stays as it is (docs/buckets.md §7)."""
+
+    TYPE: ClassVar[str] = "compression-deferred"
+    MESSAGE_KIND: ClassVar[ImpactKind] = "note"
+
+    compression: bool
+
+    @property
+    def field(self) -> str | None:
+        return "compression"
+
+
 _TYPES: dict[str, type[Impact]] = {
     cls.TYPE: cls
     for cls in (
@@ -287,6 +302,7 @@ _TYPES: dict[str, type[Impact]] = {
         MirrorPromoted,
         BucketDataLost,
         HistoryLowered,
+        CompressionDeferred,
     )
 }
 

@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from jelmore_infra import fields as F
 from jelmore_infra.address import Address
 from jelmore_infra.errors import JetStreamAPIError
-from jelmore_infra.impact import BucketDataLost, HistoryLowered, Impact, OverLimitKept
+from jelmore_infra.impact import (
+    BucketDataLost,
+    CompressionDeferred,
+    HistoryLowered,
+    Impact,
+    OverLimitKept,
+)
 from jelmore_infra.kinds.base import (
     FieldDelta,
     PlanContext,
@@ -416,11 +422,13 @@ class BucketKind(ResourceKind):
 
         assert isinstance(live, LiveStream)
         messages = int_of(live.state, "messages")
-        if messages <= 0:
-            return
         before = change.before or {}
         after = change.after or {}
         where = str(address)
+        if bool(before.get("compression")) != bool(after.get("compression")):
+            yield CompressionDeferred(where, bool(after.get("compression")))
+        if messages <= 0:
+            return
         b_hist, a_hist = int_of(before, "history") or 1, int_of(after, "history") or 1
         if self.bucket_kind == "kv" and a_hist < b_hist:
             keys = int_of(live.state, "num_subjects")

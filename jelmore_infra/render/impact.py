@@ -12,6 +12,7 @@ from __future__ import annotations
 from jelmore_infra.impact import (
     AgeLowered,
     BucketDataLost,
+    CompressionDeferred,
     ConsumerStateLost,
     HistoryLowered,
     Impact,
@@ -100,6 +101,12 @@ def impact_text(record: Impact) -> str:
         return (
             f"{doing} {what} {record.bucket}: {format_count(record.messages)} messages, "
             f"{byte_count(record.bytes)} will be lost"
+        )
+    if isinstance(record, CompressionDeferred):
+        state = "on" if record.compression else "off"
+        return (
+            f"compression {state}: the server applies it only to data written after its next "
+            "restart; what is stored now stays as it is"
         )
     if isinstance(record, HistoryLowered):
         keys = f"{format_count(record.num_keys)} key{'' if record.num_keys == 1 else 's'}"

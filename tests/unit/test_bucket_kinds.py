@@ -287,3 +287,11 @@ def test_removing_a_kv_mirror_is_in_place_only_from_2_12(version: str, action: s
     mirror = _managed(bc.golden(version, "nats_go", "kv_mirror"))
     plan = build_plan(_kv("gokvmirror"), _live(mirror, version=version), now=NOW)
     assert _summary(plan) == [("kv.gokvmirror", action, ["mirror", "mirror_direct"])]
+
+
+def test_a_compression_change_is_in_place_with_a_note_that_it_waits_for_a_restart() -> None:
+    plan = build_plan(_kv(compression=True), _live(_go_kv()), now=NOW)
+    assert _summary(plan) == [("kv.cfg", "update", ["compression"])]
+    (note,) = plan.messages
+    assert note.kind == "note" and note.field == "compression"
+    assert "only to data written after its next restart" in note.message
