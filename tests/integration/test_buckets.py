@@ -5,7 +5,8 @@ them (their stream bodies, tests/support/bucket_configs.py) and by nats-py's own
 ``create_key_value`` / ``create_object_store`` are imported, planned (only their adoption), applied
 (then no changes); every single-setting edit of the kitchen-sink buckets is planned as the server
 behaves (in place, or a replace for ``storage``: docs/buckets.md §6) and converges. Buckets made
-by apply work through nats-py's ``js.key_value()`` / ``js.object_store()``.
+by apply work through nats-py's ``js.key_value()`` / ``js.object_store()``; ``limit_marker_ttl`` is
+gated to 2.11; ``replicas`` scale in place on the session's 3-node cluster.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from jelmore_infra.plan import Plan
 from jelmore_infra.topology import load_topology
 from tests.support import bucket_configs as bc
 from tests.support.cli import run_cli
-from tests.support.natsserver import SUPPORTED_VERSIONS, NatsServer, binary_for
+from tests.support.natsserver import SUPPORTED_VERSIONS, NatsCluster, NatsServer, binary_for
 
 pytestmark = pytest.mark.matrix
 
@@ -301,3 +302,37 @@ def test_limit_markers_are_gated_to_2_11_and_turn_message_ttls_on(server: NatsSe
     stored = asyncio.run(_raw(url, "$JS.API.STREAM.INFO.KV_markers"))["config"]
     assert stored["allow_msg_ttl"] is True and stored["subject_delete_marker_ttl"] == 5 * S
     assert _summary(asyncio.run(_plan(url, topology, ("kv.markers",)))) == []
+
+
+def test_kv_replicas_scale_in_place_in_a_cluster_and_keep_the_values(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    url = nats_cluster.url
+    timeout = ("--timeout", "30")  # raft-replicated creates on a busy 2-core machine
+    topo = tmp_path / "topo"
+    topo.mkdir()
+    (topo / "b.yaml").write_text("kv_buckets:\n  scaled:\n    history: 2\n    replicas: 3\n")
+    done = run_cli("apply", "-s", url, "--topology", str(topo), "--auto-approve", *timeout)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    async def put_and_get(value: bytes | None) -> bytes | None:
+        nc = await nats.connect(nats_cluster.urls)
+        try:
+            kv = await nc.jetstream(timeout=30).key_value("scaled")
+            if value is not None:
+                await kv.put("k", value)
+            return (await kv.get("k")).value
+        finally:
+            await nc.close()
+
+    assert asyncio.run(put_and_get(b"kept")) == b"kept"
+    (topo / "b.yaml").write_text("kv_buckets:\n  scaled:\n    history: 2\n    replicas: 1\n")
+    scaled = run_cli("plan", "-s", url, "--topology", str(topo), *timeout)
+    assert "~ replicas = 3 → 1" in scaled.stdout, scaled.stdout + scaled.stderr
+    assert "Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy." in scaled.stdout
+    done = run_cli("apply", "-s", url, "--topology", str(topo), "--auto-approve", *timeout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert asyncio.run(put_and_get(None)) == b"kept"
+    again = run_cli("plan", "-s", url, "--topology", str(topo), "--detailed-exitcode", *timeout)
+    assert again.returncode == 0, again.stdout + again.stderr
+    asyncio.run(_raw(nats_cluster.urls[0], "$JS.API.STREAM.DELETE.KV_scaled"))
