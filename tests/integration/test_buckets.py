@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.errors
 import pytest
 
 from jelmore_infra.apply import apply_plan
@@ -217,7 +218,10 @@ async def _use_through_nats_py(url: str) -> None:
         seen: list[bytes | None] = []
         deadline = asyncio.get_running_loop().time() + 10
         while len([v for v in seen if v]) < 2 and asyncio.get_running_loop().time() < deadline:
-            update = await watcher.updates(timeout=5)
+            try:
+                update = await watcher.updates(timeout=1)
+            except nats.errors.TimeoutError:
+                continue  # polled again until the deadline
             if update is not None:
                 seen.append(update.value)
         assert [v for v in seen if v] == [b"hello", b"hello again"]
@@ -316,12 +320,20 @@ def test_kv_replicas_scale_in_place_in_a_cluster_and_keep_the_values(
     assert done.returncode == 0, done.stdout + done.stderr
 
     async def put_and_get(value: bytes | None) -> bytes | None:
+        """Poll until the replicated bucket answers (a young stream may still elect a leader)."""
         nc = await nats.connect(nats_cluster.urls)
+        deadline = asyncio.get_running_loop().time() + 30
         try:
-            kv = await nc.jetstream(timeout=30).key_value("scaled")
-            if value is not None:
-                await kv.put("k", value)
-            return (await kv.get("k")).value
+            while True:
+                try:
+                    kv = await nc.jetstream(timeout=10).key_value("scaled")
+                    if value is not None:
+                        await kv.put("k", value)
+                    return (await kv.get("k")).value
+                except nats.errors.Error:
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
         finally:
             await nc.close()
 
