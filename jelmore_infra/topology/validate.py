@@ -27,6 +27,7 @@ from typing import Any, cast
 from jelmore_infra import fields as F
 from jelmore_infra import model
 from jelmore_infra.diagnostics import Diagnostic, Location, printable
+from jelmore_infra.kinds.shape import BUCKET_NAME, MAX_HISTORY
 from jelmore_infra.subjects import (
     SubjectIndex,
     is_subset_of_any,
@@ -628,8 +629,6 @@ def convert_topology(raw: RawTopology, diags: Diags) -> tuple[list[StreamDraft],
 
 # --- KV buckets and object stores (docs/buckets.md) ------------------------------------------
 
-#: A bucket name both clients accept.
-_BUCKET_NAME = re.compile(r"^[a-zA-Z0-9_-]+\Z")
 _BUCKET_WORDS = {"kv": "KV bucket", "objectstore": "object store"}
 
 
@@ -642,7 +641,7 @@ def _convert_bucket(conv: _Converter, res: RawResource, kind: str) -> StreamDraf
     what = _BUCKET_WORDS[kind]
     other_kind = "objectstore" if kind == "kv" else "kv"
     draft = StreamDraft(res.name, res.name_loc)
-    if not _BUCKET_NAME.match(res.name) or len(res.name) > NAME_MAX - 4:
+    if not BUCKET_NAME.match(res.name) or len(res.name) > NAME_MAX - 4:
         shown = printable(res.name if len(res.name) <= 40 else res.name[:37] + "...")
         conv.error(
             f"invalid {what} name '{shown}': use only letters, digits, '-' and '_' "
@@ -680,9 +679,10 @@ def _convert_bucket(conv: _Converter, res: RawResource, kind: str) -> StreamDraf
     draft.written.update(node.entries)
     conv.settings(table, node, "", draft.config, draft.locations, what, reject=reject)
     history = draft.config.get("history")
-    if isinstance(history, int) and not 1 <= history <= 64:
+    if isinstance(history, int) and not 1 <= history <= MAX_HISTORY:
         conv.error(
-            f"history must be from 1 to 64 (the number of values kept per key), not {history}",
+            f"history must be from 1 to {MAX_HISTORY} (the number of values kept per key), "
+            f"not {history}",
             draft.locations["history"],
         )
         draft.config.pop("history")
