@@ -169,7 +169,7 @@ def canonical(
     for key in ("max_bytes", "max_value_size"):
         if kind == "kv" or key == "max_bytes":
             value = int_of(c, key)
-            c[key] = -1 if value in (0,) or value < -1 else value
+            c[key] = -1 if value == 0 or value < -1 else value  # 0 and below -1: unlimited
     if kind == "kv":
         c["history"] = int_of(c, "history") or 1
         if not c.get("mirror"):
