@@ -24,11 +24,15 @@ from jelmore_infra.connection import ConnectionSettings
     "--output-dir",
     "output_dir",
     metavar="DIR",
-    help="Write one NAME.yaml per stream into DIR instead of printing.",
+    help="Write one NAME.yaml per stream (KV_<bucket>.yaml / OBJ_<bucket>.yaml per bucket) into "
+    "DIR instead of printing.",
 )
 @connection_options
 def import_(names: tuple[str, ...], output_dir: str | None, settings: ConnectionSettings) -> int:
     """Write topology YAML for live streams NAME... (all when none given) and their consumers.
+
+    KV buckets and object stores are written as kv_buckets: / object_stores: entries (name their
+    streams, KV_<bucket> / OBJ_<bucket>, to pick them).
 
     Read-only: the server is not changed. Planning the written files shows the adoption of
     resources jelmore-infra did not create, applied only when you apply that plan.
