@@ -290,6 +290,9 @@ class BucketKind(ResourceKind):
             settings["allow_direct"] = found.get("allow_direct", True)
         if self.bucket_kind == "kv" and "allow_msg_ttl" not in settings:
             settings["allow_msg_ttl"] = bool(found.get("allow_msg_ttl"))
+        if settings.get("sources"):  # nats.go's own transform, if written out, is the default
+            written = [_source_setting(address.name, src) for src in settings["sources"]]
+            settings["sources"] = [src for src in written if src]
         mirror = settings.get("mirror")
         if isinstance(mirror, Mapping) and mirror and "mirror_direct" not in settings:
             settings["mirror_direct"] = self._mirror_direct(ctx, mirror, found)

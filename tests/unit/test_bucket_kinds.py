@@ -295,3 +295,11 @@ def test_a_compression_change_is_in_place_with_a_note_that_it_waits_for_a_restar
     (note,) = plan.messages
     assert note.kind == "note" and note.field == "compression"
     assert "only to data written after its next restart" in note.message
+
+
+def test_a_source_written_with_nats_gos_own_transform_matches_the_live_one() -> None:
+    live = _managed(bc.golden("2.15.1", "nats_go", "kv_sources"))
+    transform = [{"src": "$KV.gokvmin.>", "dest": "$KV.gokvsrc.>"}]
+    for source in ({"name": "gokvmin"}, {"name": "gokvmin", "subject_transforms": transform}):
+        plan = build_plan(_kv("gokvsrc", sources=[source]), _live(live, version="2.15.1"), now=NOW)
+        assert _summary(plan) == [], source
