@@ -246,3 +246,63 @@ CONSUMER_FIELD_MAP: dict[str, Field] = {f.name: f for f in CONSUMER_FIELDS}
 def fields_for(kind: str) -> dict[str, Field]:
     """``"stream"`` or ``"consumer"`` → name → :class:`Field` (the kinds' ``fields``)."""
     return STREAM_FIELD_MAP if kind == "stream" else CONSUMER_FIELD_MAP
+
+
+# --- KV buckets and object stores (docs/buckets.md) ---------------------------------------------
+#
+# Bucket settings carry the names of the NATS clients' bucket configs; each is a spelling of one
+# stream field of the bucket's ``KV_<name>`` / ``OBJ_<name>`` stream (the mapping lives in
+# :mod:`jelmore_infra.kinds.bucket`). ``allow_direct`` and ``allow_msg_ttl`` are the two settings
+# in which the clients' buckets differ; a topology that leaves them out accepts the live value.
+
+_BUCKET_PLACEMENT = Field(
+    "placement",
+    ValueKind.OBJECT,
+    sub_fields=(
+        Field("cluster", ValueKind.STRING),
+        Field("tags", ValueKind.STRING_LIST),
+        Field("preferred", ValueKind.STRING, since=V2_11),
+    ),
+)
+_BUCKET_COMMON: tuple[Field, ...] = (
+    Field("description", ValueKind.STRING),
+    Field("ttl", ValueKind.DURATION, minimum_ns=MS100),
+    Field("max_bytes", ValueKind.SIZE, unlimited=True),
+    Field("storage", ValueKind.ENUM, Update.REPLACE, choices=("file", "memory")),
+    Field("replicas", ValueKind.INT),
+    Field("compression", ValueKind.BOOL),
+    _BUCKET_PLACEMENT,
+    Field("metadata", ValueKind.METADATA),
+    Field("allow_direct", ValueKind.BOOL),
+)
+
+#: KV bucket settings (``kv_buckets:``).
+KV_FIELDS: tuple[Field, ...] = (
+    *_BUCKET_COMMON[:1],
+    Field("history", ValueKind.INT),
+    *_BUCKET_COMMON[1:],
+    Field("max_value_size", ValueKind.SIZE, unlimited=True),
+    Field(
+        "republish",
+        ValueKind.OBJECT,
+        sub_fields=(
+            Field("src", ValueKind.SUBJECT),
+            Field("dest", ValueKind.STRING),
+            Field("headers_only", ValueKind.BOOL),
+        ),
+    ),
+    Field("limit_marker_ttl", ValueKind.DURATION, since=V2_11, minimum_ns=1_000_000_000),
+    # nats.go only: ``name`` is the origin bucket (its stream is ``KV_<name>``).
+    Field("mirror", ValueKind.OBJECT, Update.REPLACE, sub_fields=_SOURCE_FIELDS),
+    Field("sources", ValueKind.OBJECT_LIST, sub_fields=_SOURCE_FIELDS),
+    Field("allow_msg_ttl", ValueKind.BOOL, Update.ONE_WAY, since=V2_11),
+    # A mirror's direct get follows its origin's ``allow_direct`` (the server sets it).
+    Field("mirror_direct", ValueKind.BOOL),
+)
+#: Object store settings (``object_stores:``).
+OBJECT_STORE_FIELDS: tuple[Field, ...] = _BUCKET_COMMON
+
+KV_FIELD_MAP: dict[str, Field] = {f.name: f for f in KV_FIELDS}
+OBJECT_STORE_FIELD_MAP: dict[str, Field] = {f.name: f for f in OBJECT_STORE_FIELDS}
+#: Settings derived by jelmore-infra, never written in a topology (``import`` leaves them out).
+BUCKET_DERIVED: tuple[str, ...] = ("allow_msg_ttl", "mirror_direct")

@@ -227,6 +227,67 @@ class MirrorPromoted(Impact):
         return "mirror"
 
 
+@dataclass(frozen=True, slots=True)
+class BucketDataLost(Impact):
+    """Deleting or replacing a KV bucket or an object store loses everything stored in it.
+
+    ``bucket_kind``: ``kv`` or ``objectstore``; ``messages`` counts every stored message (KV:
+    values, their older revisions and delete markers; object store: chunks and metadata).
+    """
+
+    TYPE: ClassVar[str] = "bucket-data-lost"
+
+    bucket: str
+    bucket_kind: Literal["kv", "objectstore"]
+    cause: Literal["delete", "replace"]
+    messages: int
+    bytes: int
+
+    def data(self) -> dict[str, Any]:
+        return {"messages": self.messages, "bytes": self.bytes}
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLowered(Impact):
+    """A lower KV ``history`` removes each key's older revisions at once (docs/buckets.md §7).
+
+    ``removed``: the fewest revisions removed (stored messages beyond ``history`` per key, from
+    the stream's message and subject counts); ``None`` when none can be shown to go.
+    """
+
+    TYPE: ClassVar[str] = "history-lowered"
+
+    history: int
+    stored_messages: int
+    num_keys: int
+    removed: int | None = None
+
+    @property
+    def field(self) -> str | None:
+        return "history"
+
+    def data(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"stored_messages": self.stored_messages, "num_keys": self.num_keys}
+        if self.removed is not None:
+            out["messages"] = self.removed
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class CompressionDeferred(Impact):
+    """Turning a bucket's compression on or off in place changes only what the server writes
+    after its next restart; stored data stays as it is (docs/buckets.md §7)."""
+
+    TYPE: ClassVar[str] = "compression-deferred"
+    MESSAGE_KIND: ClassVar[ImpactKind] = "note"
+
+    compression: bool
+
+    @property
+    def field(self) -> str | None:
+        return "compression"
+
+
 _TYPES: dict[str, type[Impact]] = {
     cls.TYPE: cls
     for cls in (
@@ -239,6 +300,9 @@ _TYPES: dict[str, type[Impact]] = {
         OverLimitKept,
         SubjectsRemoved,
         MirrorPromoted,
+        BucketDataLost,
+        HistoryLowered,
+        CompressionDeferred,
     )
 }
 

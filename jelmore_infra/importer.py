@@ -1,4 +1,4 @@
-"""``import``: turn live streams and consumers into topology entries, defaults left out.
+"""``import``: turn live streams, consumers and buckets into topology entries, defaults left out.
 
 A field is left out when the server would fill in the same value by itself (checked with the
 normaliser, so it holds for every server version). Planning the written files against the same
@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from jelmore_infra.kinds import CONSUMER, STREAM
+from jelmore_infra.kinds import CONSUMER, KV, OBJECT_STORE, STREAM
+from jelmore_infra.kinds.shape import bucket_of
 from jelmore_infra.model import (
     MANAGED_BY_KEY,
     SERVER_META_PREFIX,
@@ -46,6 +47,8 @@ def _minimal(config: Mapping[str, Any], normalize: Any, keep: Collection[str]) -
 
 
 def select_streams(live: LiveState, names: Collection[str]) -> list[str]:
+    """The stream names to import: ``names`` (each must exist), or every stream; buckets'
+    streams (``KV_*``, ``OBJ_*``) are included, the apply lock's never."""
     from jelmore_infra.model import LOCK_STREAM
 
     available = sorted(n for n in live.streams if n != LOCK_STREAM)
@@ -77,6 +80,8 @@ def minimal_configs(
     consumers: list[tuple[str, dict[str, Any]]] = []
     for name in select_streams(live, names):
         scfg = live.streams[name].config
+        if bucket_of(scfg) is not None:
+            continue
 
         def norm_stream(c: Mapping[str, Any]) -> dict[str, Any]:
             return STREAM.normalize_config(c, version, None)
@@ -102,7 +107,45 @@ def unmanaged_addresses(live: LiveState, stream_names: Collection[str]) -> list[
     out: list[str] = []
     for name in stream_names:
         stream = live.streams[name]
+        bucket = bucket_of(stream.config)
+        if bucket is not None:
+            if not is_managed(stream.config):
+                out.append(f"{bucket[0]}.{bucket[1]}")
+            continue
         if not is_managed(stream.config):
             out.append(stream.address)
         out.extend(c.address for _, c in _durables(live, name) if not is_managed(c.config))
     return out
+
+
+def minimal_buckets(
+    live: LiveState, names: Collection[str]
+) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, dict[str, Any]]]]:
+    """``(KV buckets, object stores)`` among the streams ``names`` selects (all when empty), each
+    as ``(bucket name, settings)`` with defaults left out.
+
+    ``allow_direct`` and ``allow_msg_ttl`` are never written: a topology that leaves them out
+    accepts the live values (the NATS clients differ in them; :mod:`jelmore_infra.kinds.bucket`).
+    """
+    version = parse_version(live.server.version)
+    kv: list[tuple[str, dict[str, Any]]] = []
+    obj: list[tuple[str, dict[str, Any]]] = []
+    for name in select_streams(live, names):
+        config = live.streams[name].config
+        found = bucket_of(config)
+        if found is None:
+            continue
+        kind = KV if found[0] == "kv" else OBJECT_STORE
+        settings = kind.normalize_config(config, version, None)
+        for key in ("allow_direct", "allow_msg_ttl"):
+            settings.pop(key, None)
+
+        def norm(c: Mapping[str, Any], kind: Any = kind) -> dict[str, Any]:
+            out: dict[str, Any] = kind.normalize_config(c, version, None)
+            out.pop("allow_direct", None)
+            out.pop("allow_msg_ttl", None)
+            return out
+
+        minimal = _minimal(settings, norm, keep=kind.import_keep)
+        (kv if found[0] == "kv" else obj).append((found[1], minimal))
+    return kv, obj

@@ -86,11 +86,28 @@ class ConsumerSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """A KV bucket or an object store as the topology wants it.
+
+    ``config`` holds the bucket settings as written (the clients' names: ``history``, ``ttl``,
+    …) in wire form (durations in nanoseconds, sizes in bytes), plus the jelmore metadata; the
+    bucket's stream is derived from it (:mod:`jelmore_infra.kinds.bucket`).
+    """
+
+    name: str
+    config: JSONDict
+    location: Location | None = None
+    locations: Mapping[str, Location] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Topology:
     """Everything the topology files declare."""
 
     streams: Mapping[str, StreamSpec] = field(default_factory=dict)
     consumers: Mapping[tuple[str, str], ConsumerSpec] = field(default_factory=dict)
+    kv_buckets: Mapping[str, BucketSpec] = field(default_factory=dict)
+    object_stores: Mapping[str, BucketSpec] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,8 @@ class Action(StrEnum):
 class Kind(StrEnum):
     STREAM = "stream"
     CONSUMER = "consumer"
+    KV = "kv"
+    OBJECT_STORE = "objectstore"
 
 
 MessageKind = Literal[

@@ -1,4 +1,5 @@
-"""``jelmore-infra import``: write topology YAML for live streams and their consumer groups.
+"""``jelmore-infra import``: write topology YAML for live streams and their consumer groups, KV
+buckets and object stores.
 
 Import only reads the server; it never changes it. Resources jelmore-infra did not create stay
 unmanaged until the user plans the imported files and applies that plan, which shows their
@@ -23,11 +24,15 @@ from jelmore_infra.connection import ConnectionSettings
     "--output-dir",
     "output_dir",
     metavar="DIR",
-    help="Write one NAME.yaml per stream into DIR instead of printing.",
+    help="Write one NAME.yaml per stream (KV_<bucket>.yaml / OBJ_<bucket>.yaml per bucket) into "
+    "DIR instead of printing.",
 )
 @connection_options
 def import_(names: tuple[str, ...], output_dir: str | None, settings: ConnectionSettings) -> int:
     """Write topology YAML for live streams NAME... (all when none given) and their consumers.
+
+    KV buckets and object stores are written as kv_buckets: / object_stores: entries (name their
+    streams, KV_<bucket> / OBJ_<bucket>, to pick them).
 
     Read-only: the server is not changed. Planning the written files shows the adoption of
     resources jelmore-infra did not create, applied only when you apply that plan.
@@ -39,16 +44,25 @@ def import_(names: tuple[str, ...], output_dir: str | None, settings: Connection
     from jelmore_infra.workflow import run, with_api
 
     async def body(api: JetStreamAPI) -> tuple[list[tuple[str, str]], list[str]]:
-        from jelmore_infra.importer import minimal_configs, unmanaged_addresses
+        from jelmore_infra.importer import (
+            minimal_buckets,
+            minimal_configs,
+            unmanaged_addresses,
+        )
         from jelmore_infra.topology.emit import dump_topology
 
         live = await read_live(api, streams=set(names) or None)
         streams, consumers = minimal_configs(live, names)
+        kv, obj = minimal_buckets(live, names)
         docs = [
             (s["name"], dump_topology([s], [c for c in consumers if c[0] == s["name"]]))
             for s in streams
         ]
-        return docs, unmanaged_addresses(live, [s["name"] for s in streams])
+        docs += [(f"KV_{n}", dump_topology([], [], kv_buckets=[(n, c)])) for n, c in kv]
+        docs += [(f"OBJ_{n}", dump_topology([], [], object_stores=[(n, c)])) for n, c in obj]
+        imported = [s["name"] for s in streams] + [f"KV_{n}" for n, _ in kv]
+        imported += [f"OBJ_{n}" for n, _ in obj]
+        return docs, unmanaged_addresses(live, imported)
 
     docs, unmanaged = run(with_api(settings, body))
     if not docs:

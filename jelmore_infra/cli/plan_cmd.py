@@ -23,7 +23,8 @@ TARGET_OPTION = click.option(
     "targets",
     multiple=True,
     metavar="ADDR",
-    help="Limit to stream.NAME or consumer.STREAM.NAME (repeatable; a stream includes its groups).",
+    help="Limit to stream.NAME, consumer.STREAM.NAME, kv.NAME or objectstore.NAME (repeatable; a "
+    "stream includes its groups).",
 )
 
 

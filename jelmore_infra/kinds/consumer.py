@@ -77,10 +77,14 @@ class ConsumerKind(ResourceKind):
         }
 
     def live_resources(self, live: LiveState) -> Mapping[Address, LiveConsumer]:
+        """Every live consumer but those of the lock's and the buckets' streams."""
+        from jelmore_infra.kinds.shape import bucket_of
+
+        buckets = {n for n, s in live.streams.items() if bucket_of(s.config) is not None}
         return {
             Address("consumer", key): c
             for key, c in live.consumers.items()
-            if key[0] != LOCK_STREAM
+            if key[0] != LOCK_STREAM and key[0] not in buckets
         }
 
     def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:

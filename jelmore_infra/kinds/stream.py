@@ -123,7 +123,14 @@ class StreamKind(ResourceKind):
         return {Address("stream", (n,)): s for n, s in topology.streams.items() if n != LOCK_STREAM}
 
     def live_resources(self, live: LiveState) -> Mapping[Address, LiveStream]:
-        return {Address("stream", (n,)): s for n, s in live.streams.items() if n != LOCK_STREAM}
+        """Every live stream but the lock's and the buckets' (:mod:`~jelmore_infra.kinds.shape`)."""
+        from jelmore_infra.kinds.shape import bucket_of
+
+        return {
+            Address("stream", (n,)): s
+            for n, s in live.streams.items()
+            if n != LOCK_STREAM and bucket_of(s.config) is None
+        }
 
     def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:
         assert change.after is not None

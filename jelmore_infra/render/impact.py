@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from jelmore_infra.impact import (
     AgeLowered,
+    BucketDataLost,
+    CompressionDeferred,
     ConsumerStateLost,
+    HistoryLowered,
     Impact,
     LimitLowered,
     MirrorPromoted,
@@ -91,6 +94,32 @@ def impact_text(record: Impact) -> str:
         return (
             f"stream {record.stream} stops mirroring {record.origin} and becomes a normal "
             "stream (mirror promotion); this cannot be undone in place"
+        )
+    if isinstance(record, BucketDataLost):
+        doing = "deleting" if record.cause == "delete" else "replacing"
+        what = "KV bucket" if record.bucket_kind == "kv" else "object store"
+        return (
+            f"{doing} {what} {record.bucket}: {format_count(record.messages)} messages, "
+            f"{byte_count(record.bytes)} will be lost"
+        )
+    if isinstance(record, CompressionDeferred):
+        state = "on" if record.compression else "off"
+        return (
+            f"compression {state}: the server applies it only to data written after its next "
+            "restart; what is stored now stays as it is"
+        )
+    if isinstance(record, HistoryLowered):
+        keys = f"{format_count(record.num_keys)} key{'' if record.num_keys == 1 else 's'}"
+        if record.removed is None:
+            return (
+                f"lowering history to {record.history} removes at once the older revisions of "
+                f"every key holding more than {record.history} (the bucket holds "
+                f"{format_count(record.stored_messages)} messages, {keys})"
+            )
+        return (
+            f"lowering history to {record.history} removes at once at least "
+            f"{format_count(record.removed)} of {format_count(record.stored_messages)} stored "
+            f"revisions ({keys}); raising it again restores none"
         )
     raise TypeError(f"no text for impact record {type(record).__name__}")
 

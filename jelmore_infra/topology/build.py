@@ -10,11 +10,12 @@ defaults (the normaliser does that). Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from jelmore_infra import model
 from jelmore_infra.diagnostics import Location
-from jelmore_infra.model import ConsumerSpec, JSONDict, StreamSpec, Topology
+from jelmore_infra.model import BucketSpec, ConsumerSpec, JSONDict, StreamSpec, Topology
 from jelmore_infra.units import format_duration
 
 
@@ -82,16 +83,39 @@ def build_consumer(draft: GroupDraft) -> ConsumerSpec:
     return ConsumerSpec(draft.stream, draft.name, config, draft.location, dict(draft.locations))
 
 
-def build_topology(streams: list[StreamDraft], groups: list[GroupDraft]) -> Topology:
-    """The desired model; consumers are keyed by ``(stream, name)``."""
+def build_bucket(draft: StreamDraft) -> BucketSpec:
+    """A KV bucket or object store: its settings as written plus the ownership marker."""
+    config: JSONDict = dict(draft.config)
+    user_meta = draft.config.get("metadata") or {}
+    config["metadata"] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE, **user_meta}
+    return BucketSpec(draft.name, config, draft.location, dict(draft.locations))
+
+
+def build_topology(
+    streams: list[StreamDraft],
+    groups: list[GroupDraft],
+    kv_buckets: Sequence[StreamDraft] = (),
+    object_stores: Sequence[StreamDraft] = (),
+) -> Topology:
+    """The desired model; consumers are keyed by ``(stream, name)``.
+
+    Buckets come as :class:`StreamDraft` too (a name, settings in wire form, places); their
+    settings are the bucket ones (``history``, ``ttl``, …).
+    """
     stream_specs = {d.name: build_stream(d) for d in streams}
     consumer_specs = {(d.stream, d.name): build_consumer(d) for d in groups if d.stream is not None}
-    return Topology(streams=stream_specs, consumers=consumer_specs)
+    return Topology(
+        streams=stream_specs,
+        consumers=consumer_specs,
+        kv_buckets={d.name: build_bucket(d) for d in kv_buckets},
+        object_stores={d.name: build_bucket(d) for d in object_stores},
+    )
 
 
 __all__ = [
     "GroupDraft",
     "StreamDraft",
+    "build_bucket",
     "build_consumer",
     "build_stream",
     "build_topology",

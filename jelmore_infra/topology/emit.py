@@ -156,8 +156,11 @@ def _unknown(table: Mapping[str, F.Field], config: Mapping[str, Any], skip: set[
 def dump_topology(
     streams: Sequence[Mapping[str, Any]],
     consumers: Sequence[tuple[str, Mapping[str, Any]]],
+    kv_buckets: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    object_stores: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> str:
-    """Topology YAML for wire-form stream configs and ``(stream, consumer config)`` pairs."""
+    """Topology YAML for wire-form stream configs, ``(stream, consumer config)`` pairs and
+    ``(bucket name, bucket settings)`` pairs."""
     doc: dict[str, Any] = {}
     dropped: list[str] = []
     if streams:
@@ -183,6 +186,12 @@ def dump_topology(
             if extra:
                 dropped.append(f"{model.consumer_address(stream, name)}: {', '.join(extra)}")
         doc["consumer_groups"] = groups
+    for key, table, buckets in (
+        ("kv_buckets", F.KV_FIELDS, kv_buckets),
+        ("object_stores", F.OBJECT_STORE_FIELDS, object_stores),
+    ):
+        if buckets:
+            doc[key] = {name: _settings(table, cfg, F.BUCKET_DERIVED) for name, cfg in buckets}
     header = HEADER
     if dropped:
         header += "# Left out (not known to this version of jelmore-infra):\n"

@@ -65,13 +65,25 @@ from jelmore_infra.topology.nodes import (
     did_you_mean,
     is_null,
 )
-from jelmore_infra.topology.validate import check_semantics, convert_topology
+from jelmore_infra.topology.validate import (
+    check_bucket_streams,
+    check_semantics,
+    convert_buckets,
+    convert_topology,
+)
 
 if TYPE_CHECKING:
     from jelmore_infra.model import Topology
 
 #: Top-level sections of a topology file.
-SECTIONS = ("streams", "consumer_groups")
+SECTIONS = ("streams", "consumer_groups", "kv_buckets", "object_stores")
+#: What each section is a map of, and what one entry is called (for messages).
+_SECTION_WORDS = {
+    "streams": ("stream names", "stream"),
+    "consumer_groups": ("consumer group names", "consumer group"),
+    "kv_buckets": ("KV bucket names", "KV bucket"),
+    "object_stores": ("object store names", "object store"),
+}
 #: The largest topology file read, in bytes (16 MiB). A topology of 20,000 resources written by
 #: bench/topogen.py takes under 4 MB, in one file or two; a larger file is refused before it is
 #: parsed.
@@ -475,7 +487,8 @@ def merge_files(sources: Sequence[tuple[str, str]], diags: list[Diagnostic]) -> 
                     Diagnostic(
                         "error",
                         f"unknown top-level key '{key}'{did_you_mean(key, SECTIONS)}; "
-                        "a topology file has only 'streams:' and 'consumer_groups:'",
+                        "a topology file has only 'streams:', 'consumer_groups:', "
+                        "'kv_buckets:' and 'object_stores:'",
                         entry.key_loc,
                     )
                 )
@@ -484,7 +497,7 @@ def merge_files(sources: Sequence[tuple[str, str]], diags: list[Diagnostic]) -> 
             if is_null(section):
                 continue
             if not isinstance(section, Map):
-                what = "stream names" if key == "streams" else "consumer group names"
+                what = _SECTION_WORDS[key][0]
                 diags.append(
                     Diagnostic(
                         "error",
@@ -494,8 +507,13 @@ def merge_files(sources: Sequence[tuple[str, str]], diags: list[Diagnostic]) -> 
                     )
                 )
                 continue
-            kind = "stream" if key == "streams" else "consumer group"
-            target = raw.streams if key == "streams" else raw.groups
+            kind = _SECTION_WORDS[key][1]
+            target = {
+                "streams": raw.streams,
+                "consumer_groups": raw.groups,
+                "kv_buckets": raw.kv_buckets,
+                "object_stores": raw.object_stores,
+            }[key]
             for name, item in section.entries.items():
                 first = seen[key].get(name)
                 if first is not None:
@@ -529,12 +547,14 @@ def parse_sources(
     diags: list[Diagnostic] = list(unread)
     raw = merge_files(sources, diags)
     streams, groups = convert_topology(raw, diags)
+    kv_buckets, object_stores = convert_buckets(raw, diags)
     if raw.complete and not unread:
         diags.extend(check_semantics(streams, groups))
+        diags.extend(check_bucket_streams(streams, kv_buckets, object_stores))
     diags = sort_diagnostics(diags)
     if any(d.severity == "error" for d in diags):
         return None, diags
-    return build_topology(streams, groups), diags
+    return build_topology(streams, groups, kv_buckets, object_stores), diags
 
 
 def topology_files(directory: str | Path) -> list[Path]:

@@ -27,6 +27,7 @@ from typing import Any, cast
 from jelmore_infra import fields as F
 from jelmore_infra import model
 from jelmore_infra.diagnostics import Diagnostic, Location, printable
+from jelmore_infra.kinds.shape import BUCKET_NAME, MAX_HISTORY
 from jelmore_infra.subjects import (
     SubjectIndex,
     is_subset_of_any,
@@ -671,6 +672,121 @@ def convert_topology(raw: RawTopology, diags: Diags) -> tuple[list[StreamDraft],
     streams = [_convert_stream(conv, r) for r in raw.streams]
     groups = [_convert_group(conv, r) for r in raw.groups]
     return streams, groups
+
+
+# --- KV buckets and object stores (docs/buckets.md) ------------------------------------------
+
+_BUCKET_WORDS = {"kv": "KV bucket", "objectstore": "object store"}
+
+
+def _bucket_table(kind: str) -> dict[str, F.Field]:
+    table = F.KV_FIELD_MAP if kind == "kv" else F.OBJECT_STORE_FIELD_MAP
+    return {k: f for k, f in table.items() if k not in F.BUCKET_DERIVED}
+
+
+def _convert_bucket(conv: _Converter, res: RawResource, kind: str) -> StreamDraft:
+    what = _BUCKET_WORDS[kind]
+    other_kind = "objectstore" if kind == "kv" else "kv"
+    draft = StreamDraft(res.name, res.name_loc)
+    if not BUCKET_NAME.match(res.name) or len(res.name) > NAME_MAX - 4:
+        shown = printable(res.name if len(res.name) <= 40 else res.name[:37] + "...")
+        conv.error(
+            f"invalid {what} name '{shown}': use only letters, digits, '-' and '_' "
+            "(the NATS clients and the server refuse other names)",
+            res.name_loc,
+        )
+    elif kind == "kv" and res.name == model.LOCK_BUCKET:
+        conv.error(
+            f"'{res.name}' is the KV bucket of jelmore-infra's apply lock; choose another name",
+            res.name_loc,
+        )
+    node = res.settings
+    if is_null(node):
+        return draft
+    if not isinstance(node, Map):
+        conv.error(
+            f"the settings of {what} '{res.name}' must be a map, not {describe(node)}", node.loc
+        )
+        return draft
+    table = _bucket_table(kind)
+    other = _bucket_table(other_kind)
+
+    def reject(entry: Entry) -> bool:
+        if entry.key not in table and entry.key in other:
+            conv.error(
+                f"'{entry.key}' is a {_BUCKET_WORDS[other_kind]} setting, not an {what} setting"
+                if kind == "objectstore"
+                else f"'{entry.key}' is an {_BUCKET_WORDS[other_kind]} setting, not a {what} "
+                "setting",
+                entry.key_loc,
+            )
+            return True
+        return False
+
+    draft.written.update(node.entries)
+    conv.settings(table, node, "", draft.config, draft.locations, what, reject=reject)
+    history = draft.config.get("history")
+    if isinstance(history, int) and not 1 <= history <= MAX_HISTORY:
+        conv.error(
+            f"history must be from 1 to {MAX_HISTORY} (the number of values kept per key), "
+            f"not {history}",
+            draft.locations["history"],
+        )
+        draft.config.pop("history")
+    replicas = draft.config.get("replicas")
+    if isinstance(replicas, int) and not 1 <= replicas <= MAX_REPLICAS:
+        conv.error(
+            f"replicas must be from 1 to {MAX_REPLICAS}, not {replicas}",
+            draft.locations["replicas"],
+        )
+    return draft
+
+
+def check_bucket_streams(
+    streams: list[StreamDraft], kv: list[StreamDraft], obj: list[StreamDraft]
+) -> Diags:
+    """Errors for a stream declared under the name of a declared bucket's stream, or whose
+    subjects overlap a declared bucket's (the server refuses overlapping subjects)."""
+    out: Diags = []
+    owners = {f"KV_{d.name}": ("KV bucket", d) for d in kv}
+    owners.update({f"OBJ_{d.name}": ("object store", d) for d in obj})
+    spaces = [(f"$KV.{d.name}.>", "KV bucket", d) for d in kv]
+    spaces += [(f"$O.{d.name}.>", "object store", d) for d in obj]
+    for stream in streams:
+        for subject, loc in effective_subjects(stream) if spaces else ():
+            for space, what, bucket in spaces:
+                if subjects_overlap(subject, space):
+                    out.append(
+                        Diagnostic(
+                            "error",
+                            f"subject '{printable(subject)}' of stream '{stream.name}' overlaps "
+                            f"{what} '{bucket.name}' ({space}); the server refuses streams with "
+                            "overlapping subjects",
+                            loc,
+                            (bucket.location,),
+                        )
+                    )
+        owner = owners.get(stream.name)
+        if owner is not None:
+            what, bucket = owner
+            out.append(
+                Diagnostic(
+                    "error",
+                    f"stream '{stream.name}' is the stream of {what} '{bucket.name}' (declared at "
+                    f"{bucket.location}); declare it once, as the bucket",
+                    stream.location,
+                    (bucket.location,),
+                )
+            )
+    return out
+
+
+def convert_buckets(raw: RawTopology, diags: Diags) -> tuple[list[StreamDraft], list[StreamDraft]]:
+    """The KV buckets and object stores as drafts of their bucket settings (wire form)."""
+    conv = _Converter(diags)
+    kv = [_convert_bucket(conv, r, "kv") for r in raw.kv_buckets]
+    obj = [_convert_bucket(conv, r, "objectstore") for r in raw.object_stores]
+    return kv, obj
 
 
 # --- the semantic pass ------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def test_a_malformed_target_is_a_one_line_usage_error(
 ) -> None:
     proc = plan(nats_server.url, copy_topology(tmp_path), "--target", target)
     assert_clean_error(proc)
-    assert "stream.NAME or consumer.STREAM.NAME" in proc.stderr
+    assert "stream.NAME, kv.NAME, objectstore.NAME or consumer.STREAM.NAME" in proc.stderr
 
 
 def test_unmanaged_resources_are_listed_and_never_deleted(

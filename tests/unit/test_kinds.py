@@ -27,16 +27,16 @@ from tests.unit.test_diff import LIVE_ORDERS, LIVE_WORKER, MARK, NOW, live, serv
 
 
 def test_kinds_are_registered_in_dependency_order() -> None:
-    assert [k.name for k in KINDS] == ["stream", "consumer"]
+    assert [k.name for k in KINDS] == ["stream", "kv", "objectstore", "consumer"]
     assert [k.tier for k in KINDS] == sorted(k.tier for k in KINDS)
-    assert TARGET_KEYWORDS == ("stream", "consumer")
+    assert TARGET_KEYWORDS == ("stream", "kv", "objectstore", "consumer")
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
 def test_every_kind_declares_what_the_pipeline_needs(kind: ResourceKind) -> None:
     assert kind_named(kind.name) is kind
     assert kind.form is FORMS[kind.name]
-    assert kind.fields and kind.not_found_codes and kind.import_keep
+    assert kind.fields and kind.not_found_codes
     assert kind.topology_field in Topology.__dataclass_fields__
     overridden = {
         name

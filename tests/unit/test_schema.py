@@ -18,7 +18,7 @@ from jelmore_infra import fields as F
 from jelmore_infra.diagnostics import Diagnostic
 from jelmore_infra.topology.load import merge_files
 from jelmore_infra.topology.schema import build_schema, schema_text
-from jelmore_infra.topology.validate import convert_topology
+from jelmore_infra.topology.validate import convert_buckets, convert_topology
 from tests.unit.test_topology_validate import VALID
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,6 +93,7 @@ def _structural_errors(doc: object) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     raw = merge_files([("t.yaml", yaml.safe_dump(doc, allow_unicode=True))], diags)
     convert_topology(raw, diags)
+    convert_buckets(raw, diags)
     return diags
 
 
@@ -124,7 +125,36 @@ REJECTED: list[object] = [
     {"consumer_groups": {"g": {"stream": "S", "jelmore": {"retry_delay": []}}}},
     {"consumer_groups": {"g": {"stream": "S", "jelmore": {"dead_letter": {"stream": "D"}}}}},
     {"consumer_groups": {"g": {"stream": "S", "sample_freq": "often"}}},
+    {"kv_buckets": {"a.b": {}}},
+    {"kv_buckets": {"b": {"history": 65}}},
+    {"kv_buckets": {"b": {"history": 0}}},
+    {"kv_buckets": {"b": {"ttl": "-5s"}}},
+    {"kv_buckets": {"b": {"max_msgs_per_subject": 5}}},
+    {"kv_buckets": {"b": {"allow_msg_ttl": True}}},
+    {"object_stores": {"o": {"history": 3}}},
+    {"object_stores": {"o": {"storage": "disk"}}},
 ]
+
+
+def test_schema_accepts_the_issues_bucket_example() -> None:
+    doc = {
+        "kv_buckets": {
+            "jelmore-config": {
+                "description": "Runtime settings",
+                "history": 5,
+                "ttl": "1h",
+                "max_value_size": "1MiB",
+                "max_bytes": "1GiB",
+                "storage": "file",
+                "replicas": 1,
+                "compression": True,
+                "mirror": {"name": "origin"},
+            }
+        },
+        "object_stores": {"jelmore-artifacts": {"max_bytes": "10GiB", "storage": "file"}},
+    }
+    assert list(VALIDATOR.iter_errors(doc)) == []
+    assert _structural_errors(doc) == []
 
 
 @pytest.mark.parametrize("doc", REJECTED, ids=[json.dumps(d)[:60] for d in REJECTED])

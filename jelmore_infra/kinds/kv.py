@@ -1,0 +1,28 @@
+"""The KV bucket kind: ``kv_buckets:`` entries, addresses ``kv.NAME``, streams ``KV_<NAME>``.
+
+Everything but the identity and the field table is shared with object stores
+(:mod:`jelmore_infra.kinds.bucket`; the server facts are in docs/buckets.md). Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from jelmore_infra import fields as F
+from jelmore_infra.address import FORMS
+from jelmore_infra.kinds.bucket import BucketKind
+from jelmore_infra.kinds.shape import BucketKindName
+from jelmore_infra.plan import Kind
+
+
+class KVKind(BucketKind):
+    name: ClassVar[str] = "kv"
+    bucket_kind: ClassVar[BucketKindName] = "kv"
+    plan_kind: ClassVar[Kind] = Kind.KV
+    form = FORMS["kv"]
+    fields: ClassVar[Mapping[str, F.Field]] = F.KV_FIELD_MAP
+    topology_field: ClassVar[str] = "kv_buckets"
+
+
+KV = KVKind()

@@ -1,0 +1,73 @@
+"""Which streams are buckets: the names and subjects the NATS clients give a bucket's stream.
+
+Kept apart from :mod:`jelmore_infra.kinds.bucket` so that the stream and consumer kinds can leave
+buckets out of their inventories without importing the bucket kinds (docs/buckets.md §1). Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from jelmore_infra.kinds.base import int_of
+
+BucketKindName = Literal["kv", "objectstore"]
+
+#: A bucket name both clients accept (docs/buckets.md §1).
+BUCKET_NAME = re.compile(r"^[a-zA-Z0-9_-]+\Z")
+#: The largest KV ``history`` the clients accept.
+MAX_HISTORY = 64
+
+KV_PREFIX = "KV_"
+OBJ_PREFIX = "OBJ_"
+
+
+def stream_name(kind: BucketKindName, bucket: str) -> str:
+    """``KV_<bucket>`` or ``OBJ_<bucket>``."""
+    return (KV_PREFIX if kind == "kv" else OBJ_PREFIX) + bucket
+
+
+def bucket_subjects(kind: BucketKindName, bucket: str) -> list[str]:
+    if kind == "kv":
+        return [f"$KV.{bucket}.>"]
+    return [f"$O.{bucket}.C.>", f"$O.{bucket}.M.>"]
+
+
+def bucket_of(config: Mapping[str, Any]) -> tuple[BucketKindName, str] | None:
+    """``("kv" | "objectstore", bucket)`` when the stream config is a bucket's, else ``None``.
+
+    A bucket's stream has the clients' name and exactly their subjects; a KV stream also needs a
+    per-subject limit of at least 1 (the clients refuse to bind to one without). A KV mirror has
+    no subjects and mirrors a ``KV_`` stream (docs/buckets.md §4); object stores have neither
+    mirrors nor sources in the clients, so such a stream stays a stream.
+    """
+    name = config.get("name")
+    if not isinstance(name, str):
+        return None
+    subjects = config.get("subjects")
+    mirror = config.get("mirror")
+    if name.startswith(KV_PREFIX):
+        bucket = name[len(KV_PREFIX) :]
+        if mirror:
+            # a KV mirror (nats.go): no subjects, the origin is another bucket's stream
+            shaped = not subjects and str(mirror.get("name") or "").startswith(KV_PREFIX)
+        else:
+            shaped = subjects == bucket_subjects("kv", bucket)
+        if BUCKET_NAME.match(bucket) and shaped and int_of(config, "max_msgs_per_subject") >= 1:
+            return "kv", bucket
+    elif name.startswith(OBJ_PREFIX) and not mirror and not config.get("sources"):
+        bucket = name[len(OBJ_PREFIX) :]
+        if BUCKET_NAME.match(bucket) and subjects == bucket_subjects("objectstore", bucket):
+            return "objectstore", bucket
+    return None
+
+
+__all__ = [
+    "BUCKET_NAME",
+    "MAX_HISTORY",
+    "BucketKindName",
+    "bucket_of",
+    "bucket_subjects",
+    "stream_name",
+]
