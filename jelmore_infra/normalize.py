@@ -172,14 +172,44 @@ def _known_fields(table: Mapping[str, F.Field], version: Version) -> dict[str, F
     return known
 
 
+#: Per field the version knows: the field, whether it is plain (a scalar field that is not an
+#: object, metadata or a time) and the enum spelling that means its default (or ``None``).
+_TopEntry = tuple[F.Field, bool, str | None]
+_TOP: dict[tuple[int, Version], dict[str, _TopEntry]] = {}
+
+
+def _top_entries(table: Mapping[str, F.Field], version: Version) -> dict[str, _TopEntry]:
+    key = (id(table), version)
+    entries = _TOP.get(key)
+    if entries is None:
+        entries = {
+            name: (
+                f,
+                not f.sub_fields and f.kind not in _COMPOUND_KINDS,
+                _DEFAULT_ENUM_SPELLINGS.get(name),
+            )
+            for name, f in _known_fields(table, version).items()
+        }
+        _TOP[key] = entries
+    return entries
+
+
 def _clean_top(
     config: Mapping[str, Any], table: Mapping[str, F.Field], version: Version
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    known = _known_fields(table, version)
+    entries = _top_entries(table, version)
+    scalars = _SCALARS
     for key, raw in config.items():
-        field = known.get(key)
-        if field is None:
+        entry = entries.get(key)
+        if entry is None:
+            continue
+        field, plain, default = entry
+        if plain and type(raw) in scalars:
+            # The common case, inlined (same result as ``_clean`` then ``_is_empty``).
+            if raw is False or raw == 0 or raw == "" or (default is not None and raw == default):
+                continue
+            out[key] = raw
             continue
         value = _clean(raw, field, version)
         if not _is_empty(value):
