@@ -159,38 +159,27 @@ def _int(config: Mapping[str, Any], key: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-_KNOWN: dict[tuple[int, Version], dict[str, F.Field]] = {}
-
-
-def _known_fields(table: Mapping[str, F.Field], version: Version) -> dict[str, F.Field]:
-    """The fields of ``table`` that ``version`` knows (computed once per table and version)."""
-    key = (id(table), version)
-    known = _KNOWN.get(key)
-    if known is None:
-        known = {name: f for name, f in table.items() if f.known_by(version)}
-        _KNOWN[key] = known
-    return known
-
-
 #: Per field the version knows: the field, whether it is plain (a scalar field that is not an
 #: object, metadata or a time) and the enum spelling that means its default (or ``None``).
 _TopEntry = tuple[F.Field, bool, str | None]
-_TOP: dict[tuple[int, Version], dict[str, _TopEntry]] = {}
+_TOP: dict[tuple[int, Version], tuple[Mapping[str, F.Field], dict[str, _TopEntry]]] = {}
 
 
 def _top_entries(table: Mapping[str, F.Field], version: Version) -> dict[str, _TopEntry]:
     key = (id(table), version)
-    entries = _TOP.get(key)
-    if entries is None:
-        entries = {
-            name: (
-                f,
-                not f.sub_fields and f.kind not in _COMPOUND_KINDS,
-                _DEFAULT_ENUM_SPELLINGS.get(name),
-            )
-            for name, f in _known_fields(table, version).items()
-        }
-        _TOP[key] = entries
+    cached = _TOP.get(key)
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    entries = {
+        name: (
+            f,
+            not f.sub_fields and f.kind not in _COMPOUND_KINDS,
+            _DEFAULT_ENUM_SPELLINGS.get(name),
+        )
+        for name, f in table.items()
+        if f.known_by(version)
+    }
+    _TOP[key] = (table, entries)
     return entries
 
 
@@ -359,19 +348,41 @@ def wire_config(
         is_consumer = "durable_name" in normalized or "ack_policy" in normalized
         table = F.CONSUMER_FIELD_MAP if is_consumer else F.STREAM_FIELD_MAP
     out: dict[str, Any] = {}
-    for name, field in table.items():
-        if not field.known_by(version) or field.update is F.Update.IGNORED:
+    for name, is_bool, is_metadata in _wire_fields(table, version):
+        value = normalized.get(name, _ABSENT)
+        if value is _ABSENT:
+            if is_bool:
+                out[name] = False
             continue
-        if name in normalized:
-            value = normalized[name]
-            if field.kind is F.ValueKind.METADATA and isinstance(value, Mapping):
-                value = {
-                    k: v for k, v in value.items() if not str(k).startswith(SERVER_META_PREFIX)
-                }
-            out[name] = _deep_copy(value)
-        elif field.kind is F.ValueKind.BOOL:
-            out[name] = False
+        if type(value) in _SCALARS:
+            out[name] = value
+            continue
+        if is_metadata and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if not str(k).startswith(SERVER_META_PREFIX)}
+        out[name] = _deep_copy(value)
     return out
+
+
+_ABSENT = object()
+#: A field apply sends: its name, whether it is a boolean, whether it is metadata.
+_WireField = tuple[str, bool, bool]
+#: (table id, version) → (the table, its wire fields); the table is kept so an id is never reused.
+_WIRE: dict[tuple[int, Version], tuple[Mapping[str, F.Field], tuple[_WireField, ...]]] = {}
+
+
+def _wire_fields(table: Mapping[str, F.Field], version: Version) -> tuple[_WireField, ...]:
+    """The fields of ``table`` apply sends to ``version``, in table order (computed once)."""
+    key = (id(table), version)
+    cached = _WIRE.get(key)
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    fields = tuple(
+        (name, f.kind is F.ValueKind.BOOL, f.kind is F.ValueKind.METADATA)
+        for name, f in table.items()
+        if f.known_by(version) and f.update is not F.Update.IGNORED
+    )
+    _WIRE[key] = (table, fields)
+    return fields
 
 
 def _deep_copy(value: Any) -> Any:
