@@ -39,8 +39,10 @@ def check_targets(targets: tuple[str, ...]) -> None:
             raise click.BadParameter(str(exc), param_hint="--target") from None
 
 
-def print_plan(ctx: click.Context, plan: Any, *, as_json: bool, markdown: bool) -> None:
-    """Write the plan to stdout in the chosen format."""
+def print_plan(
+    ctx: click.Context, plan: Any, *, as_json: bool, markdown: bool, brief_creates: bool = False
+) -> None:
+    """Write the plan to stdout in the chosen format (``brief_creates``: see render.human)."""
     if as_json:
         from jelmore_infra.render.json import render_plan_json
 
@@ -54,7 +56,7 @@ def print_plan(ctx: click.Context, plan: Any, *, as_json: bool, markdown: bool) 
 
         console = make_console(ctx)
         color = bool(console.is_terminal and not console.no_color)
-        text = render_plan_text(plan, color=color)
+        text = render_plan_text(plan, color=color, brief_creates=brief_creates)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
 
