@@ -405,3 +405,33 @@ def test_convergence_check_takes_replied_configs_and_reads_back_only_the_rest(
     ), problems
     assert "server did not apply consumer.JELMORE.git_monitors: it does not exist" in problems
     assert len(problems) == 2, problems
+
+
+def test_unattended_apply_of_many_creates_lists_each_in_one_line_and_sums_up(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    from jelmore_infra.cli.apply_cmd import BRIEF_CREATES_OVER
+
+    count = BRIEF_CREATES_OVER + 1
+    topo = tmp_path / "many"
+    topo.mkdir()
+    lines = ["streams:"]
+    for i in range(count):
+        lines += [f"  S{i:03d}:", f"    subjects: [s{i:03d}.>]", "    storage: memory"]
+    (topo / "many.yaml").write_text("\n".join(lines) + "\n")
+    proc = apply(nats_server.url, topo, "--auto-approve")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert '  + stream "S000"' in out and f'  + stream "S{count - 1:03d}"' in out
+    assert "max_msgs" not in proc.stdout  # no field of a create is listed
+    assert f"Plan: {count} to add, 0 to change, 0 to replace, 0 to destroy." in out
+    assert f"Apply complete! Resources: {count} added, 0 changed" in proc.stdout
+    err = proc.stderr.splitlines()
+    assert sum(line.endswith("Creating...") for line in err) == count  # each announced
+    assert not any(line.endswith("Created.") for line in err)
+    # Below the threshold every field is shown, as before.
+    small = copy_topology(tmp_path)
+    again = apply(nats_server.url, small, "--auto-approve", "--allow-destroy")
+    assert again.returncode == 0, again.stderr
+    assert "  # stream.JELMORE will be created" in again.stdout
+    assert any(line.endswith("Created.") for line in again.stderr.splitlines())
