@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -39,6 +40,16 @@ def check_targets(targets: tuple[str, ...]) -> None:
             raise click.BadParameter(str(exc), param_hint="--target") from None
 
 
+def _may_be_terminal() -> bool:
+    """False when stdout surely is no terminal: not a tty and no variable says it is one."""
+    if any(name in os.environ for name in ("FORCE_COLOR", "TTY_COMPATIBLE")):
+        return True
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def print_plan(
     ctx: click.Context, plan: Any, *, as_json: bool, markdown: bool, brief_creates: bool = False
 ) -> None:
@@ -54,8 +65,10 @@ def print_plan(
     else:
         from jelmore_infra.render.human import render_plan_text
 
-        console = make_console(ctx)
-        color = bool(console.is_terminal and not console.no_color)
+        color = False
+        if _may_be_terminal():  # rich (slow to import) decides only when colour is possible
+            console = make_console(ctx)
+            color = bool(console.is_terminal and not console.no_color)
         text = render_plan_text(plan, color=color, brief_creates=brief_creates)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
