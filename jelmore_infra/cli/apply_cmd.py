@@ -2,9 +2,8 @@
 
 ``apply`` without a file plans afresh, shows the plan and asks for ``yes`` on a terminal
 (``--auto-approve`` for CI; then more than :data:`BRIEF_CREATES_OVER` creates are listed one line
-each, without their fields, and only announced while they are sent); ``apply FILE`` carries out
-a saved plan after re-checking it against the live server (staleness, ownership, actions;
-:func:`jelmore_infra.apply.recheck_saved_plan`).
+each, without their fields); ``apply FILE`` carries out a saved plan after re-checking it against
+the live server (staleness, ownership, actions; :func:`jelmore_infra.apply.recheck_saved_plan`).
 Gates (plan errors, data loss, deletes without a terminal) are computed from the live state and
 refuse before anything is sent. Every exit path releases the apply lock; a run that loses the
 lock (another apply took it over) stops sending and reports what was and was not done.
@@ -29,9 +28,7 @@ if TYPE_CHECKING:
 
 PROMPT = "Do you want to perform these actions? Only 'yes' will be accepted"
 #: An apply nobody approves (``--auto-approve``, a saved plan) of more creates than this lists
-#: each create in one line, without its fields (thousands of defaults help no one in a CI log),
-#: and its progress announces each create but not its success (the final summary counts them;
-#: a failure is still reported).
+#: each create in one line, without its fields (thousands of defaults help no one in a CI log).
 BRIEF_CREATES_OVER = 100
 
 _VERBS = {
@@ -105,7 +102,6 @@ def apply(
     wait = _lock_timeout(lock_timeout)
     short_lived()
     from jelmore_infra.apply import ApplyHooks, Gates
-    from jelmore_infra.plan import Action
     from jelmore_infra.planfile import read_plan_file
     from jelmore_infra.workflow import ApplyRequest, run, run_apply, with_api
 
@@ -128,21 +124,17 @@ def apply(
         use_lock=use_lock,
         lock_timeout=wait,
     )
-    brief: list[bool] = [False]  # set once the plan is known
-
-    def show_plan(plan: Plan) -> None:
-        brief[0] = unattended and plan.summary().add > BRIEF_CREATES_OVER
-        print_plan(ctx, plan, as_json=False, markdown=False, brief_creates=brief[0])
-
-    def step_done(change: ResourceChange, error: str | None) -> None:
-        if not (brief[0] and error is None and change.action is Action.CREATE):
-            _step_done(change, error)
-
     hooks = ApplyHooks(
-        on_plan=show_plan,
+        on_plan=lambda plan: print_plan(
+            ctx,
+            plan,
+            as_json=False,
+            markdown=False,
+            brief_creates=unattended and plan.summary().add > BRIEF_CREATES_OVER,
+        ),
         confirm=None if unattended else _confirmation(terminal),
         on_step_start=_step_started,
-        on_step_done=step_done,
+        on_step_done=_step_done,
         on_lock_takeover=_lock_taken_over,
         on_result=_report,
     )
