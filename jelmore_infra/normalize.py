@@ -115,11 +115,15 @@ def _clean(value: Any, field: F.Field | None, version: Version) -> Any:
     if kind is F.ValueKind.TIME:
         value = canonical_time(value)
     if field is not None and field.sub_fields and isinstance(value, Mapping):
-        sub_map = {f.name: f for f in field.sub_fields}
+        if not value:
+            return None
+        sub_map = _sub_map(field)
         if kind is F.ValueKind.OBJECT:
             return _clean_object(value, sub_map, version)
     if field is not None and field.sub_fields and isinstance(value, list):
-        sub_map = {f.name: f for f in field.sub_fields}
+        if not value:
+            return None
+        sub_map = _sub_map(field)
         items = [_clean_object(v, sub_map, version) if isinstance(v, Mapping) else v for v in value]
         items = [i for i in items if not _is_empty(i)]
         return items or None
@@ -130,6 +134,19 @@ def _clean(value: Any, field: F.Field | None, version: Version) -> Any:
     if field is not None and _DEFAULT_ENUM_SPELLINGS.get(field.name) == value:
         return None
     return None if _is_empty(value) else value
+
+
+#: id of a field → (the field, its sub-fields by name); the field is kept so an id is never reused.
+_SUB_MAPS: dict[int, tuple[F.Field, dict[str, F.Field]]] = {}
+
+
+def _sub_map(field: F.Field) -> dict[str, F.Field]:
+    cached = _SUB_MAPS.get(id(field))
+    if cached is not None and cached[0] is field:
+        return cached[1]
+    sub_map = {f.name: f for f in field.sub_fields}
+    _SUB_MAPS[id(field)] = (field, sub_map)
+    return sub_map
 
 
 def _clean_object(
