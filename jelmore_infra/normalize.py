@@ -173,6 +173,8 @@ def _limit(value: Any, version: Version) -> Any:
 
 def _int(config: Mapping[str, Any], key: str) -> int:
     value = config.get(key)
+    if type(value) is int:  # the common case first
+        return value
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
