@@ -394,10 +394,11 @@ def render_benchmarks_md(
     parts += ["", "```", render_ascii_chart(points).rstrip(), "```", ""]
     if breakdowns:
         parts += [
-            "## Where plan time goes",
+            "## Where plan and apply time goes",
             "",
             "Wall-clock seconds per stage of `plan`, measured in-process without a profiler by "
-            "bench/stages.py against the same server (↳ rows are part of the row above, not extra "
+            "bench/stages.py against the same server, and of `apply` from empty (`stages.py "
+            "--apply`, each run on a fresh server) (↳ rows are part of the row above, not extra "
             "time).",
             "",
         ]

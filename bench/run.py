@@ -466,6 +466,22 @@ class Bench:
         ours_s, base_s = interleave(ours, base, reps)
         fill(fig, ours_s, base_s)
         fig.note = f"{reps} runs per side, each on a fresh empty server"
+        self.apply_breakdown(directory, fig.ours)
+
+    def apply_breakdown(self, directory: Path, whole: float | None) -> None:
+        """Where an apply from empty spends its time (bench/stages.py --apply, in-process)."""
+        out = run_capture(
+            [PY, str(BENCH / "stages.py"), "--apply", "--topology", str(directory), "--json"]
+        )
+        try:
+            stages = json.loads(out.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            self.notes.append(f"apply stage breakdown failed: {out.stderr.strip()[-200:]}")
+            return
+        title = "apply from empty at 5,000 resources"
+        if whole is not None:
+            title += f" (whole process {whole:.3f} s)"
+        self.breakdowns[title] = {str(k): float(v) for k, v in stages.items()}
 
     # runtime ----------------------------------------------------------------------------------
 

@@ -7,7 +7,11 @@ times in-process, without a profiler's overhead: imports, reading YAML into loca
 (``merge_files``; the libyaml parser events it is built from are also timed apart), conversion
 to drafts, the semantic checks (and the stream subject-overlap check within them), building the
 model, connecting, the live read, the diff, and rendering. Prints the median of ``--runs`` runs
-per stage. `make bench` adds this breakdown to BENCHMARKS.md; it is not a figure.
+per stage. ``--apply`` breaks down an apply from empty instead, each run on a fresh server:
+loading the topology, connecting and taking the apply lock, the live read and diff, rendering the
+plan as an unattended apply does (creates in one line each), executing the steps, the convergence
+check (taken from the create replies) and releasing the lock. `make bench` adds these breakdowns
+to BENCHMARKS.md; they are not figures.
 """
 
 from __future__ import annotations
@@ -139,14 +143,94 @@ def breakdown(directory: Path, url: str, runs: int) -> dict[str, float]:
     return {"imports (once per process)": IMPORTS, **{n: H.median(acc[n]) for n in names}}
 
 
+APPLY_ORDER = (
+    "load topology (YAML, checks, model)",
+    "connect + take the apply lock",
+    "live read + diff (make_plan)",
+    "render (human, brief creates)",
+    "execute the steps",
+    "convergence check (from the replies)",
+    "release the lock + close",
+)
+
+
+def apply_breakdown(directory: Path, runs: int) -> dict[str, float]:
+    """Median seconds per stage of an apply from empty, each run on a fresh server (in-process,
+    the same calls as ``jelmore-infra apply --auto-approve``)."""
+    from jelmore_infra import apply as A
+    from jelmore_infra.live.lock import ApplyLock
+    from jelmore_infra.workflow import make_plan
+
+    acc: dict[str, list[float]] = {}
+    original = A.check_convergence
+
+    async def convergence(*args: Any, **kwargs: Any) -> list[str]:
+        start = time.perf_counter()
+        problems = await original(*args, **kwargs)
+        acc.setdefault(APPLY_ORDER[5], []).append(time.perf_counter() - start)
+        return problems
+
+    A.check_convergence = convergence  # type: ignore[assignment]
+    mirror_cli_gc()
+    try:
+        for _ in range(runs):
+            with NatsServer() as srv:
+                topology = timed(acc, APPLY_ORDER[0], lambda: topo_load.load_topology(directory))
+
+                async def body(url: str = srv.url, topology: Any = topology) -> None:
+                    start = time.perf_counter()
+                    api = await JetStreamAPI.connect(ConnectionSettings(url=url))
+                    lock = ApplyLock(api)
+                    await lock.acquire(timeout=0)
+                    acc.setdefault(APPLY_ORDER[1], []).append(time.perf_counter() - start)
+                    start = time.perf_counter()
+                    plan = await make_plan(api, topology)
+                    acc.setdefault(APPLY_ORDER[2], []).append(time.perf_counter() - start)
+                    timed(acc, APPLY_ORDER[3], lambda: render_plan_text(plan, brief_creates=True))
+                    start = time.perf_counter()
+                    result = await A.apply_plan(api, plan, lease=lock)
+                    whole = time.perf_counter() - start
+                    acc.setdefault(APPLY_ORDER[4], []).append(whole - acc[APPLY_ORDER[5]][-1])
+                    if not result.ok:
+                        raise SystemExit(f"apply failed: {result.convergence_errors[:3]}")
+                    start = time.perf_counter()
+                    await lock.release()
+                    await api.close()
+                    acc.setdefault(APPLY_ORDER[6], []).append(time.perf_counter() - start)
+
+                asyncio.run(body())
+    finally:
+        A.check_convergence = original  # type: ignore[assignment]
+    return {"imports (once per process)": IMPORTS, **{n: H.median(acc[n]) for n in APPLY_ORDER}}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="stage breakdown of plan")
+    parser = argparse.ArgumentParser(description="stage breakdown of plan (or of apply)")
     parser.add_argument("--resources", type=int, default=5_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--url", help="use this server (already holding --topology)")
     parser.add_argument("--topology", help="topology directory on the --url server")
     parser.add_argument("--json", action="store_true", help="print {stage: seconds} as JSON")
+    parser.add_argument(
+        "--apply",
+        action="store_true",
+        help="break down an apply from empty instead (fresh servers; --topology or --resources)",
+    )
     args = parser.parse_args()
+    if args.apply:
+        if args.topology:
+            directory = Path(args.topology)
+        else:
+            tmp = Path(tempfile.mkdtemp(prefix="jelmore-stages-"))
+            directory = topogen.write_topology(tmp / "topology", args.resources)
+        stages = apply_breakdown(directory, args.runs)
+        if args.json:
+            print(json.dumps(stages))
+            return
+        print(f"apply from empty, median of {args.runs} runs")
+        for name, seconds in stages.items():
+            print(f"{name:50s} {seconds:7.3f} s")
+        return
     if args.url and args.topology:
         stages = breakdown(Path(args.topology), args.url, args.runs)
         whole = None

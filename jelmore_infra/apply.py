@@ -10,8 +10,9 @@ config) with the API calls of the change's kind (:mod:`jelmore_infra.kinds`). Be
 sent, :func:`check_gates` refuses plans with errors, unannounced data loss and unapproved deletes.
 Execution runs phase by phase in the order the plan was built in (:mod:`jelmore_infra.diff.order`),
 stops at the first failed step and reports what was done, what failed (with the server's error)
-and what was not attempted. After the last step every changed resource is read back and compared
-with what the plan intended.
+and what was not attempted. After the last step every changed resource is compared with what the
+plan intended: as the server's create or update reply reports it (the reply carries the resulting
+config), or, for deletes and anything without such a reply, as a fresh read shows it.
 
 A ``migrate`` runs (or resumes) :func:`jelmore_infra.migration.executor.migrate_stream` in the
 stream phase, reports each of its steps through ``ApplyHooks.on_progress`` and confirms the apply
@@ -31,7 +32,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from jelmore_infra.address import Address, try_parse
 from jelmore_infra.errors import ApplyError, JelmoreError, JetStreamAPIError, LockError
@@ -289,6 +290,35 @@ async def execute_step(
         await _kind(change).delete(api, change)
 
 
+class _ReplyRecorder:
+    """The API as one step sees it: every call passes through, and the config that each create
+    or update reply carries (the server's resulting config) is recorded for the convergence
+    check, which then needs no re-read of that resource."""
+
+    _RECORDED = frozenset({"create_stream", "update_stream", "create_consumer"})
+
+    def __init__(self, api: JetStreamAPI) -> None:
+        self._api = api
+        self.configs: list[dict[str, Any] | None] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._api, name)
+        if name not in self._RECORDED:
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            reply = await attr(*args, **kwargs)
+            config = reply.get("config") if isinstance(reply, Mapping) else None
+            self.configs.append(config if isinstance(config, dict) else None)
+            return reply
+
+        return call
+
+    def result_config(self) -> dict[str, Any] | None:
+        """The resulting config, when the step made exactly one create or update call."""
+        return self.configs[0] if len(self.configs) == 1 else None
+
+
 #: Steps sent to the server at once within one phase of the plan.
 CONCURRENCY = 64
 
@@ -323,6 +353,8 @@ async def apply_plan(
     migrated = frozenset(c.name for c in changes if c.action is Action.MIGRATE)
     position = {id(c): n for n, c in enumerate(changes)}
     gate = asyncio.Semaphore(max(1, concurrency))
+    #: Position of a created or updated resource's change → the config the server replied with.
+    replies: dict[int, dict[str, Any]] = {}
 
     async def run(change: ResourceChange) -> None:
         nonlocal failed, lock_lost
@@ -336,9 +368,10 @@ async def apply_plan(
                     failed, lock_lost = True, lock_lost or str(exc)
                     return
             hooks.on_step_start(change)
+            recorder = _ReplyRecorder(api)
             try:
                 await execute_step(
-                    api,
+                    cast("JetStreamAPI", recorder),
                     change,
                     lease,
                     progress=lambda line: hooks.on_progress(change, line),
@@ -353,6 +386,9 @@ async def apply_plan(
                 hooks.on_step_done(change, message)
                 return
             outcome[position[id(change)]] = StepResult(change, "done")
+            config = recorder.result_config()
+            if config is not None and change.action is not Action.DELETE:
+                replies[position[id(change)]] = config
             hooks.on_step_done(change, None)
 
     for phase in phases(changes):
@@ -370,7 +406,8 @@ async def apply_plan(
         lock_lost=lock_lost,
     )
     if not failed:
-        result.convergence_errors = await check_convergence(api, plan)
+        replied = {changes[n].address: config for n, config in replies.items()}
+        result.convergence_errors = await check_convergence(api, plan, replied)
     return result
 
 
@@ -428,34 +465,73 @@ def read_streams(addresses: Sequence[str]) -> set[str]:
     return names | {temp_name(n) for n in names}
 
 
-async def check_convergence(api: JetStreamAPI, plan: Plan) -> list[str]:
-    """Re-read every resource the plan changed and name each field the server did not apply."""
+def _keep_resumed_position(
+    kind: ResourceKind, planned: Mapping[str, Any], got: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """A consumer a migration re-created keeps the start position it was given (not drift)."""
+    if kind.name != "consumer":
+        return planned
+    from jelmore_infra.migration.steps import keep_resumed_position
+
+    return keep_resumed_position(planned, got)
+
+
+async def check_convergence(
+    api: JetStreamAPI, plan: Plan, replies: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[str]:
+    """Name each field of the plan's changes the server did not apply.
+
+    ``replies``: change address → the config the server's create or update reply carried (the
+    resulting config). Such a change is checked against its reply, with its parent's reply when
+    it has a parent (a consumer's stream); every other change (deletes, changes without a reply,
+    children of resources this apply did not touch) is read back from the server.
+    """
     from jelmore_infra.live.read import read_live
 
     if not plan.changes:
         return []
-    live = await read_live(api, streams={c.stream for c in plan.changes})
-    index = _LiveIndex(replace(live, server=api.identity))
+    replies = replies or {}
+    version = parse_version(api.identity.version)
+    by_address: dict[Address, Mapping[str, Any]] = {}
+    for change in plan.changes:
+        if change.address in replies:
+            by_address[_kind(change).address_of(change)] = replies[change.address]
+
+    def from_reply(change: ResourceChange) -> bool:
+        kind = _kind(change)
+        parent = kind.parent_of(kind.address_of(change))
+        return change.address in replies and (parent is None or parent in by_address)
+
+    unreplied = [c for c in plan.changes if not from_reply(c)]
+    index: _LiveIndex | None = None
+    if unreplied:
+        live = await read_live(api, streams={c.stream for c in unreplied})
+        index = _LiveIndex(replace(live, server=api.identity))
     problems: list[str] = []
     for change in plan.changes:
         kind = _kind(change)
         address = kind.address_of(change)
-        got_config = index.config(address)
-        if change.action is Action.DELETE:
-            if got_config is not None:
-                problems.append(f"server did not apply {change.address}: it still exists")
-            continue
-        if got_config is None:
-            problems.append(f"server did not apply {change.address}: it does not exist")
-            continue
-        assert change.after is not None
-        planned = change.after
-        if kind.name == "consumer":
-            from jelmore_infra.migration.steps import keep_resumed_position
-
-            planned = keep_resumed_position(planned, got_config)
-        want = index.normalize(kind, address, planned)
-        got = index.normalize(kind, address, got_config)
+        if index is None or from_reply(change):
+            parent = kind.parent_of(address)
+            parent_config = dict(by_address[parent]) if parent is not None else None
+            assert change.after is not None
+            replied = replies[change.address]
+            planned = _keep_resumed_position(kind, change.after, replied)
+            want = kind.normalize_config(planned, version, parent_config)
+            got = kind.normalize_config(replied, version, parent_config)
+        else:
+            got_config = index.config(address)
+            if change.action is Action.DELETE:
+                if got_config is not None:
+                    problems.append(f"server did not apply {change.address}: it still exists")
+                continue
+            if got_config is None:
+                problems.append(f"server did not apply {change.address}: it does not exist")
+                continue
+            assert change.after is not None
+            planned = _keep_resumed_position(kind, change.after, got_config)
+            want = index.normalize(kind, address, planned)
+            got = index.normalize(kind, address, got_config)
         if want == got:
             continue
         for key in sorted(set(want) | set(got)):

@@ -115,11 +115,15 @@ def _clean(value: Any, field: F.Field | None, version: Version) -> Any:
     if kind is F.ValueKind.TIME:
         value = canonical_time(value)
     if field is not None and field.sub_fields and isinstance(value, Mapping):
-        sub_map = {f.name: f for f in field.sub_fields}
+        if not value:
+            return None
+        sub_map = _sub_map(field)
         if kind is F.ValueKind.OBJECT:
             return _clean_object(value, sub_map, version)
     if field is not None and field.sub_fields and isinstance(value, list):
-        sub_map = {f.name: f for f in field.sub_fields}
+        if not value:
+            return None
+        sub_map = _sub_map(field)
         items = [_clean_object(v, sub_map, version) if isinstance(v, Mapping) else v for v in value]
         items = [i for i in items if not _is_empty(i)]
         return items or None
@@ -130,6 +134,19 @@ def _clean(value: Any, field: F.Field | None, version: Version) -> Any:
     if field is not None and _DEFAULT_ENUM_SPELLINGS.get(field.name) == value:
         return None
     return None if _is_empty(value) else value
+
+
+#: id of a field → (the field, its sub-fields by name); the field is kept so an id is never reused.
+_SUB_MAPS: dict[int, tuple[F.Field, dict[str, F.Field]]] = {}
+
+
+def _sub_map(field: F.Field) -> dict[str, F.Field]:
+    cached = _SUB_MAPS.get(id(field))
+    if cached is not None and cached[0] is field:
+        return cached[1]
+    sub_map = {f.name: f for f in field.sub_fields}
+    _SUB_MAPS[id(field)] = (field, sub_map)
+    return sub_map
 
 
 def _clean_object(
@@ -156,30 +173,51 @@ def _limit(value: Any, version: Version) -> Any:
 
 def _int(config: Mapping[str, Any], key: str) -> int:
     value = config.get(key)
+    if type(value) is int:  # the common case first
+        return value
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-_KNOWN: dict[tuple[int, Version], dict[str, F.Field]] = {}
+#: Per field the version knows: the field, whether it is plain (a scalar field that is not an
+#: object, metadata or a time) and the enum spelling that means its default (or ``None``).
+_TopEntry = tuple[F.Field, bool, str | None]
+_TOP: dict[tuple[int, Version], tuple[Mapping[str, F.Field], dict[str, _TopEntry]]] = {}
 
 
-def _known_fields(table: Mapping[str, F.Field], version: Version) -> dict[str, F.Field]:
-    """The fields of ``table`` that ``version`` knows (computed once per table and version)."""
+def _top_entries(table: Mapping[str, F.Field], version: Version) -> dict[str, _TopEntry]:
     key = (id(table), version)
-    known = _KNOWN.get(key)
-    if known is None:
-        known = {name: f for name, f in table.items() if f.known_by(version)}
-        _KNOWN[key] = known
-    return known
+    cached = _TOP.get(key)
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    entries = {
+        name: (
+            f,
+            not f.sub_fields and f.kind not in _COMPOUND_KINDS,
+            _DEFAULT_ENUM_SPELLINGS.get(name),
+        )
+        for name, f in table.items()
+        if f.known_by(version)
+    }
+    _TOP[key] = (table, entries)
+    return entries
 
 
 def _clean_top(
     config: Mapping[str, Any], table: Mapping[str, F.Field], version: Version
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    known = _known_fields(table, version)
+    entries = _top_entries(table, version)
+    scalars = _SCALARS
     for key, raw in config.items():
-        field = known.get(key)
-        if field is None:
+        entry = entries.get(key)
+        if entry is None:
+            continue
+        field, plain, default = entry
+        if plain and type(raw) in scalars:
+            # The common case, inlined (same result as ``_clean`` then ``_is_empty``).
+            if raw is False or raw == 0 or raw == "" or (default is not None and raw == default):
+                continue
+            out[key] = raw
             continue
         value = _clean(raw, field, version)
         if not _is_empty(value):
@@ -329,19 +367,41 @@ def wire_config(
         is_consumer = "durable_name" in normalized or "ack_policy" in normalized
         table = F.CONSUMER_FIELD_MAP if is_consumer else F.STREAM_FIELD_MAP
     out: dict[str, Any] = {}
-    for name, field in table.items():
-        if not field.known_by(version) or field.update is F.Update.IGNORED:
+    for name, is_bool, is_metadata in _wire_fields(table, version):
+        value = normalized.get(name, _ABSENT)
+        if value is _ABSENT:
+            if is_bool:
+                out[name] = False
             continue
-        if name in normalized:
-            value = normalized[name]
-            if field.kind is F.ValueKind.METADATA and isinstance(value, Mapping):
-                value = {
-                    k: v for k, v in value.items() if not str(k).startswith(SERVER_META_PREFIX)
-                }
-            out[name] = _deep_copy(value)
-        elif field.kind is F.ValueKind.BOOL:
-            out[name] = False
+        if type(value) in _SCALARS:
+            out[name] = value
+            continue
+        if is_metadata and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if not str(k).startswith(SERVER_META_PREFIX)}
+        out[name] = _deep_copy(value)
     return out
+
+
+_ABSENT = object()
+#: A field apply sends: its name, whether it is a boolean, whether it is metadata.
+_WireField = tuple[str, bool, bool]
+#: (table id, version) → (the table, its wire fields); the table is kept so an id is never reused.
+_WIRE: dict[tuple[int, Version], tuple[Mapping[str, F.Field], tuple[_WireField, ...]]] = {}
+
+
+def _wire_fields(table: Mapping[str, F.Field], version: Version) -> tuple[_WireField, ...]:
+    """The fields of ``table`` apply sends to ``version``, in table order (computed once)."""
+    key = (id(table), version)
+    cached = _WIRE.get(key)
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    fields = tuple(
+        (name, f.kind is F.ValueKind.BOOL, f.kind is F.ValueKind.METADATA)
+        for name, f in table.items()
+        if f.known_by(version) and f.update is not F.Update.IGNORED
+    )
+    _WIRE[key] = (table, fields)
+    return fields
 
 
 def _deep_copy(value: Any) -> Any:

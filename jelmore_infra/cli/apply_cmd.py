@@ -1,7 +1,8 @@
 """``jelmore-infra apply`` and ``force-unlock``: carry a plan out safely.
 
 ``apply`` without a file plans afresh, shows the plan and asks for ``yes`` on a terminal
-(``--auto-approve`` for CI); ``apply FILE`` carries out a saved plan after re-checking it against
+(``--auto-approve`` for CI; then more than :data:`BRIEF_CREATES_OVER` creates are listed one line
+each, without their fields); ``apply FILE`` carries out a saved plan after re-checking it against
 the live server (staleness, ownership, actions; :func:`jelmore_infra.apply.recheck_saved_plan`).
 Gates (plan errors, data loss, deletes without a terminal) are computed from the live state and
 refuse before anything is sent. Every exit path releases the apply lock; a run that loses the
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from jelmore_infra.plan import Plan, ResourceChange
 
 PROMPT = "Do you want to perform these actions? Only 'yes' will be accepted"
+#: An apply nobody approves (``--auto-approve``, a saved plan) of more creates than this lists
+#: each create in one line, without its fields (thousands of defaults help no one in a CI log).
+BRIEF_CREATES_OVER = 100
 
 _VERBS = {
     "create": ("Creating", "created"),
@@ -109,6 +113,7 @@ def apply(
 
         topology = load_topology(topology_dir)
     terminal = _stdin_is_terminal()
+    unattended = saved is not None or auto_approve  # nobody is asked to approve the plan
     request = ApplyRequest(
         # On a terminal a person approved the plan (or watches a saved plan being applied).
         gates=Gates(
@@ -121,8 +126,14 @@ def apply(
         lock_timeout=wait,
     )
     hooks = ApplyHooks(
-        on_plan=lambda plan: print_plan(ctx, plan, as_json=False, markdown=False),
-        confirm=None if saved is not None or auto_approve else _confirmation(terminal),
+        on_plan=lambda plan: print_plan(
+            ctx,
+            plan,
+            as_json=False,
+            markdown=False,
+            brief_creates=unattended and plan.summary().add > BRIEF_CREATES_OVER,
+        ),
+        confirm=None if unattended else _confirmation(terminal),
         on_step_start=_step_started,
         on_step_done=_step_done,
         on_progress=_step_progress,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -40,8 +41,20 @@ def check_targets(targets: tuple[str, ...]) -> None:
             raise click.BadParameter(str(exc), param_hint="--target") from None
 
 
-def print_plan(ctx: click.Context, plan: Any, *, as_json: bool, markdown: bool) -> None:
-    """Write the plan to stdout in the chosen format."""
+def _may_be_terminal() -> bool:
+    """False when stdout surely is no terminal: not a tty and no variable says it is one."""
+    if any(name in os.environ for name in ("FORCE_COLOR", "TTY_COMPATIBLE")):
+        return True
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def print_plan(
+    ctx: click.Context, plan: Any, *, as_json: bool, markdown: bool, brief_creates: bool = False
+) -> None:
+    """Write the plan to stdout in the chosen format (``brief_creates``: see render.human)."""
     if as_json:
         from jelmore_infra.render.json import render_plan_json
 
@@ -53,9 +66,11 @@ def print_plan(ctx: click.Context, plan: Any, *, as_json: bool, markdown: bool) 
     else:
         from jelmore_infra.render.human import render_plan_text
 
-        console = make_console(ctx)
-        color = bool(console.is_terminal and not console.no_color)
-        text = render_plan_text(plan, color=color)
+        color = False
+        if _may_be_terminal():  # rich (slow to import) decides only when colour is possible
+            console = make_console(ctx)
+            color = bool(console.is_terminal and not console.no_color)
+        text = render_plan_text(plan, color=color, brief_creates=brief_creates)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
 

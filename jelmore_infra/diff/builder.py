@@ -39,7 +39,7 @@ from jelmore_infra.kinds.base import Fate, Version, warning
 from jelmore_infra.migration.steps import migration_in_progress, strategy_note
 from jelmore_infra.model import REPLACE_MIGRATE, LiveState, Topology, is_managed, parse_version
 from jelmore_infra.normalize import fingerprint, normalize_stream, wire_config
-from jelmore_infra.plan import Action, FieldChange, Plan, PlanMessage, ResourceChange
+from jelmore_infra.plan import Action, FieldChange, Kind, Plan, PlanMessage, ResourceChange
 
 
 @dataclass
@@ -170,6 +170,10 @@ class _Builder:
             return
         after = kind.normalize_desired(self, address, spec)
         assert after is not None
+        if kind.plan_kind is Kind.STREAM and not spec.config.get("mirror"):
+            # Without a mirror the desired config is normalised as it is written: this is what
+            # ``normalized_stream`` would compute again for each of the stream's consumers.
+            self._stream_norms[address.name] = (spec.config, after)
         self.messages.extend(kind.validate(self, address, spec, after, before))
         if before is None:
             self.fates[address] = "create"

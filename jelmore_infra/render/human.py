@@ -13,6 +13,8 @@
 
 Changes are listed in the plan's order (the apply order); creates show every field, deletes a
 summary, updates and replaces only the changed fields as ``old → new`` with replacement reasons.
+With ``brief_creates`` (a non-interactive apply of many creates) each create is one line without
+its fields, followed by a note saying so; everything else is shown in full.
 Warnings (data loss first), unmanaged resources, errors and the summary line follow.
 
 :func:`render_plan` returns a rich ``Text`` (the CLI owns the Console and decides on colour);
@@ -163,7 +165,15 @@ def _resource_block(change: ResourceChange, adopted: bool) -> list[Text]:
     return out
 
 
-def _plan_lines(plan: Plan) -> list[Text]:
+def _create_line(change: ResourceChange) -> Text:
+    """A create in one line, without its fields: ``  + stream "JELMORE"``."""
+    text = Text()
+    text.append(f"{change.action.symbol:>3}", style=_ACTION_STYLE[change.action])
+    text.append(f" {resource_label(change)}")
+    return text
+
+
+def _plan_lines(plan: Plan, brief_creates: bool = False) -> list[Text]:
     lines: list[Text] = []
     if plan.has_changes:
         lines.append(
@@ -177,13 +187,29 @@ def _plan_lines(plan: Plan) -> list[Text]:
     if plan.targets:
         lines.append(Text(f"Only these targets were planned: {', '.join(plan.targets)}"))
     adopted = adopted_addresses(plan)
+    brief = 0
     for change in plan.changes:
         if change.action is Action.NOOP:
             continue
+        if brief_creates and change.action is Action.CREATE:
+            if not brief:
+                lines.append(Text(""))
+            brief += 1
+            lines.append(_create_line(change))
+            continue
+        brief = 0
         lines.append(Text(""))
         lines.extend(_resource_block(change, change.address in adopted))
     if plan.changes:
         lines.append(Text(""))
+    if brief_creates and plan.summary().add:
+        lines.append(
+            Text(
+                "  (the fields of resources to create are not listed here; "
+                "`jelmore-infra plan` shows them)",
+                style="dim",
+            )
+        )
     warnings = ordered_warnings(plan)
     if warnings:
         lines.append(Text("Warnings:", style="bold yellow"))
@@ -217,9 +243,12 @@ def render_plan(plan: Plan) -> RichText:
     return RichText.from_ansi(render_plan_text(plan, color=True).rstrip("\n"))
 
 
-def render_plan_text(plan: Plan, *, color: bool = False) -> str:
-    """The plan as a string ending in a newline; ``color=True`` adds ANSI colour codes."""
-    lines = _plan_lines(plan)
+def render_plan_text(plan: Plan, *, color: bool = False, brief_creates: bool = False) -> str:
+    """The plan as a string ending in a newline; ``color=True`` adds ANSI colour codes.
+
+    ``brief_creates``: each create in one line, without its fields (see the module doc).
+    """
+    lines = _plan_lines(plan, brief_creates)
     if color:
         return "\n".join(line.ansi() for line in lines) + "\n"
     return "\n".join(line.plain for line in lines) + "\n"

@@ -368,3 +368,69 @@ def test_convergence_check_names_each_field_the_server_does_not_hold(
     ), problems
     assert "server did not apply consumer.JELMORE.git_monitors: it does not exist" in problems
     assert len(problems) == 2, problems
+
+
+def test_convergence_check_takes_replied_configs_and_reads_back_only_the_rest(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from jelmore_infra.apply import check_convergence
+    from jelmore_infra.connection import ConnectionSettings
+    from jelmore_infra.live.jsapi import JetStreamAPI
+    from jelmore_infra.planfile import read_plan_file
+
+    topo = copy_topology(tmp_path)
+    planfile = tmp_path / "plan.json"
+    assert plan(nats_server.url, topo, "-out", str(planfile)).returncode == 0
+    assert run_cli("apply", "-s", nats_server.url, str(planfile)).returncode == 0
+    saved = read_plan_file(planfile)
+    # What create replies would carry: the planned configs, except that the reply for JELMORE
+    # says the server holds max_msgs 5, and git_monitors has no reply (so it is read back).
+    replies = {c.address: dict(c.after or {}) for c in saved.changes}
+    replies["stream.JELMORE"]["max_msgs"] = 5
+    del replies["consumer.JELMORE.git_monitors"]
+    raw.js(nats_server.url, "CONSUMER.DELETE.JELMORE.git_monitors")
+
+    async def check() -> list[str]:
+        api = await JetStreamAPI.connect(ConnectionSettings(url=nats_server.url))
+        try:
+            return await check_convergence(api, saved, replies)
+        finally:
+            await api.close()
+
+    problems = asyncio.run(check())
+    assert any(
+        p.startswith("server did not apply stream.JELMORE max_msgs") and "5" in p for p in problems
+    ), problems
+    assert "server did not apply consumer.JELMORE.git_monitors: it does not exist" in problems
+    assert len(problems) == 2, problems
+
+
+def test_unattended_apply_of_many_creates_lists_each_in_one_line_and_sums_up(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    from jelmore_infra.cli.apply_cmd import BRIEF_CREATES_OVER
+
+    count = BRIEF_CREATES_OVER + 1
+    topo = tmp_path / "many"
+    topo.mkdir()
+    lines = ["streams:"]
+    for i in range(count):
+        lines += [f"  S{i:03d}:", f"    subjects: [s{i:03d}.>]", "    storage: memory"]
+    (topo / "many.yaml").write_text("\n".join(lines) + "\n")
+    proc = apply(nats_server.url, topo, "--auto-approve")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert '  + stream "S000"' in out and f'  + stream "S{count - 1:03d}"' in out
+    assert "max_msgs" not in proc.stdout  # no field of a create is listed
+    assert f"Plan: {count} to add, 0 to change, 0 to replace, 0 to destroy." in out
+    assert f"Apply complete! Resources: {count} added, 0 changed" in proc.stdout
+    err = proc.stderr.splitlines()
+    assert sum(line.endswith("Creating...") for line in err) == count  # progress as before
+    assert sum(line.endswith("Created.") for line in err) == count
+    # Below the threshold every field is shown, as before.
+    small = copy_topology(tmp_path)
+    again = apply(nats_server.url, small, "--auto-approve", "--allow-destroy")
+    assert again.returncode == 0, again.stderr
+    assert "  # stream.JELMORE will be created" in again.stdout

@@ -214,7 +214,7 @@ def test_benchmarks_md_shows_stage_breakdowns_with_nested_rows_marked() -> None:
         chart_file="c.svg",
         breakdowns={"plan at 5,000": {"check_semantics": 0.3, "  of which overlaps": 0.25}},
     )
-    assert "## Where plan time goes" in md
+    assert "## Where plan and apply time goes" in md
     assert "**plan at 5,000**" in md
     assert "| check_semantics | 0.300 |" in md
     assert "| ↳ of which overlaps | 0.250 |" in md

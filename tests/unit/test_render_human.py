@@ -193,6 +193,23 @@ def test_create_shows_every_field_of_the_new_config() -> None:
             assert re.search(rf"\+ {re.escape(key)}[ .]", text), key
 
 
+def test_brief_creates_lists_each_create_in_one_line_and_keeps_other_changes_in_full() -> None:
+    plan = plan_mixed()
+    full = render_plan_text(plan)
+    brief = render_plan_text(plan, brief_creates=True)
+    lines = brief.splitlines()
+    assert '  + stream "JELMORE"' in lines
+    assert "  # stream.JELMORE will be created" not in brief
+    assert not re.search(r"\+ max_msgs +\=", brief)  # the created stream's fields are left out
+    assert "`jelmore-infra plan` shows them" in brief
+    # the update, replace and delete are shown exactly as in the full plan
+    for change in plan.changes[1:]:
+        assert f"  # {change.address} " in brief
+    tail = full[full.index("  # " + plan.changes[1].address) :]
+    assert tail.split("\nWarnings:")[0] in brief
+    assert lines[-1] == full.splitlines()[-1]  # the same summary line
+
+
 def test_replace_shows_symbol_and_reason_for_each_forcing_field() -> None:
     lines = lines_of(plan_replace())
     assert "  # consumer.JELMORE.git_monitors must be replaced" in lines
