@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from jelmore_infra.model import Topology
+from jelmore_infra.model import LiveState, Topology
 from jelmore_infra.plan import Plan
 
 if TYPE_CHECKING:
@@ -83,13 +83,18 @@ def target_streams(targets: Sequence[str]) -> set[str] | None:
     return read_streams(targets)
 
 
+def plan_from(topology: Topology, live: LiveState, targets: Sequence[str] = ()) -> Plan:
+    """Diff ``topology`` against ``live``, read for ``targets`` (see :func:`target_streams`)."""
+    from jelmore_infra.diff import build_plan
+
+    return build_plan(topology, live, targets=tuple(targets), now=datetime.now(UTC))
+
+
 async def make_plan(api: JetStreamAPI, topology: Topology, targets: Sequence[str] = ()) -> Plan:
     """Read the live server through ``api`` (only what ``targets`` need) and diff ``topology``."""
-    from jelmore_infra.diff import build_plan
     from jelmore_infra.live.read import read_live
 
-    live = await read_live(api, streams=target_streams(targets))
-    return build_plan(topology, live, targets=tuple(targets), now=datetime.now(UTC))
+    return plan_from(topology, await read_live(api, streams=target_streams(targets)), targets)
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,12 +103,16 @@ def plan(
         raise click.UsageError("choose one of --json and --markdown")
     check_targets(targets)
     short_lived()
+    from jelmore_infra.live.ahead import ReadAhead
     from jelmore_infra.planfile import KEY_ENV, plan_key, write_plan_file
     from jelmore_infra.topology import load_topology
-    from jelmore_infra.workflow import make_plan, run, with_api
+    from jelmore_infra.workflow import plan_from, target_streams
 
-    topology = load_topology(topology_dir)
-    result = run(with_api(settings, lambda api: make_plan(api, topology, targets)))
+    # The live read runs in a child process while the topology loads (a topology error wins).
+    with ReadAhead(settings, target_streams(targets)) as ahead:
+        topology = load_topology(topology_dir)
+        live = ahead.result()
+    result = plan_from(topology, live, targets)
     print_plan(ctx, result, as_json=as_json, markdown=markdown)
     if out:
         write_plan_file(out, result)

@@ -1,0 +1,72 @@
+"""The plan's live read ahead in a child process (jelmore_infra.live.ahead), without a server.
+
+The child's read against a live server is covered by every ``plan`` integration test; here: its
+errors reach the parent only when asked for, and no child outlives the ``with`` block.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from jelmore_infra.connection import ConnectionSettings
+from jelmore_infra.errors import JelmoreError
+from jelmore_infra.live.ahead import ReadAhead
+
+#: Nothing listens on port 1 of the loopback address: every connection attempt is refused.
+UNREACHABLE = ConnectionSettings(url="nats://127.0.0.1:1", timeout=2.0)
+
+
+def reaped(pid: int) -> bool:
+    """True when ``pid`` is no child of this process any more (it was waited for)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.fixture
+def silent_server() -> Iterator[ConnectionSettings]:
+    """A TCP port that accepts connections and never says a word (a read that never ends)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        yield ConnectionSettings(url=f"nats://127.0.0.1:{port}", timeout=30.0)
+
+
+def test_a_read_ahead_that_cannot_connect_raises_its_error_when_the_result_is_asked_for() -> None:
+    with ReadAhead(UNREACHABLE, None) as ahead:
+        pid = ahead._pid
+        with pytest.raises(JelmoreError, match=r"cannot connect to nats://127\.0\.0\.1:1"):
+            ahead.result()
+    assert pid is not None and reaped(pid)
+
+
+def leave_early(settings: ConnectionSettings, error: BaseException) -> int:
+    """Start a read ahead, leave its block with ``error`` (caught here); the child's pid."""
+    pid = None
+    try:
+        with ReadAhead(settings, ["ORDERS"]) as ahead:
+            pid = ahead._pid
+            raise error
+    except type(error):
+        pass
+    assert pid is not None
+    return pid
+
+
+def test_an_error_while_the_topology_loads_wins_and_the_child_is_killed_and_reaped(
+    silent_server: ConnectionSettings,
+) -> None:
+    assert reaped(leave_early(silent_server, ValueError("broken topology")))
+
+
+def test_an_interrupt_while_the_topology_loads_leaves_no_child_behind(
+    silent_server: ConnectionSettings,
+) -> None:
+    assert reaped(leave_early(silent_server, KeyboardInterrupt()))
