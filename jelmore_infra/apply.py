@@ -319,8 +319,11 @@ class _ReplyRecorder:
         return self.configs[0] if len(self.configs) == 1 else None
 
 
-#: Steps sent to the server at once within one phase of the plan.
-CONCURRENCY = 64
+#: Steps sent to the server at once within one phase of the plan. Each step checks the lease
+#: before it sends (cheap while the renewals keep up), so this is also the most requests that can
+#: be under way when the lease is lost. 256 (the raw baseline's window): a 5,000-resource apply
+#: from empty spends ~1.10 s in its steps at 64, ~1.04 s at 128, ~1.00 s at 256.
+CONCURRENCY = 256
 
 
 async def apply_plan(
