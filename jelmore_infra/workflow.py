@@ -13,7 +13,6 @@ signals while that clean-up runs are ignored, and the command then ends as inter
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,6 +39,8 @@ def run(coro: Awaitable[T]) -> T:
     The first signal cancels the coroutine and its clean-up runs to the end (further signals are
     ignored meanwhile); only then, outside the event loop, is the interruption raised.
     """
+    import asyncio  # here: `plan` runs no event loop of its own (see live/ahead.py)
+
     received: list[int] = []
     try:
         boxed = asyncio.run(_wrap(coro, received))
@@ -54,6 +55,8 @@ def run(coro: Awaitable[T]) -> T:
 
 
 async def _wrap(coro: Awaitable[T], received: list[int]) -> tuple[T] | None:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -70,3 +72,18 @@ def test_an_interrupt_while_the_topology_loads_leaves_no_child_behind(
     silent_server: ConnectionSettings,
 ) -> None:
     assert reaped(leave_early(silent_server, KeyboardInterrupt()))
+
+
+def test_the_process_that_loads_the_topology_for_a_plan_imports_neither_asyncio_nor_nats() -> None:
+    # The child reads; the parent's critical path (load, diff, render) needs no event loop.
+    code = (
+        "import sys\n"
+        "import jelmore_infra.cli.main, jelmore_infra.cli.plan_cmd\n"
+        "import jelmore_infra.live.ahead, jelmore_infra.workflow, jelmore_infra.planfile\n"
+        "import jelmore_infra.topology.load, jelmore_infra.diff, jelmore_infra.render.human\n"
+        "print(sorted(m for m in ('asyncio', 'nats') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
