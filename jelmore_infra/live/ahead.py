@@ -27,6 +27,7 @@ from collections.abc import Collection
 from typing import Any
 
 from jelmore_infra.connection import ConnectionSettings
+from jelmore_infra.errors import JelmoreError
 from jelmore_infra.model import LiveState
 
 #: Exit status of a child that wrote its answer (any other status: it died before answering).
@@ -132,10 +133,16 @@ def _child(
 
 
 def _portable(exc: Exception) -> Exception:
-    """``exc`` if it survives pickling, else a RuntimeError with its type and message."""
+    """``exc`` if it survives pickling; else one that the CLI reports with the same line.
+
+    (An exception whose ``__init__`` takes other arguments than its message, such as
+    :class:`~jelmore_infra.errors.JetStreamAPIError`, cannot be rebuilt from its pickle.)
+    """
     try:
         pickle.loads(pickle.dumps(exc))
     except Exception:
+        if isinstance(exc, JelmoreError):
+            return JelmoreError(str(exc))  # `Error: <message>`, as for every JelmoreError
         return RuntimeError(f"{type(exc).__name__}: {exc}")
     exc.__traceback__ = None
     return exc

@@ -7,6 +7,7 @@ errors reach the parent only when asked for, and no child outlives the ``with`` 
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -15,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from jelmore_infra.connection import ConnectionSettings
-from jelmore_infra.errors import JelmoreError
-from jelmore_infra.live.ahead import ReadAhead
+from jelmore_infra.errors import ConnectionFailed, JelmoreError, JetStreamAPIError
+from jelmore_infra.live.ahead import ReadAhead, _portable
 
 #: Nothing listens on port 1 of the loopback address: every connection attempt is refused.
 UNREACHABLE = ConnectionSettings(url="nats://127.0.0.1:1", timeout=2.0)
@@ -87,3 +88,15 @@ def test_the_process_that_loads_the_topology_for_a_plan_imports_neither_asyncio_
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_server_error_of_the_child_reaches_the_parent_with_the_same_message() -> None:
+    # JetStreamAPIError cannot be rebuilt from its pickle; the CLI prints any JelmoreError as
+    # "Error: <message>", so the parent gets a JelmoreError with the same message.
+    refused = JetStreamAPIError("$JS.API.STREAM.LIST", 503, 10039, "jetstream not enabled")
+    sent = pickle.loads(pickle.dumps(_portable(refused)))
+    assert isinstance(sent, JelmoreError)
+    assert str(sent) == str(refused)
+    failed = pickle.loads(pickle.dumps(_portable(ConnectionFailed("cannot connect"))))
+    assert type(failed) is ConnectionFailed
+    assert str(failed) == "cannot connect"
