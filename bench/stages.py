@@ -6,7 +6,9 @@ creates the synthetic topology with raw requests (bench/raw_create.py) — or us
 times in-process, without a profiler's overhead: imports, reading YAML into located nodes
 (``merge_files``; the libyaml parser events it is built from are also timed apart), conversion
 to drafts, the semantic checks (and the stream subject-overlap check within them), building the
-model, connecting, the live read, the diff, and rendering. Prints the median of ``--runs`` runs
+model, connecting, the live read, the diff, and rendering; then the load and the live read
+overlapped the way ``plan`` runs them (the read in a child process, ``live/ahead.py``), with the
+time left waiting for the child once the load is done. Prints the median of ``--runs`` runs
 per stage. ``--apply`` breaks down an apply from empty instead, each run on a fresh server:
 loading the topology, connecting and taking the apply lock, the live read and diff, rendering the
 plan as an unattended apply does (creates in one line each), executing the steps, the convergence
@@ -46,6 +48,8 @@ IMPORTS = time.perf_counter() - T0
 
 import yaml  # noqa: E402
 
+from jelmore_infra.live.ahead import ReadAhead  # noqa: E402
+
 Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 from bench import harness as H  # noqa: E402
@@ -64,6 +68,8 @@ ORDER = (
     "  of which live read (read_live)",
     "diff (build_plan)",
     "render (human)",
+    "load + live read overlapped, as `plan` runs them (live/ahead.py)",
+    "  of which waiting for the child's read after the load",
 )
 
 
@@ -121,6 +127,17 @@ def one_run(directory: Path, url: str, acc: dict[str, list[float]]) -> None:
         acc, "diff (build_plan)", lambda: build_plan(topology, live, now=datetime.now(UTC))
     )
     timed(acc, "render (human)", lambda: render_plan_text(plan))
+
+    def overlapped() -> Any:
+        with ReadAhead(ConnectionSettings(url=url), None) as reader:
+            topo_load.load_topology(directory)
+            start = time.perf_counter()
+            live = reader.result()
+        wait = time.perf_counter() - start
+        acc.setdefault("  of which waiting for the child's read after the load", []).append(wait)
+        return live
+
+    timed(acc, "load + live read overlapped, as `plan` runs them (live/ahead.py)", overlapped)
 
 
 def mirror_cli_gc() -> None:
