@@ -144,6 +144,11 @@ class ResourceKind:
     topology_field: ClassVar[str]
     #: Fields a plan shows for a resource that will be destroyed (the rest are counted).
     delete_summary: ClassVar[tuple[str, ...]] = ()
+    #: Whether a replace may be a data-preserving migration (``replace_strategy: migrate``):
+    #: the resource is one stream, named by :meth:`change_identity` (docs/migration.md).
+    migratable: ClassVar[bool] = False
+    #: Effects a migration has on this kind beyond a stream's (shown in the plan).
+    migration_effects: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------ inventory
 
@@ -264,6 +269,13 @@ class ResourceKind:
         return ()
 
     # --------------------------------------------------------------------- API
+
+    def migration_config(
+        self, name: str, after: Mapping[str, Any], version: Version
+    ) -> dict[str, Any]:
+        """The full stream config a migration of resource ``name`` ends with (``after``: the
+        planned config, as a change carries it)."""
+        return dict(after)
 
     async def create(self, api: JetStreamAPI, change: ResourceChange) -> None:
         raise NotImplementedError

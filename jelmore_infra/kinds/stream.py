@@ -107,6 +107,7 @@ class StreamKind(ResourceKind):
     one_way_refusals: ClassVar[Mapping[str, str]] = ONE_WAY_REFUSALS
     import_keep: ClassVar[tuple[str, ...]] = ("name",)
     topology_field: ClassVar[str] = "streams"
+    migratable: ClassVar[bool] = True
     delete_summary: ClassVar[tuple[str, ...]] = (
         "subjects",
         "retention",
@@ -124,12 +125,15 @@ class StreamKind(ResourceKind):
 
     def live_resources(self, live: LiveState) -> Mapping[Address, LiveStream]:
         """Every live stream but the lock's and the buckets' (:mod:`~jelmore_infra.kinds.shape`)."""
-        from jelmore_infra.kinds.shape import bucket_of
+        from jelmore_infra.kinds.shape import bucket_of, migrating_buckets
 
+        # A bucket's stream halfway through a migration is not bucket-shaped (frozen, or
+        # copying back without subjects): it stays the bucket's (docs/migration.md).
+        migrating = migrating_buckets(live.streams)
         return {
             Address("stream", (n,)): s
             for n, s in live.streams.items()
-            if n != LOCK_STREAM and bucket_of(s.config) is None
+            if n != LOCK_STREAM and bucket_of(s.config) is None and n not in migrating
         }
 
     def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:
