@@ -7,7 +7,9 @@ without a data-loss warning, ``apply --auto-approve`` (without ``--allow-data-lo
 the next plan shows no changes, and nats-py's ``js.key_value()`` / ``js.object_store()`` see
 exactly what they saw before: every key's whole history in order (value and operation), every
 object's bytes and the object list. Apply SIGKILLed while a bucket is migrated converges when run
-again. On the oldest and the newest server; one server per version, shared by the module.
+again, and a bucket written to while it is migrated converges with its last values. On the
+oldest and the newest server (one server per version, shared by the module); a bucket with limit
+markers (2.11+) keeps its values' `Nats-TTL` headers on 2.15.1.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
@@ -254,6 +257,44 @@ async def test_a_kv_bucket_written_to_while_it_is_migrated_converges_keeping_the
             assert (await kv.get(key)).value == value, key
     for key in keys[:20]:
         assert len(await kv.history(key)) == HISTORY, key
+
+
+async def test_a_kv_bucket_with_limit_markers_migrates_keeping_per_message_ttls(
+    tmp_path: Path,
+) -> None:
+    """2.11+: a bucket with ``limit_marker_ttl`` (so ``allow_msg_ttl``) holding values and a
+    purge that carry ``Nats-TTL`` migrates with those headers and plans clean afterwards."""
+    with NatsServer(binary=binary_for("2.15.1")) as srv:
+        nc = await nats.connect(srv.url)
+        try:
+            topo = tmp_path / "t"
+            topo.mkdir()
+            text = "kv_buckets:\n  ttl:\n    history: 3\n    limit_marker_ttl: 30s\n"
+            (topo / "t.yaml").write_text(text + "    storage: file\n", encoding="utf-8")
+            created = await asyncio.to_thread(cli, "apply", srv.url, topo, "--auto-approve")
+            assert created.returncode == 0, created.stdout + created.stderr
+            js = nc.jetstream()
+            kv = await js.key_value("ttl")
+            for i in range(50):
+                await kv.put(f"k{i}", f"v{i}".encode())
+            await js.publish("$KV.ttl.short", b"kept an hour", headers={"Nats-TTL": "1h"})
+            purge = {"KV-Operation": "PURGE", "Nats-Rollup": "sub", "Nats-TTL": "30s"}
+            await js.publish("$KV.ttl.k1", b"", headers=purge)
+            before = await kv_history(kv)
+            strategy = "    jelmore:\n      replace_strategy: migrate\n"
+            (topo / "t.yaml").write_text(text + "    storage: memory\n" + strategy, "utf-8")
+            applied = await asyncio.to_thread(cli, "apply", srv.url, topo, "--auto-approve")
+            assert applied.returncode == 0, applied.stdout + applied.stderr
+            again = await asyncio.to_thread(cli, "plan", srv.url, topo, "--detailed-exitcode")
+            assert again.returncode == 0, again.stdout + again.stderr
+            kv = await js.key_value("ttl")
+            assert await kv_history(kv) == before
+            short = await js.get_last_msg("KV_ttl", "$KV.ttl.short")
+            assert (short.headers or {}).get("Nats-TTL") == "1h"
+            purged = await js.get_last_msg("KV_ttl", "$KV.ttl.k1")
+            assert (purged.headers or {}).get("Nats-TTL") == "30s"
+        finally:
+            await nc.close()
 
 
 def apply_until_killed(url: str, topology: Path, address: str, step: Step) -> list[str]:
