@@ -24,7 +24,6 @@ from typing import Any
 import nats
 import pytest
 from nats.aio.client import Client
-from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
 from jelmore_infra.kinds.bucket import stream_from_settings
@@ -33,7 +32,7 @@ from jelmore_infra.migration.steps import Step, temp_name
 from jelmore_infra.model import parse_version
 from tests.support.cli import REPO, run_cli
 from tests.support.natsserver import NatsServer, binary_for
-from tests.support.waiting import wait_for
+from tests.support.waiting import kv_key_history as key_history
 
 _names = itertools.count(1)
 KEYS = 500
@@ -104,21 +103,9 @@ async def kv_history(kv: KeyValue) -> list[tuple[str, bytes, str]]:
 
 
 async def key_histories(kv: KeyValue, keys: list[str]) -> dict[str, list[tuple[bytes, str]]]:
-    """Each key's history as nats-py's ``history()`` shows it.
-
-    Every key here exists, yet nats-py's history watcher was seen to report "no keys found" for
-    one on a loaded machine (its end-of-history marker came first), so that answer is asked again.
-    """
-
-    async def history(key: str) -> list[Any] | None:
-        try:
-            return list(await kv.history(key))
-        except NoKeysError:
-            return None
-
     out: dict[str, list[tuple[bytes, str]]] = {}
     for key in keys:
-        entries = await wait_for(lambda key=key: history(key), f"the history of {key}")
+        entries = await key_history(kv, key)
         out[key] = [(e.value or b"", str(e.operation or "PUT")) for e in entries]
     return out
 
@@ -183,7 +170,7 @@ async def test_a_kv_bucket_migrates_to_memory_keeping_every_revision(
     # The bucket works as before: history is kept to 5 revisions again.
     for n in range(HISTORY + 2):
         await kv.put("k.001", f"new:{n}".encode())
-    assert [e.value for e in await kv.history("k.001")] == [
+    assert [e.value for e in await key_history(kv, "k.001")] == [
         f"new:{n}".encode() for n in range(2, HISTORY + 2)
     ]
 
@@ -271,7 +258,7 @@ async def test_a_kv_bucket_written_to_while_it_is_migrated_converges_keeping_the
         if key not in unsure:
             assert (await kv.get(key)).value == value, key
     for key in keys[:20]:
-        assert len(await kv.history(key)) == HISTORY, key
+        assert len(await key_history(kv, key)) == HISTORY, key
 
 
 async def test_a_kv_bucket_with_limit_markers_migrates_keeping_per_message_ttls(

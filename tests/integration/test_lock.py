@@ -539,3 +539,16 @@ def test_a_lock_holder_with_control_characters_is_shown_escaped(
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in proc.stdout + proc.stderr
     assert "evil\\x1b[2J\\x07@" in proc.stdout
+
+
+async def test_a_lock_bucket_without_a_stream_leader_is_a_lock_error_not_a_nats_error(
+    nats_server: NatsServer,
+) -> None:
+    """Nobody answers a write to a bucket whose stream has no leader yet (here: no stream at all,
+    as on a cluster in the moment after the bucket was created): retried, then a LockError."""
+    api = await JetStreamAPI.connect(ConnectionSettings(url=nats_server.url, timeout=0.5))
+    try:
+        with pytest.raises(LockError, match="did not answer within 0.5s"):
+            await _put(api, {"holder": "test"}, 0)
+    finally:
+        await api.close()
