@@ -548,7 +548,7 @@ async def test_a_lock_bucket_without_a_stream_leader_is_a_lock_error_not_a_nats_
     as on a cluster in the moment after the bucket was created): retried, then a LockError."""
     api = await JetStreamAPI.connect(ConnectionSettings(url=nats_server.url, timeout=0.5))
     try:
-        with pytest.raises(LockError, match="did not answer within 0.5s"):
+        with pytest.raises(LockError, match=r"did not answer within 0\.5s"):
             await _put(api, {"holder": "test"}, 0)
     finally:
         await api.close()
