@@ -75,6 +75,22 @@ def warning(
     return PlanMessage("warning", kind, message, address, field, dict(data or {}))
 
 
+def replicas_need_a_cluster(
+    ctx: PlanContext, replicas: int, where: str, field: str
+) -> PlanMessage | None:
+    """The plan error for ``replicas`` > 1 on a server that is not clustered (else ``None``)."""
+    if replicas <= 1 or ctx.live.server.cluster:
+        return None
+    return error(
+        "invalid",
+        f"{field} {replicas} needs a clustered server, and "
+        f"{ctx.live.server.server_name} is not clustered (the server refuses: "
+        f'"replicas > 1 not supported in non-clustered mode") ({where})',
+        where,
+        field,
+    )
+
+
 class FieldDelta:
     """One top-level field that differs between the live and the desired normalised config.
 

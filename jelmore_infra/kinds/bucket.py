@@ -50,6 +50,7 @@ from jelmore_infra.kinds.base import (
     Version,
     error,
     int_of,
+    replicas_need_a_cluster,
     version_text,
 )
 from jelmore_infra.kinds.shape import (
@@ -374,17 +375,9 @@ class BucketKind(ResourceKind):
                     "limit_marker_ttl",
                 )
             )
-        if replicas > 1 and not ctx.live.server.cluster:
-            out.append(
-                error(
-                    "invalid",
-                    f"replicas {replicas} needs a clustered server, and "
-                    f"{ctx.live.server.server_name} is not clustered (the server refuses: "
-                    f'"replicas > 1 not supported in non-clustered mode") ({where})',
-                    where,
-                    "replicas",
-                )
-            )
+        clustered = replicas_need_a_cluster(ctx, replicas, where, "replicas")
+        if clustered is not None:
+            out.append(clustered)
         return out
 
     def check_update(

@@ -44,6 +44,7 @@ from jelmore_infra.kinds.base import (
     Version,
     error,
     int_of,
+    replicas_need_a_cluster,
     value_text,
     version_text,
 )
@@ -213,17 +214,9 @@ class StreamKind(ResourceKind):
         out: list[PlanMessage] = []
         replicas = int_of(after, "num_replicas")
         where = str(address)
-        if replicas > 1 and not ctx.live.server.cluster:
-            out.append(
-                error(
-                    "invalid",
-                    f"num_replicas {replicas} needs a clustered server, and "
-                    f"{ctx.live.server.server_name} is not clustered (the server refuses: "
-                    f'"replicas > 1 not supported in non-clustered mode") ({where})',
-                    where,
-                    "num_replicas",
-                )
-            )
+        clustered = replicas_need_a_cluster(ctx, replicas, where, "num_replicas")
+        if clustered is not None:
+            out.append(clustered)
         if before is None and after.get("sealed"):
             out.append(
                 error(
