@@ -211,7 +211,8 @@ async def _migrate(
     lease: Lease | None,
     progress: Callable[[str], None],
 ) -> None:
-    """Run (or resume) the migration of a stream; the lease is confirmed before every step.
+    """Run (or resume) the migration of a stream or bucket (its stream); the lease is confirmed
+    before every step.
 
     A failure names the last step done and says that every message is still kept (the
     executor never deletes a stream before the other copy is verified complete).
@@ -233,7 +234,8 @@ async def _migrate(
             await lease.confirm()
 
     try:
-        await migrate_stream(api, change.after, on_progress=on_progress, before_step=before_step)
+        target = _kind(change).migration_config(change.name, change.after, api.version)
+        await migrate_stream(api, target, on_progress=on_progress, before_step=before_step)
     except LockError:
         raise
     except (JelmoreError, OSError, TimeoutError) as exc:

@@ -26,8 +26,8 @@ JELMORE_META_PREFIX = "jelmore."
 META_RETRY_DELAYS = "jelmore.retry-delays"
 META_DEAD_LETTER_STREAM = "jelmore.dead-letter-stream"
 META_DEAD_LETTER_SUBJECT = "jelmore.dead-letter-subject"
-#: A stream's ``jelmore.replace_strategy``: what apply does when a change forces a replace
-#: (``recreate``: delete and create, losing the messages; ``migrate``: copy them across,
+#: A stream's or bucket's ``jelmore.replace_strategy``: what apply does when a change forces a
+#: replace (``recreate``: delete and create, losing the messages; ``migrate``: copy them across,
 #: docs/migration.md). A topology setting only, never sent to the server.
 REPLACE_RECREATE = "recreate"
 REPLACE_MIGRATE = "migrate"
@@ -98,6 +98,8 @@ class BucketSpec:
     config: JSONDict
     location: Location | None = None
     locations: Mapping[str, Location] = field(default_factory=dict)
+    #: ``jelmore.replace_strategy``, as for a stream (:class:`StreamSpec`); never sent.
+    replace_strategy: str = REPLACE_RECREATE
 
 
 @dataclass(frozen=True, slots=True)

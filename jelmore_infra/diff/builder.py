@@ -134,7 +134,7 @@ class _Builder:
     def plan_one(self, kind: ResourceKind, address: Address, spec: Any, live: Any) -> None:
         if kind.name == "consumer" and live is None and self._resumed_consumer(address):
             return  # the interrupted migration re-creates it at its position
-        if kind.name == "stream" and address.name in self.migrating:
+        if kind.migratable and kind.change_identity(address)[0] in self.migrating:
             self._plan_resume(kind, address, spec, live)
             return
         go, messages = kind.gate(self, address, spec, live)
@@ -184,8 +184,8 @@ class _Builder:
             kind, address, before, after, live.config, kind.forced_replace(self, address)
         )
         migrate = getattr(spec, "replace_strategy", None) == REPLACE_MIGRATE
-        if change is not None and change.action is Action.REPLACE and migrate:
-            self._to_migrate(address, change, live)
+        if change is not None and change.action is Action.REPLACE and migrate and kind.migratable:
+            self._to_migrate(kind, address, change, live)
         elif change is None:
             self.fates[address] = "noop"
         elif change.action is Action.REPLACE:
@@ -196,17 +196,37 @@ class _Builder:
             self._impacts(kind.update_impact(self, address, live, change))
             self.messages.extend(kind.check_update(self, address, live, change))
             if migrate:
-                self.messages.append(strategy_note(address.name))
+                self.messages.extend(self._at(kind, address, [strategy_note(address.name)]))
 
     # ------------------------------------------------------------------ migration
 
-    def _to_migrate(self, address: Address, change: ResourceChange, live: Any) -> None:
-        """Turn the replace ``change`` of a stream that opts in into a migrate."""
+    def _at(
+        self, kind: ResourceKind, address: Address, messages: Iterable[PlanMessage]
+    ) -> list[PlanMessage]:
+        """Migration ``messages`` (about a stream) told at ``address`` (a bucket's stream's)."""
+        if kind.name == "stream":
+            return list(messages)
+        stream = f"stream.{kind.change_identity(address)[0]}"
+        own = f"stream.{address.name}"
+        return [
+            replace(m, address=str(address)) if m.address in (stream, own) else m for m in messages
+        ]
+
+    def _migration(self, kind: ResourceKind, migration: dict[str, Any]) -> dict[str, Any]:
+        """A kind's own migration effects added to the stream's."""
+        if kind.migration_effects:
+            migration["effects"] = [*migration.get("effects", ()), *kind.migration_effects]
+        return migration
+
+    def _to_migrate(
+        self, kind: ResourceKind, address: Address, change: ResourceChange, live: Any
+    ) -> None:
+        """Turn the replace ``change`` of a stream or bucket that opts in into a migrate."""
         assert change.after is not None
-        migration, diagnostics = plan_migration(
-            self.desired, self.live, live, change.after, self.version
-        )
-        self.messages.extend(diagnostics)
+        target = kind.migration_config(address.name, change.after, self.version)
+        migration, diagnostics = plan_migration(self.desired, self.live, live, target, self.version)
+        migration = self._migration(kind, migration)
+        self.messages.extend(self._at(kind, address, diagnostics))
         self.changes[self.changes.index(change)] = replace(
             change, action=Action.MIGRATE, migration=migration
         )
@@ -221,20 +241,23 @@ class _Builder:
         return temp is not None and address.parts[1] in resumed_consumers(self.live, temp)
 
     def _plan_resume(self, kind: ResourceKind, address: Address, spec: Any, live: Any) -> None:
-        """A stream left half migrated: a migrate that resumes, never a destructive change."""
-        name, temp = address.name, self.migrating[address.name]
+        """A stream or bucket left half migrated: a migrate that resumes, never a destructive
+        change."""
+        name = kind.change_identity(address)[0]
+        temp = self.migrating[name]
         where = str(address)
         before = kind.normalize_live(self, address, live.config) if live is not None else None
         self.fingerprints[where] = fingerprint(before) if before is not None else None
         if spec is None:
-            self.messages.append(orphan_error(name, temp))
+            self.messages.extend(self._at(kind, address, [orphan_error(name, temp)]))
             return
         after = kind.normalize_desired(self, address, spec)
         assert after is not None
         wire = wire_config(after, self.version, kind.fields)
-        migration, errors = plan_resume(self.live, name, temp, wire, self.version)
-        self.messages.extend(errors)
-        self.messages.append(resume_note(name, temp))
+        target = kind.migration_config(address.name, wire, self.version)
+        migration, errors = plan_resume(self.live, name, temp, target, self.version)
+        migration = self._migration(kind, migration)
+        self.messages.extend(self._at(kind, address, [*errors, resume_note(name, temp)]))
         fields: tuple[FieldChange, ...] = ()
         if before is not None:
             fields = tuple(

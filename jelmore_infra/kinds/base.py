@@ -75,6 +75,22 @@ def warning(
     return PlanMessage("warning", kind, message, address, field, dict(data or {}))
 
 
+def replicas_need_a_cluster(
+    ctx: PlanContext, replicas: int, where: str, field: str
+) -> PlanMessage | None:
+    """The plan error for ``replicas`` > 1 on a server that is not clustered (else ``None``)."""
+    if replicas <= 1 or ctx.live.server.cluster:
+        return None
+    return error(
+        "invalid",
+        f"{field} {replicas} needs a clustered server, and "
+        f"{ctx.live.server.server_name} is not clustered (the server refuses: "
+        f'"replicas > 1 not supported in non-clustered mode") ({where})',
+        where,
+        field,
+    )
+
+
 class FieldDelta:
     """One top-level field that differs between the live and the desired normalised config.
 
@@ -144,6 +160,11 @@ class ResourceKind:
     topology_field: ClassVar[str]
     #: Fields a plan shows for a resource that will be destroyed (the rest are counted).
     delete_summary: ClassVar[tuple[str, ...]] = ()
+    #: Whether a replace may be a data-preserving migration (``replace_strategy: migrate``):
+    #: the resource is one stream, named by :meth:`change_identity` (docs/migration.md).
+    migratable: ClassVar[bool] = False
+    #: Effects a migration has on this kind beyond a stream's (shown in the plan).
+    migration_effects: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------ inventory
 
@@ -264,6 +285,13 @@ class ResourceKind:
         return ()
 
     # --------------------------------------------------------------------- API
+
+    def migration_config(
+        self, name: str, after: Mapping[str, Any], version: Version
+    ) -> dict[str, Any]:
+        """The full stream config a migration of resource ``name`` ends with (``after``: the
+        planned config, as a change carries it)."""
+        return dict(after)
 
     async def create(self, api: JetStreamAPI, change: ResourceChange) -> None:
         raise NotImplementedError

@@ -50,6 +50,7 @@ from jelmore_infra.kinds.base import (
     Version,
     error,
     int_of,
+    replicas_need_a_cluster,
     version_text,
 )
 from jelmore_infra.kinds.shape import (
@@ -59,10 +60,13 @@ from jelmore_infra.kinds.shape import (
     BucketKindName,
     bucket_of,
     bucket_subjects,
+    migrating_buckets,
     stream_name,
 )
 from jelmore_infra.model import (
     LOCK_BUCKET,
+    REPLACE_MIGRATE,
+    REPLACE_RECREATE,
     BucketSpec,
     LiveState,
     LiveStream,
@@ -74,7 +78,7 @@ from jelmore_infra.normalize import (
     normalize_stream,
     wire_config,
 )
-from jelmore_infra.plan import PlanMessage, ResourceChange
+from jelmore_infra.plan import Action, PlanMessage, ResourceChange
 
 #: From this version a mirror can be removed in place (promoted): docs/buckets.md §6.
 V_MIRROR_PROMOTE: Version = (2, 12, 0)
@@ -241,6 +245,7 @@ class BucketKind(ResourceKind):
         "allow_msg_ttl": "message TTL status can not be disabled",
     }
     delete_summary: ClassVar[tuple[str, ...]] = ("history", "ttl", "storage", "max_bytes")
+    migratable: ClassVar[bool] = True
 
     # ------------------------------------------------------------------ inventory
 
@@ -256,8 +261,9 @@ class BucketKind(ResourceKind):
 
     def live_resources(self, live: LiveState) -> Mapping[Address, LiveStream]:
         out: dict[Address, LiveStream] = {}
-        for stream in live.streams.values():
-            found = bucket_of(stream.config)
+        migrating = migrating_buckets(live.streams)
+        for name, stream in live.streams.items():
+            found = bucket_of(stream.config) or migrating.get(name)
             if found is not None and found[0] == self.bucket_kind:
                 address = Address(self.name, (found[1],))
                 if not self.excluded(address):
@@ -269,7 +275,8 @@ class BucketKind(ResourceKind):
 
     def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:
         assert change.after is not None
-        return change.name, BucketSpec(change.name, dict(change.after))
+        strategy = REPLACE_MIGRATE if change.action is Action.MIGRATE else REPLACE_RECREATE
+        return change.name, BucketSpec(change.name, dict(change.after), replace_strategy=strategy)
 
     def change_identity(self, address: Address) -> tuple[str, str]:
         return stream_name(self.bucket_kind, address.name), address.name
@@ -368,17 +375,9 @@ class BucketKind(ResourceKind):
                     "limit_marker_ttl",
                 )
             )
-        if replicas > 1 and not ctx.live.server.cluster:
-            out.append(
-                error(
-                    "invalid",
-                    f"replicas {replicas} needs a clustered server, and "
-                    f"{ctx.live.server.server_name} is not clustered (the server refuses: "
-                    f'"replicas > 1 not supported in non-clustered mode") ({where})',
-                    where,
-                    "replicas",
-                )
-            )
+        clustered = replicas_need_a_cluster(ctx, replicas, where, "replicas")
+        if clustered is not None:
+            out.append(clustered)
         return out
 
     def check_update(
@@ -469,6 +468,12 @@ class BucketKind(ResourceKind):
     def _stream_config(self, api: JetStreamAPI, change: ResourceChange) -> dict[str, Any]:
         assert change.after is not None
         return stream_from_settings(self.bucket_kind, change.name, change.after, api.version)
+
+    def migration_config(
+        self, name: str, after: Mapping[str, Any], version: Version
+    ) -> dict[str, Any]:
+        """The bucket's stream as :meth:`create` would send it: a migration ends with it."""
+        return stream_from_settings(self.bucket_kind, name, after, version)
 
     async def create(self, api: JetStreamAPI, change: ResourceChange) -> None:
         await api.create_stream(self._stream_config(api, change))

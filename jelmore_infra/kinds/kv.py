@@ -23,6 +23,11 @@ class KVKind(BucketKind):
     form = FORMS["kv"]
     fields: ClassVar[Mapping[str, F.Field]] = F.KV_FIELD_MAP
     topology_field: ClassVar[str] = "kv_buckets"
+    migration_effects: ClassVar[tuple[str, ...]] = (
+        "every key keeps its whole history (values, deletes and purges, in order), but a "
+        "revision is a stream sequence number: revisions change, so an update that expects "
+        "a revision must read the key again; watchers must be started again",
+    )
 
 
 KV = KVKind()

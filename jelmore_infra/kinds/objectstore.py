@@ -25,6 +25,9 @@ class ObjectStoreKind(BucketKind):
     fields: ClassVar[Mapping[str, F.Field]] = F.OBJECT_STORE_FIELD_MAP
     topology_field: ClassVar[str] = "object_stores"
     delete_summary: ClassVar[tuple[str, ...]] = ("ttl", "storage", "max_bytes")
+    migration_effects: ClassVar[tuple[str, ...]] = (
+        "every object keeps all its chunks and its meta message; watchers must be started again",
+    )
 
 
 OBJECT_STORE = ObjectStoreKind()

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from jelmore_infra.kinds.base import int_of
+from jelmore_infra.migration.steps import TEMP_SUFFIX, migration_in_progress, read_marker
 
 BucketKindName = Literal["kv", "objectstore"]
 
@@ -63,11 +64,31 @@ def bucket_of(config: Mapping[str, Any]) -> tuple[BucketKindName, str] | None:
     return None
 
 
+def migrating_buckets(streams: Mapping[str, Any]) -> dict[str, tuple[BucketKindName, str]]:
+    """The buckets being migrated: stream name → ``(kind, bucket)``.
+
+    ``streams``: the live streams by name (each with a ``config``). A bucket's migration copy
+    (``KV_<b>_JELMORE_MIGRATE``) carries the bucket stream's original config in its marker; the
+    bucket's own stream may meanwhile be frozen, copying back or gone.
+    """
+    if not any(n.endswith(TEMP_SUFFIX) for n in streams):
+        return {}
+    infos = [{"config": s.config} for s in streams.values()]
+    out: dict[str, tuple[BucketKindName, str]] = {}
+    for name, temp in migration_in_progress(infos).items():
+        marker = read_marker({"config": streams[temp].config})
+        found = bucket_of(marker.original) if marker is not None else None
+        if found is not None:
+            out[name] = found
+    return out
+
+
 __all__ = [
     "BUCKET_NAME",
     "MAX_HISTORY",
     "BucketKindName",
     "bucket_of",
     "bucket_subjects",
+    "migrating_buckets",
     "stream_name",
 ]

@@ -44,6 +44,7 @@ from jelmore_infra.kinds.base import (
     Version,
     error,
     int_of,
+    replicas_need_a_cluster,
     value_text,
     version_text,
 )
@@ -107,6 +108,7 @@ class StreamKind(ResourceKind):
     one_way_refusals: ClassVar[Mapping[str, str]] = ONE_WAY_REFUSALS
     import_keep: ClassVar[tuple[str, ...]] = ("name",)
     topology_field: ClassVar[str] = "streams"
+    migratable: ClassVar[bool] = True
     delete_summary: ClassVar[tuple[str, ...]] = (
         "subjects",
         "retention",
@@ -124,12 +126,15 @@ class StreamKind(ResourceKind):
 
     def live_resources(self, live: LiveState) -> Mapping[Address, LiveStream]:
         """Every live stream but the lock's and the buckets' (:mod:`~jelmore_infra.kinds.shape`)."""
-        from jelmore_infra.kinds.shape import bucket_of
+        from jelmore_infra.kinds.shape import bucket_of, migrating_buckets
 
+        # A bucket's stream halfway through a migration is not bucket-shaped (frozen, or
+        # copying back without subjects): it stays the bucket's (docs/migration.md).
+        migrating = migrating_buckets(live.streams)
         return {
             Address("stream", (n,)): s
             for n, s in live.streams.items()
-            if n != LOCK_STREAM and bucket_of(s.config) is None
+            if n != LOCK_STREAM and bucket_of(s.config) is None and n not in migrating
         }
 
     def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:
@@ -209,17 +214,9 @@ class StreamKind(ResourceKind):
         out: list[PlanMessage] = []
         replicas = int_of(after, "num_replicas")
         where = str(address)
-        if replicas > 1 and not ctx.live.server.cluster:
-            out.append(
-                error(
-                    "invalid",
-                    f"num_replicas {replicas} needs a clustered server, and "
-                    f"{ctx.live.server.server_name} is not clustered (the server refuses: "
-                    f'"replicas > 1 not supported in non-clustered mode") ({where})',
-                    where,
-                    "num_replicas",
-                )
-            )
+        clustered = replicas_need_a_cluster(ctx, replicas, where, "num_replicas")
+        if clustered is not None:
+            out.append(clustered)
         if before is None and after.get("sealed"):
             out.append(
                 error(

@@ -109,22 +109,44 @@ async def _ensure_bucket(api: JetStreamAPI, ttl: float) -> None:
         await api.request(f"STREAM.UPDATE.{LOCK_STREAM}", config)
 
 
+#: How often a write to a lock bucket that has no stream leader yet is tried again.
+_NO_LEADER_RETRY = 0.1
+
+
 async def _put(api: JetStreamAPI, body: dict[str, Any], expected_seq: int) -> int | None:
-    """Write the lease if the key's last sequence is ``expected_seq``; its new sequence or None."""
-    reply = await api.nc.request(
-        _SUBJECT,
-        json.dumps(body).encode(),
-        timeout=api.settings.timeout,
-        headers={"Nats-Expected-Last-Subject-Sequence": str(expected_seq)},
-    )
-    data = json.loads(reply.data or b"{}")
-    error = data.get("error")
-    if error:
-        if error.get("err_code") == _WRONG_LAST_SEQUENCE:
+    """Write the lease if the key's last sequence is ``expected_seq``; its new sequence or None.
+
+    A bucket created a moment ago may have no stream leader yet (on a cluster, an election):
+    nobody answers the write. It is tried again until the connection's timeout has passed.
+    """
+    from jelmore_infra import transport
+    from jelmore_infra.errors import NoResponders
+
+    timeout = api.settings.timeout
+    give_up_at = time.monotonic() + timeout
+    while True:
+        try:
+            reply = await transport.request(
+                api.nc,
+                _SUBJECT,
+                json.dumps(body).encode(),
+                timeout=timeout,
+                headers={"Nats-Expected-Last-Subject-Sequence": str(expected_seq)},
+            )
+            break
+        except NoResponders:
+            if time.monotonic() >= give_up_at:
+                raise LockError(
+                    f"the apply lock bucket {LOCK_BUCKET} did not answer within {timeout:g}s "
+                    "(no stream leader)"
+                ) from None
+            await asyncio.sleep(_NO_LEADER_RETRY)
+    try:
+        data = transport.decode_reply(_SUBJECT, reply.data)
+    except JetStreamAPIError as exc:
+        if exc.err_code == _WRONG_LAST_SEQUENCE:
             return None
-        raise JetStreamAPIError(
-            _SUBJECT, error.get("code", 0), error.get("err_code", 0), error.get("description", "")
-        )
+        raise
     return int(data["seq"])
 
 

@@ -355,11 +355,34 @@ def _copy_window(config: JSONDict, version: Version) -> None:
         config["duplicate_window"] = MIN_WINDOW_NS
 
 
+def copy_per_subject_limit(original: Mapping[str, Any]) -> int:
+    """The temporary stream's ``max_msgs_per_subject``: the original's when it denies deletes
+    (a KV bucket's ``history``), else none (-1).
+
+    A stream that denies deletes only ever loses a subject's oldest messages (its per-subject
+    limit, max_age, purges and rollups all remove the oldest first), and the copy receives its
+    messages in order, so the copy's newest ``max_msgs_per_subject`` per subject include every
+    message the original still holds. With no limit, a value written again while the copy runs
+    (its old revision dropped from the original but kept in the copy) would leave the copy with
+    more messages than the original for good, and the migration stuck at its verification.
+    Where single messages may be deleted, a limit could keep a message the original deleted
+    instead of an older one it kept, so there is none.
+    """
+    limit = original.get("max_msgs_per_subject")
+    if original.get("deny_delete") and isinstance(limit, int) and limit > 0:
+        return limit
+    return -1
+
+
 def temp_config(original: Mapping[str, Any], version: Version) -> JSONDict:
     """The temporary stream: sources the original, no limits, carries the marker.
 
-    It keeps every message: no limits, no TTLs, no subjects, no republish. Rollup headers are
-    allowed when the original allows them, as a copied rollup message is refused otherwise.
+    It keeps every message the original holds: no limits but the per-subject one of a stream
+    that denies deletes (:func:`copy_per_subject_limit`), no TTLs, no subjects, no republish.
+    Rollup headers are allowed when the original allows them, as a copied rollup message is
+    refused otherwise; the server then applies a copied rollup to the copy too, which removes
+    only copies of messages the rollup already removed from the original (they arrive in the
+    original's order; docs/migration.md).
     """
     name = str(original["name"])
     marker = {
@@ -378,7 +401,7 @@ def temp_config(original: Mapping[str, Any], version: Version) -> JSONDict:
         "max_msgs": -1,
         "max_bytes": -1,
         "max_age": 0,
-        "max_msgs_per_subject": -1,
+        "max_msgs_per_subject": copy_per_subject_limit(original),
         "max_msg_size": -1,
         "allow_rollup_hdrs": bool(original.get("allow_rollup_hdrs")),
         "metadata": marker,

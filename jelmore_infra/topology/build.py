@@ -88,7 +88,9 @@ def build_bucket(draft: StreamDraft) -> BucketSpec:
     config: JSONDict = dict(draft.config)
     user_meta = draft.config.get("metadata") or {}
     config["metadata"] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE, **user_meta}
-    return BucketSpec(draft.name, config, draft.location, dict(draft.locations))
+    return BucketSpec(
+        draft.name, config, draft.location, dict(draft.locations), draft.replace_strategy
+    )
 
 
 def build_topology(

@@ -357,22 +357,27 @@ def _field_property(fld: F.Field, docs: dict[str, str]) -> dict[str, Any]:
     return {"description": doc, **_value_schema(fld, fld.name)}
 
 
-def _stream_schema() -> dict[str, Any]:
-    props = {f.name: _field_property(f, STREAM_DOCS) for f in F.STREAM_FIELDS if f.name != "name"}
-    props["jelmore"] = {
+def _strategy_schema(what: str, data: str) -> dict[str, Any]:
+    """The ``jelmore:`` block of a stream or bucket: ``replace_strategy``."""
+    return {
         "description": "Settings for jelmore-infra itself (never sent to the server).",
         "type": ["object", "null"],
         "additionalProperties": False,
         "properties": {
             "replace_strategy": {
                 "description": "What apply does when a change cannot be made in place: "
-                "'recreate' (default) deletes the stream and creates it again, losing its "
-                "messages; 'migrate' copies them into the new stream (docs/migration.md).",
+                f"'recreate' (default) deletes the {what} and creates it again, losing its "
+                f"{data}; 'migrate' copies them into the new {what} (docs/migration.md).",
                 "type": "string",
                 "enum": ["recreate", "migrate"],
             }
         },
     }
+
+
+def _stream_schema() -> dict[str, Any]:
+    props = {f.name: _field_property(f, STREAM_DOCS) for f in F.STREAM_FIELDS if f.name != "name"}
+    props["jelmore"] = _strategy_schema("stream", "messages")
     return {
         "description": "A JetStream stream. Settings are the JetStream API's own field names; "
         "a setting left out means the server's default.",
@@ -439,6 +444,7 @@ def _bucket_schema(fields: tuple[F.Field, ...], what: str) -> dict[str, Any]:
         elif f.name == "replicas":
             prop.update(minimum=1, maximum=5)
         props[f.name] = prop
+    props["jelmore"] = _strategy_schema(what, "values" if "KV" in what else "objects")
     return {
         "description": f"A {what}. Settings are the NATS clients' bucket settings; the bucket is "
         "the stream those clients create for it.",

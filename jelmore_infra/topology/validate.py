@@ -452,7 +452,7 @@ def _convert_stream(conv: _Converter, res: RawResource) -> StreamDraft:
     draft.written.update(node.entries)
     jelmore = node.entries.get("jelmore")
     if jelmore is not None:
-        _convert_stream_jelmore(conv, jelmore, draft)
+        _convert_strategy(conv, jelmore, draft, "stream")
     conv.settings(
         F.STREAM_FIELD_MAP,
         node,
@@ -467,8 +467,8 @@ def _convert_stream(conv: _Converter, res: RawResource) -> StreamDraft:
     return draft
 
 
-def _convert_stream_jelmore(conv: _Converter, entry: Entry, draft: StreamDraft) -> None:
-    """A stream's ``jelmore:`` block: settings for jelmore-infra itself, never sent."""
+def _convert_strategy(conv: _Converter, entry: Entry, draft: StreamDraft, what: str) -> None:
+    """A stream's or bucket's ``jelmore:`` block: settings for jelmore-infra itself, never sent."""
     node = entry.value
     if is_null(node):
         return
@@ -478,8 +478,9 @@ def _convert_stream_jelmore(conv: _Converter, entry: Entry, draft: StreamDraft) 
     for key, item in node.entries.items():
         if key != "replace_strategy":
             conv.error(
-                f"unknown stream jelmore setting '{key}'{did_you_mean(key, STREAM_JELMORE_KEYS)}"
-                "; the jelmore block of a stream has replace_strategy",
+                f"unknown {what} jelmore setting '{key}'{did_you_mean(key, STREAM_JELMORE_KEYS)}"
+                f"; the jelmore block of {'an' if what[0] in 'aeiou' else 'a'} {what} has "
+                "replace_strategy",
                 item.key_loc,
             )
             continue
@@ -724,7 +725,20 @@ def _convert_bucket(conv: _Converter, res: RawResource, kind: str) -> StreamDraf
         return False
 
     draft.written.update(node.entries)
-    conv.settings(table, node, "", draft.config, draft.locations, what, reject=reject)
+    jelmore = node.entries.get("jelmore")
+    if jelmore is not None:
+        _convert_strategy(conv, jelmore, draft, what)
+    conv.settings(
+        table,
+        node,
+        "",
+        draft.config,
+        draft.locations,
+        what,
+        skip=STREAM_KEYS,
+        reject=reject,
+        extra_choices=STREAM_KEYS,
+    )
     history = draft.config.get("history")
     if isinstance(history, int) and not 1 <= history <= MAX_HISTORY:
         conv.error(

@@ -34,6 +34,7 @@ from jelmore_infra.topology import load_topology
 from tests.support import bucket_configs as bc
 from tests.support.cli import run_cli
 from tests.support.natsserver import SUPPORTED_VERSIONS, NatsCluster, NatsServer, binary_for
+from tests.support.waiting import kv_key_history
 
 pytestmark = pytest.mark.matrix
 
@@ -226,7 +227,7 @@ async def _use_through_nats_py(url: str) -> None:
                 seen.append(update.value)
         assert [v for v in seen if v] == [b"hello", b"hello again"]
         await watcher.stop()
-        history = await kv.history("greeting")
+        history = await kv_key_history(kv, "greeting")
         assert [e.value for e in history] == [b"hello", b"hello again"]
         store = await js.object_store("files-by-apply")
         payload = bytes(range(256)) * 1200  # 300 KiB: several chunks

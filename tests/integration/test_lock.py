@@ -239,11 +239,18 @@ def test_two_racing_applies_exactly_one_proceeds_and_the_topology_ends_correct(
     outputs = [p.communicate(timeout=120) for p in procs]
     results = [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
     codes = sorted(r[0] for r in results)
-    loser = next(r for r in results if r[0] == 1)
-    winner = next(r for r in results if r[0] == 0)
-    assert codes == [0, 1], results
-    assert "another apply holds the lock" in loser[2]
-    assert "Apply complete!" in winner[1]
+    if codes == [0, 0]:
+        # On a loaded machine the first apply can finish before the second one starts; then the
+        # two did not overlap, and the second found the server already matching the topology.
+        changed = [r for r in results if "No changes" not in r[1]]
+        assert len(changed) == 1, results
+        assert "Apply complete!" in changed[0][1]
+    else:
+        assert codes == [0, 1], results
+        loser = next(r for r in results if r[0] == 1)
+        winner = next(r for r in results if r[0] == 0)
+        assert "another apply holds the lock" in loser[2]
+        assert "Apply complete!" in winner[1]
     check = run_cli("plan", "-s", nats_server.url, "--topology", str(topo), "--detailed-exitcode")
     assert check.returncode == 0, check.stdout + check.stderr
 
@@ -539,3 +546,16 @@ def test_a_lock_holder_with_control_characters_is_shown_escaped(
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in proc.stdout + proc.stderr
     assert "evil\\x1b[2J\\x07@" in proc.stdout
+
+
+async def test_a_lock_bucket_without_a_stream_leader_is_a_lock_error_not_a_nats_error(
+    nats_server: NatsServer,
+) -> None:
+    """Nobody answers a write to a bucket whose stream has no leader yet (here: no stream at all,
+    as on a cluster in the moment after the bucket was created): retried, then a LockError."""
+    api = await JetStreamAPI.connect(ConnectionSettings(url=nats_server.url, timeout=0.5))
+    try:
+        with pytest.raises(LockError, match=r"did not answer within 0\.5s"):
+            await _put(api, {"holder": "test"}, 0)
+    finally:
+        await api.close()

@@ -35,3 +35,22 @@ async def wait_for(
 def unique(prefix: str, sep: str = "") -> str:
     """``prefix`` plus a random suffix: a fresh stream, consumer or subject name per test."""
     return f"{prefix}{sep}{uuid.uuid4().hex[:8]}"
+
+
+async def kv_key_history(kv: Any, key: str) -> list[Any]:
+    """A KV key's history as nats-py's ``KeyValue.history()`` shows it, for a key that exists.
+
+    nats-py's history watcher was seen to report "no keys found" now and then on a loaded machine
+    for a key that exists (its end-of-history marker came first), so that answer is asked again
+    until the deadline.
+    """
+    from nats.js.errors import NoKeysError
+
+    async def history() -> list[Any] | None:
+        try:
+            return list(await kv.history(key))
+        except NoKeysError:
+            return None
+
+    entries: list[Any] = await wait_for(history, f"the history of {key}")
+    return entries

@@ -181,6 +181,39 @@ CASES = [
         "t.yaml:5:16",
     ),
     Case(
+        "replace_strategy_bad_value_on_a_kv_bucket",
+        one("""\
+            kv_buckets:
+              config:
+                storage: memory
+                jelmore:
+                  replace_strategy: copy
+            """),
+        "jelmore.replace_strategy must be one of recreate, migrate, not 'copy'",
+        "t.yaml:5:25",
+    ),
+    Case(
+        "unknown_jelmore_setting_on_an_object_store",
+        one("""\
+            object_stores:
+              files:
+                jelmore: {replace_strateg: migrate}
+            """),
+        "unknown object store jelmore setting 'replace_strateg' (did you mean "
+        "'replace_strategy'?); the jelmore block of an object store has replace_strategy",
+        "t.yaml:3:15",
+    ),
+    Case(
+        "jelmore_block_of_a_bucket_not_a_map",
+        one("""\
+            kv_buckets:
+              config:
+                jelmore: migrate
+            """),
+        "jelmore must be a map with replace_strategy, not 'migrate'",
+        "t.yaml:3:14",
+    ),
+    Case(
         "bucket_defined_twice",
         {
             "a.yaml": "kv_buckets:\n  config:\n    history: 2\n",

@@ -302,3 +302,12 @@ def test_the_live_consumer_is_normalised_with_the_live_stream_limits() -> None:
     assert plan.changes == ()
     expected = normalize_consumer(worker, V, stream_config=stream)
     assert plan.fingerprints["consumer.ORDERS.worker"] == fingerprint(expected)
+
+
+def test_replicas_above_one_on_a_server_without_a_cluster_are_a_plan_error() -> None:
+    plan = build_plan(
+        topology({"subjects": ["orders.>"], "num_replicas": 3}), live(LIVE_ORDERS), now=NOW
+    )
+    (message,) = [m for m in plan.messages if m.severity == "error"]
+    assert message.field == "num_replicas"
+    assert "num_replicas 3 needs a clustered server, and n1 is not clustered" in message.message

@@ -163,6 +163,16 @@ def test_the_temporary_stream_keeps_everything_and_carries_the_original_config()
     assert temp_config(original, OLD)["duplicate_window"] == MIN_WINDOW_NS
 
 
+def test_the_copy_of_a_stream_denying_deletes_keeps_its_per_subject_limit() -> None:
+    """A KV bucket's copy keeps ``history`` revisions per key, as the bucket does; a stream whose
+    single messages may be deleted gets no per-subject limit on its copy."""
+    bucket = {**LIVE, "max_msgs_per_subject": 5, "deny_delete": True, "allow_rollup_hdrs": True}
+    assert temp_config(bucket, NEW)["max_msgs_per_subject"] == 5
+    assert temp_config({**bucket, "deny_delete": False}, NEW)["max_msgs_per_subject"] == -1
+    assert temp_config({**bucket, "max_msgs_per_subject": -1}, NEW)["max_msgs_per_subject"] == -1
+    assert temp_config({**LIVE, "deny_delete": True}, NEW)["max_msgs_per_subject"] == -1
+
+
 def test_freezing_swaps_the_subjects_for_a_placeholder_and_drops_republish() -> None:
     config = frozen_config({**LIVE, "republish": {"src": ">", "dest": "x.>"}})
     assert config["subjects"] == [freeze_subject("ORDERS")]
