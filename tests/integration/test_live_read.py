@@ -30,7 +30,12 @@ from jelmore_infra.model import (
     parse_version,
     stream_address,
 )
-from tests.support.jsapi_helpers import SECOND, connect, create_jelmore_layout
+from tests.support.jsapi_helpers import (
+    SECOND,
+    connect,
+    create_jelmore_layout,
+    create_on_young_cluster,
+)
 from tests.support.natsserver import SUPPORTED_VERSIONS, NatsCluster, NatsServer, binary_for
 
 LAYOUT_CONSUMERS = {
@@ -252,13 +257,17 @@ async def test_resources_on_a_dead_cluster_node_are_unavailable_not_absent(how: 
             # at once after its node dies.
             leaders: dict[str, str] = {}
             for i in range(3):
-                info = await api.create_stream({"name": f"LONELY{i}", "subjects": [f"lonely{i}"]})
+                info = await create_on_young_cluster(
+                    api, {"name": f"LONELY{i}", "subjects": [f"lonely{i}"]}
+                )
                 leaders[f"LONELY{i}"] = info["cluster"]["leader"]
             victim = next((s for s, node in leaders.items() if node != meta_leader), "LONELY0")
             dead = leaders[victim]
             await api.create_consumer(victim, {"durable_name": "c", "ack_policy": "explicit"})
             # An R3 stream that survives, with an R1 consumer on the node that will die.
-            await api.create_stream({"name": "SHARED", "subjects": ["shared"], "num_replicas": 3})
+            await create_on_young_cluster(
+                api, {"name": "SHARED", "subjects": ["shared"], "num_replicas": 3}
+            )
             on_dead: str | None = None
             for i in range(12):
                 config = {"durable_name": f"w{i}", "ack_policy": "explicit", "num_replicas": 1}

@@ -21,6 +21,36 @@ async def connect(url: str, **kw: Any) -> JetStreamAPI:
     return await JetStreamAPI.connect(ConnectionSettings(url=url, **kw))
 
 
+async def create_on_young_cluster(
+    api: JetStreamAPI, config: dict[str, Any], within: float = 120.0
+) -> dict[str, Any]:
+    """Create a stream on a cluster that may still be settling; its info once it has a leader.
+
+    On a loaded 2-core machine a young cluster was seen to take more than 15 s to place a
+    replicated stream, so a create that times out is not an error here: the stream is looked up
+    and waited for (and created again if it never arrived) until ``within`` seconds have passed.
+    """
+    import asyncio
+    import time
+
+    from jelmore_infra.errors import ConnectionFailed
+
+    name = str(config["name"])
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            info = await api.stream_info(name)
+            if info is None:
+                info = await api.create_stream(config)
+            if (info.get("cluster") or {}).get("leader"):
+                return info
+        except ConnectionFailed:
+            pass  # timed out while the cluster was busy: look again
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stream {name} had no leader within {within}s")
+        await asyncio.sleep(0.2)
+
+
 @contextlib.contextmanager
 def silent_listener() -> Iterator[str]:
     """A TCP port that accepts connections (kernel backlog) but never says a word."""
