@@ -9,6 +9,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,5 +208,10 @@ def is_managed(config: Mapping[str, Any]) -> bool:
 
 
 #: JetStream KV bucket holding the apply lock; its stream is never shown as drift or unmanaged.
+#: A bucket name both clients accept (docs/buckets.md §1).
+BUCKET_NAME = re.compile(r"^[a-zA-Z0-9_-]+\Z")
+#: The largest KV ``history`` the clients accept.
+MAX_HISTORY = 64
+
 LOCK_BUCKET = "jelmore-infra-locks"
 LOCK_STREAM = f"KV_{LOCK_BUCKET}"

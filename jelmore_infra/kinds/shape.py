@@ -6,19 +6,15 @@ buckets out of their inventories without importing the bucket kinds (docs/bucket
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from jelmore_infra.kinds.base import int_of
 from jelmore_infra.migration.steps import TEMP_SUFFIX, migration_in_progress, read_marker
+from jelmore_infra.model import BUCKET_NAME, MAX_HISTORY
 
 BucketKindName = Literal["kv", "objectstore"]
 
-#: A bucket name both clients accept (docs/buckets.md §1).
-BUCKET_NAME = re.compile(r"^[a-zA-Z0-9_-]+\Z")
-#: The largest KV ``history`` the clients accept.
-MAX_HISTORY = 64
 
 KV_PREFIX = "KV_"
 OBJ_PREFIX = "OBJ_"

@@ -27,7 +27,6 @@ from typing import Any, cast
 from jelmore_infra import fields as F
 from jelmore_infra import model
 from jelmore_infra.diagnostics import Diagnostic, Location, printable
-from jelmore_infra.kinds.shape import BUCKET_NAME, MAX_HISTORY
 from jelmore_infra.subjects import (
     SubjectIndex,
     is_subset_of_any,
@@ -689,7 +688,7 @@ def _convert_bucket(conv: _Converter, res: RawResource, kind: str) -> StreamDraf
     what = _BUCKET_WORDS[kind]
     other_kind = "objectstore" if kind == "kv" else "kv"
     draft = StreamDraft(res.name, res.name_loc)
-    if not BUCKET_NAME.match(res.name) or len(res.name) > NAME_MAX - 4:
+    if not model.BUCKET_NAME.match(res.name) or len(res.name) > NAME_MAX - 4:
         shown = printable(res.name if len(res.name) <= 40 else res.name[:37] + "...")
         conv.error(
             f"invalid {what} name '{shown}': use only letters, digits, '-' and '_' "
@@ -740,9 +739,9 @@ def _convert_bucket(conv: _Converter, res: RawResource, kind: str) -> StreamDraf
         extra_choices=STREAM_KEYS,
     )
     history = draft.config.get("history")
-    if isinstance(history, int) and not 1 <= history <= MAX_HISTORY:
+    if isinstance(history, int) and not 1 <= history <= model.MAX_HISTORY:
         conv.error(
-            f"history must be from 1 to {MAX_HISTORY} (the number of values kept per key), "
+            f"history must be from 1 to {model.MAX_HISTORY} (the number of values kept per key), "
             f"not {history}",
             draft.locations["history"],
         )

@@ -339,3 +339,28 @@ def test_make_console_without_a_context_honours_no_color(
     monkeypatch.setenv("NO_COLOR", "1")
     make_console().print("[bold]x[/]")
     assert ANSI not in capsys.readouterr().out
+
+
+def test_validate_loads_neither_the_plan_nor_the_resource_kinds() -> None:
+    """`validate` is offline and runs in every pull request: it imports no plan machinery."""
+    code = (
+        "import json, sys\n"
+        "from jelmore_infra.cli.main import main\n"
+        "try:\n"
+        "    main(['validate'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "plan_side = ('jelmore_infra.kinds', 'jelmore_infra.diff', 'jelmore_infra.migration')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(plan_side))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env_for_test(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
