@@ -4,7 +4,7 @@
 confirmation through the caller's hooks (:class:`ApplyHooks`), checks the gates, executes the
 changes (:func:`apply_plan`) and returns an :class:`ApplyResult`; the caller renders it.
 
-Apply is driven by the plan alone (DESIGN §2): every step sends the config the plan recorded
+Apply is driven by the plan alone: every step sends the config the plan recorded
 (``ResourceChange.after``, the full config, because the server's update replaces the whole
 config) with the API calls of the change's kind (:mod:`jelmore_infra.kinds`). Before anything is
 sent, :func:`check_gates` refuses plans with errors, unannounced data loss and unapproved deletes.

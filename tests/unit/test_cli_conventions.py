@@ -1,4 +1,4 @@
-"""The conventions every ``jelmore-infra`` command shares (DESIGN §4): exit code 1 for every error,
+"""The conventions every ``jelmore-infra`` command shares (the README's "Commands" section): exit code 1 for every error,
 usage errors included (never 2); one ``Error: ...`` line on stderr and never a traceback;
 ``--version``; help when run without arguments; a fast ``--help`` that imports no heavy library;
 colour only on a terminal, never with ``NO_COLOR`` or ``--no-color``.
