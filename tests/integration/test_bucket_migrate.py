@@ -30,7 +30,7 @@ from jelmore_infra.kinds.bucket import stream_from_settings
 from jelmore_infra.live.jsapi import JetStreamAPI
 from jelmore_infra.migration.steps import Step, temp_name
 from jelmore_infra.model import parse_version
-from tests.support.cli import REPO, run_cli
+from tests.support.cli import apply_until_killed, run_cli
 from tests.support.natsserver import NatsServer, binary_for
 from tests.support.waiting import kv_key_history as key_history
 
@@ -299,35 +299,6 @@ async def test_a_kv_bucket_with_limit_markers_migrates_keeping_per_message_ttls(
             await nc.close()
 
 
-def apply_until_killed(url: str, topology: Path, address: str, step: Step) -> list[str]:
-    """Run ``apply --auto-approve`` and SIGKILL it when its progress shows ``step`` starting."""
-    from tests.integration.test_migrate_cli import JELMORE
-
-    proc = subprocess.Popen(
-        [*JELMORE, "apply", "-s", url, "--topology", str(topology), "--auto-approve"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
-    seen: list[str] = []
-    marker = f"{address}: {step.value}: "
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            seen.append(line.rstrip("\n"))
-            if line.startswith(marker) and line.rstrip().endswith("..."):
-                break
-        else:
-            raise AssertionError(f"apply ended before {step.value}: {seen}")
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
-        if proc.stderr is not None:
-            proc.stderr.close()
-    return seen
-
-
 async def test_apply_killed_while_migrating_a_kv_bucket_converges_when_run_again(
     api: JetStreamAPI, nc: Client, server: NatsServer, tmp_path: Path, bucket: str
 ) -> None:
@@ -340,7 +311,7 @@ async def test_apply_killed_while_migrating_a_kv_bucket_converges_when_run_again
     before = await kv_history(kv)
     topo = write_topology(tmp_path / "after", "kv_buckets", bucket, storage="memory")
     address = f"kv.{bucket}"
-    await asyncio.to_thread(apply_until_killed, server.url, topo, address, Step.CREATE_NEW)
+    await asyncio.to_thread(apply_until_killed, server.url, topo, address, Step.CREATE_NEW.value)
     assert await api.stream_info(temp_name(f"KV_{bucket}")) is not None  # killed mid-migration
 
     planned = await asyncio.to_thread(cli, "plan", server.url, topo, "--detailed-exitcode")

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -28,11 +26,10 @@ from nats.aio.client import Client
 from jelmore_infra.live.jsapi import JetStreamAPI
 from jelmore_infra.migration.steps import Step, temp_name
 from tests.integration.test_migration import contents, fill
-from tests.support.cli import REPO, run_cli
+from tests.support.cli import apply_until_killed, run_cli
 from tests.support.natsserver import NatsServer, binary_for
 
 _names = itertools.count(1)
-JELMORE = (sys.executable, "-m", "jelmore_infra")
 
 
 @pytest.fixture(scope="module", params=["2.10.26", "2.15.1"])
@@ -165,33 +162,6 @@ async def test_plan_and_apply_migrate_a_stream_of_10000_messages_to_memory(
 KILL_AT = [Step.WAIT_COPY, Step.FREEZE, Step.CREATE_NEW]
 
 
-def apply_until_killed(url: str, topology: Path, step: Step, name: str) -> list[str]:
-    """Run ``apply --auto-approve`` and SIGKILL it when its progress shows ``step`` starting."""
-    proc = subprocess.Popen(
-        [*JELMORE, "apply", "-s", url, "--topology", str(topology), "--auto-approve"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
-    seen: list[str] = []
-    marker = f"stream.{name}: {step.value}: "
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            seen.append(line.rstrip("\n"))
-            if line.startswith(marker) and line.rstrip().endswith("..."):
-                break
-        else:
-            raise AssertionError(f"apply ended before {step.value}: {seen}")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        if proc.stderr is not None:
-            proc.stderr.close()
-    return seen
-
-
 @pytest.mark.parametrize("step", KILL_AT, ids=[s.value for s in KILL_AT])
 async def test_apply_killed_while_migrating_converges_when_run_again(
     api: JetStreamAPI, nc: Client, server: NatsServer, tmp_path: Path, step: Step, name: str
@@ -199,7 +169,7 @@ async def test_apply_killed_while_migrating_converges_when_run_again(
     count, acked = 2_000, 700
     before = await prepare(api, nc, server.url, tmp_path, name, count, acked)
     topo = write_topology(tmp_path / "after", name, storage="memory", migrate=True)
-    await asyncio.to_thread(apply_until_killed, server.url, topo, step, name)
+    await asyncio.to_thread(apply_until_killed, server.url, topo, f"stream.{name}", step.value)
     assert await api.stream_info(temp_name(name)) is not None  # killed mid-migration
 
     planned = await asyncio.to_thread(cli, "plan", server.url, topo, "--detailed-exitcode")

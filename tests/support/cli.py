@@ -44,3 +44,33 @@ def assert_clean_error(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "Error:" in proc.stderr
+
+
+def apply_until_killed(url: str, topology: Path, address: str, step: str) -> list[str]:
+    """Run ``apply --auto-approve`` and SIGKILL it as its progress shows ``ADDRESS: STEP: ...``
+    starting; the progress lines seen until then."""
+    args = ["apply", "-s", url, "--topology", str(topology), "--auto-approve"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jelmore_infra", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    seen: list[str] = []
+    marker = f"{address}: {step}: "
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line.rstrip("\n"))
+            if line.startswith(marker) and line.rstrip().endswith("..."):
+                break
+        else:
+            raise AssertionError(f"apply ended before {step}: {seen}")
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    return seen
