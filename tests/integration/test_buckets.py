@@ -15,7 +15,6 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,12 @@ import nats
 import nats.errors
 import pytest
 
-from jelmore_infra.apply import apply_plan
-from jelmore_infra.connection import ConnectionSettings
-from jelmore_infra.diff import build_plan
-from jelmore_infra.live.jsapi import JetStreamAPI
-from jelmore_infra.live.read import read_live
 from jelmore_infra.model import BucketSpec, Topology, parse_version
 from jelmore_infra.plan import Plan
 from jelmore_infra.topology import load_topology
 from tests.support import bucket_configs as bc
 from tests.support.cli import run_cli
+from tests.support.jsapi_helpers import apply_and_check, plan_against
 from tests.support.natsserver import SUPPORTED_VERSIONS, NatsCluster, NatsServer, binary_for
 from tests.support.waiting import kv_key_history
 
@@ -85,27 +80,6 @@ def _address_of(stream: str) -> str:
     if stream.startswith("KV_"):
         return f"kv.{stream[3:]}"
     return f"objectstore.{stream[4:]}"
-
-
-async def _plan(url: str, topology: Topology, targets: tuple[str, ...] = ()) -> Plan:
-    api = await JetStreamAPI.connect(ConnectionSettings(url=url))
-    try:
-        live = await read_live(api)
-        return build_plan(topology, live, targets=targets, now=datetime.now(UTC))
-    finally:
-        await api.close()
-
-
-async def _apply(url: str, plan: Plan) -> None:
-    api = await JetStreamAPI.connect(ConnectionSettings(url=url))
-    try:
-        result = await apply_plan(api, plan)
-        assert result.ok, (
-            [(s.change.address, s.status, s.error) for s in result.steps],
-            result.convergence_errors,
-        )
-    finally:
-        await api.close()
 
 
 def _summary(plan: Plan) -> list[tuple[str, str, list[str]]]:
@@ -175,21 +149,21 @@ def test_client_buckets_import_and_plan_only_their_adoption_and_every_edit_conve
     proc = run_cli("import", "-s", url, "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     topology = load_topology(out)
-    adoption = asyncio.run(_plan(url, topology))
+    adoption = asyncio.run(plan_against(url, topology))
     assert not adoption.errors, adoption.errors
     summary = _summary(adoption)
     assert sorted(a for a, _, _ in summary) == addresses
     for address, action, paths in summary:
         assert (action, paths) == ("update", ["metadata.jelmore.managed-by"]), address
     assert "unmanaged" not in {m.kind for m in adoption.messages}
-    asyncio.run(_apply(url, adoption))
+    asyncio.run(apply_and_check(url, adoption))
     planned = run_cli("plan", "-s", url, "--topology", str(out), "--detailed-exitcode")
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "No changes." in planned.stdout
 
     for address, field, value, action in _edits(parse_version(version)):
         topology = _edit(topology, address, field, value)
-        plan = asyncio.run(_plan(url, topology))
+        plan = asyncio.run(plan_against(url, topology))
         assert not plan.errors, (address, field, plan.errors)
         summary = _summary(plan)
         assert len(summary) == 1, (address, field, summary)
@@ -202,8 +176,8 @@ def test_client_buckets_import_and_plan_only_their_adoption_and_every_edit_conve
             field,
             paths,
         )
-        asyncio.run(_apply(url, plan))
-        assert _summary(asyncio.run(_plan(url, topology))) == [], (address, field)
+        asyncio.run(apply_and_check(url, plan))
+        assert _summary(asyncio.run(plan_against(url, topology))) == [], (address, field)
 
 
 async def _use_through_nats_py(url: str) -> None:
@@ -263,15 +237,15 @@ def test_buckets_made_by_apply_work_through_nats_py(server: NatsServer, tmp_path
     assert isinstance(topology.kv_buckets["made-by-apply"], BucketSpec)
     # the module's server also holds the other test's buckets: look only at these two
     only = ("kv.made-by-apply", "objectstore.files-by-apply")
-    plan = asyncio.run(_plan(url, topology, only))
+    plan = asyncio.run(plan_against(url, topology, only))
     assert _summary(plan) == [
         ("kv.made-by-apply", "create", []),
         ("objectstore.files-by-apply", "create", []),
     ]
-    asyncio.run(_apply(url, plan))
-    assert _summary(asyncio.run(_plan(url, topology, only))) == []
+    asyncio.run(apply_and_check(url, plan))
+    assert _summary(asyncio.run(plan_against(url, topology, only))) == []
     asyncio.run(_use_through_nats_py(url))
-    assert _summary(asyncio.run(_plan(url, topology, only))) == []
+    assert _summary(asyncio.run(plan_against(url, topology, only))) == []
     proc = run_cli("plan", "-s", url, "--topology", str(topo), "--target", "kv.made-by-apply")
     assert proc.returncode == 0, proc.stderr
     assert "No changes." in proc.stdout
@@ -296,17 +270,17 @@ def test_limit_markers_are_gated_to_2_11_and_turn_message_ttls_on(server: NatsSe
     spec = BucketSpec("markers", {"metadata": {"jelmore.managed-by": "jelmore-infra"}})
     spec = dataclasses.replace(spec, config={**spec.config, "limit_marker_ttl": 5 * S})
     topology = Topology(kv_buckets={"markers": spec})
-    plan = asyncio.run(_plan(url, topology, ("kv.markers",)))
+    plan = asyncio.run(plan_against(url, topology, ("kv.markers",)))
     if parse_version(_version(server)) < (2, 11, 0):
         assert [(m.kind, m.field) for m in plan.errors] == [
             ("needs-newer-server", "limit_marker_ttl")
         ]
         return
     assert not plan.errors and _summary(plan) == [("kv.markers", "create", [])]
-    asyncio.run(_apply(url, plan))
+    asyncio.run(apply_and_check(url, plan))
     stored = asyncio.run(_raw(url, "$JS.API.STREAM.INFO.KV_markers"))["config"]
     assert stored["allow_msg_ttl"] is True and stored["subject_delete_marker_ttl"] == 5 * S
-    assert _summary(asyncio.run(_plan(url, topology, ("kv.markers",)))) == []
+    assert _summary(asyncio.run(plan_against(url, topology, ("kv.markers",)))) == []
 
 
 def test_kv_replicas_scale_in_place_in_a_cluster_and_keep_the_values(

@@ -11,23 +11,18 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
 
-from jelmore_infra.apply import apply_plan
-from jelmore_infra.connection import ConnectionSettings
-from jelmore_infra.diff import build_plan
-from jelmore_infra.live.jsapi import JetStreamAPI
-from jelmore_infra.live.read import read_live
 from jelmore_infra.model import ConsumerSpec, StreamSpec, Topology, parse_version
 from jelmore_infra.plan import Action, Plan
 from jelmore_infra.topology import load_topology
 from tests.support import kitchen_sink as ks
 from tests.support.cli import TOPOLOGY, run_cli
+from tests.support.jsapi_helpers import apply_and_check, plan_against
 from tests.support.natsserver import SUPPORTED_VERSIONS, NatsServer, binary_for
 
 pytestmark = pytest.mark.matrix
@@ -62,27 +57,6 @@ async def _create_kitchen_sink(url: str, version: tuple[int, int, int]) -> None:
         assert "error" not in reply, reply
 
 
-async def _plan(url: str, topology: Topology) -> Plan:
-    api = await JetStreamAPI.connect(ConnectionSettings(url=url))
-    try:
-        live = await read_live(api)
-        return build_plan(topology, live, now=datetime.now(UTC))
-    finally:
-        await api.close()
-
-
-async def _apply(url: str, plan: Plan) -> None:
-    api = await JetStreamAPI.connect(ConnectionSettings(url=url))
-    try:
-        result = await apply_plan(api, plan)
-        assert result.ok, (
-            [(s.change.address, s.status, s.error) for s in result.steps],
-            result.convergence_errors,
-        )
-    finally:
-        await api.close()
-
-
 def _edit(topology: Topology, address: str, field: str, value: Any) -> Topology:
     parts = address.split(".")
     if parts[0] == "stream":
@@ -108,10 +82,10 @@ def test_jelmore_topology_applies_from_empty_and_then_plans_no_changes(
 ) -> None:
     topology = load_topology(TOPOLOGY)
     url = versioned_server.url
-    first = asyncio.run(_plan(url, topology))
+    first = asyncio.run(plan_against(url, topology))
     assert first.summary().add == 8 and not first.errors, first.messages
-    asyncio.run(_apply(url, first))
-    again = asyncio.run(_plan(url, topology))
+    asyncio.run(apply_and_check(url, first))
+    again = asyncio.run(plan_against(url, topology))
     assert _summary(again) == []
     for name in topology.streams:  # leave the shared server to the kitchen-sink tests
         asyncio.run(_raw(url, f"$JS.API.STREAM.DELETE.{name}"))
@@ -130,7 +104,7 @@ def test_kitchen_sink_imports_and_plans_only_its_adoption_then_each_drift_is_one
     for name in names:
         assert (out / f"{name}.yaml").exists()
     topology = load_topology(out)
-    adoption = asyncio.run(_plan(url, topology))
+    adoption = asyncio.run(plan_against(url, topology))
     assert not adoption.errors, adoption.errors
     expected = {f"stream.{n}" for n in names} | {
         f"consumer.{stream}.{c['durable_name']}" for stream, c in ks.consumers(version)
@@ -138,7 +112,7 @@ def test_kitchen_sink_imports_and_plans_only_its_adoption_then_each_drift_is_one
     assert {c.address for c in adoption.changes} == expected
     for address, action, paths in _summary(adoption):
         assert (action, paths) == ("update", ["metadata.jelmore.managed-by"]), address
-    asyncio.run(_apply(url, adoption))
+    asyncio.run(apply_and_check(url, adoption))
     planned = run_cli("plan", "-s", url, "--topology", str(out), "--detailed-exitcode")
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "No changes." in planned.stdout
@@ -155,7 +129,7 @@ def test_kitchen_sink_imports_and_plans_only_its_adoption_then_each_drift_is_one
             body = {"stream_name": parts[1], "config": config, "action": "update"}
             reply = asyncio.run(_raw(url, f"$JS.API.CONSUMER.CREATE.{parts[1]}.{parts[2]}", body))
         assert "error" not in reply, (address, field, reply)
-        plan = asyncio.run(_plan(url, topology))
+        plan = asyncio.run(plan_against(url, topology))
         assert not plan.errors, (address, field, plan.errors)
         summary = _summary(plan)
         assert len(summary) == 1, (address, field, summary)
@@ -165,8 +139,8 @@ def test_kitchen_sink_imports_and_plans_only_its_adoption_then_each_drift_is_one
             field,
             paths,
         )
-        asyncio.run(_apply(url, plan))
-        assert _summary(asyncio.run(_plan(url, topology))) == [], (address, field)
+        asyncio.run(apply_and_check(url, plan))
+        assert _summary(asyncio.run(plan_against(url, topology))) == [], (address, field)
 
 
 def _replace_edits(version: tuple[int, int, int]) -> list[tuple[str, str, Any]]:
@@ -206,7 +180,7 @@ def test_replace_forcing_edits_name_the_field_and_apply_converges(
         topology = (
             _edit(base, address, field, value) if value is not None else _drop(base, address, field)
         )
-        plan = asyncio.run(_plan(url, topology))
+        plan = asyncio.run(plan_against(url, topology))
         assert not plan.errors, (address, field, plan.errors)
         change = next(c for c in plan.changes if c.address == address)
         assert change.action is Action.REPLACE, (address, field, _summary(plan))
@@ -216,8 +190,8 @@ def test_replace_forcing_edits_name_the_field_and_apply_converges(
             [(f.path, f.forces_replace) for f in change.fields],
         )
         assert any(field in reason for reason in change.replace_reasons)
-        asyncio.run(_apply(url, plan))
-        assert _summary(asyncio.run(_plan(url, topology))) == [], (address, field)
+        asyncio.run(apply_and_check(url, plan))
+        assert _summary(asyncio.run(plan_against(url, topology))) == [], (address, field)
         base = topology
 
 
@@ -239,7 +213,7 @@ def test_turning_off_a_one_way_flag_is_a_plan_error_not_a_failed_apply(
     out = tmp_path / "imported"
     assert run_cli("import", "-s", url, "-o", str(out), "KS_LIMITS").returncode == 0
     topology = _edit(load_topology(out), "stream.KS_LIMITS", "deny_delete", False)
-    plan = asyncio.run(_plan(url, topology))
+    plan = asyncio.run(plan_against(url, topology))
     errors = [m for m in plan.errors if m.kind == "one-way"]
     assert errors and errors[0].address == "stream.KS_LIMITS" and errors[0].field == "deny_delete"
 
@@ -255,7 +229,9 @@ def test_fields_newer_than_the_server_are_plan_errors_naming_the_versions(
         (2, 11): ("allow_atomic", True, "2.12"),
         (2, 12): ("allow_batched", True, "2.14"),
     }.get(version[:2], ("template_owner", "TEMPLATE", "2.14"))
-    plan = asyncio.run(_plan(versioned_server.url, _edit(topology, "stream.JELMORE", field, value)))
+    plan = asyncio.run(
+        plan_against(versioned_server.url, _edit(topology, "stream.JELMORE", field, value))
+    )
     errors = [m for m in plan.errors if m.kind == "needs-newer-server"]
     assert errors, plan.messages
     assert field in errors[0].message and needed in errors[0].message

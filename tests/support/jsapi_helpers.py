@@ -124,3 +124,33 @@ async def create_jelmore_layout(api: JetStreamAPI) -> None:
                 "metadata": {**MANAGED, "jelmore.retry-delays": "2s,4s"},
             },
         )
+
+
+async def plan_against(url: str, topology: Any, targets: tuple[str, ...] = ()) -> Any:
+    """The plan of ``topology`` against the server at ``url``, as ``plan`` builds it."""
+    from datetime import UTC, datetime
+
+    from jelmore_infra.diff import build_plan
+    from jelmore_infra.live.read import read_live
+
+    api = await connect(url)
+    try:
+        live = await read_live(api)
+        return build_plan(topology, live, targets=targets, now=datetime.now(UTC))
+    finally:
+        await api.close()
+
+
+async def apply_and_check(url: str, plan: Any) -> None:
+    """Apply ``plan`` to the server at ``url``; every step must succeed and converge."""
+    from jelmore_infra.apply import apply_plan
+
+    api = await connect(url)
+    try:
+        result = await apply_plan(api, plan)
+        assert result.ok, (
+            [(s.change.address, s.status, s.error) for s in result.steps],
+            result.convergence_errors,
+        )
+    finally:
+        await api.close()
