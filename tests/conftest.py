@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -24,10 +25,32 @@ def shared_nats_server() -> Iterator[NatsServer]:
 
 
 @pytest.fixture(scope="session")
-def nats_cluster() -> Iterator[NatsCluster]:
-    """A 3-node JetStream cluster on loopback, shared by the session."""
-    with NatsCluster() as cluster:
-        yield cluster
+def _shared_clusters() -> Iterator[list[NatsCluster]]:
+    """The session's 3-node cluster (a list, so a broken one can be replaced); stopped at the end."""
+    clusters = [NatsCluster().start()]
+    try:
+        yield clusters
+    finally:
+        for cluster in clusters:
+            cluster.cleanup()
+
+
+@pytest.fixture
+def nats_cluster(_shared_clusters: list[NatsCluster]) -> NatsCluster:
+    """A 3-node JetStream cluster on loopback, shared by the session, that can place an R3
+    stream when the test starts.
+
+    A CI run saw the shared cluster stop placing replicated streams ("peer offline") for the rest
+    of the session; a test must not inherit that. A cluster that fails the check is reported on
+    stderr, with what each node was doing, and replaced by a fresh one.
+    """
+    cluster = _shared_clusters[-1]
+    if not cluster.healthy():
+        print(f"\nreplacing the shared cluster, which could not place an R3 stream: "
+              f"{cluster.describe()}", file=sys.stderr)  # fmt: skip
+        cluster.cleanup()
+        _shared_clusters.append(NatsCluster().start())
+    return _shared_clusters[-1]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -145,6 +145,14 @@ def test_cluster_is_stopped_when_the_test_body_raises() -> None:
     assert nats_server_pids("harness-raise") == []
 
 
+def test_a_cluster_with_a_dead_node_is_not_healthy_and_says_which() -> None:
+    with NatsCluster(name="harness-health") as cluster:
+        assert cluster.healthy()
+        cluster.nodes[2].kill()
+        assert not cluster.healthy()
+        assert "harness-health-n2: down" in cluster.describe()
+
+
 async def test_killed_and_restarted_server_keeps_its_jetstream_data() -> None:
     import nats
 

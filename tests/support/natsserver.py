@@ -293,6 +293,7 @@ class NatsCluster:
             for node in self.nodes:
                 node.wait_ready(timeout)
             self.wait_meta_settled(timeout)
+            self.wait_placeable(timeout)
         except BaseException:
             self.cleanup()
             raise
@@ -320,6 +321,60 @@ class NatsCluster:
             time.sleep(0.1)
         raise RuntimeError(f"the {self.size}-node cluster did not settle within {timeout}s")
 
+    def wait_placeable(self, timeout: float = 30.0) -> None:
+        """Wait until the meta leader can place a stream on every node.
+
+        A settled meta group is not enough: the leader places a replicated stream only on peers
+        whose periodic server statistics it has received, and a route that reconnects forgets
+        them until the next report. A CI run once saw every R3 create fail with "no suitable
+        peers for placement, peer offline" (10005) on a cluster whose meta group had settled, so
+        this creates and deletes an R{size} stream until that works.
+        """
+        name = f"PLACEMENT_PROBE_{os.getpid()}"
+        config = {"name": name, "subjects": [f"jelmore.placement-probe.{os.getpid()}"],
+                  "num_replicas": self.size, "storage": "memory"}  # fmt: skip
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            if any(n.proc is None or n.proc.poll() is not None for n in self.nodes):
+                break
+            last = js_request_sync(self.urls, f"$JS.API.STREAM.CREATE.{name}", config)
+            if isinstance(last, dict) and "error" not in last:
+                js_request_sync(self.urls, f"$JS.API.STREAM.DELETE.{name}")
+                return
+            time.sleep(0.2)
+        raise RuntimeError(
+            f"the {self.size}-node cluster could not place an R{self.size} stream within "
+            f"{timeout}s: {last}; {self.describe()}"
+        )
+
+    def healthy(self) -> bool:
+        """Whether every node runs and an R{size} stream can be placed right now."""
+        try:
+            self.wait_placeable(timeout=20.0)
+        except RuntimeError:
+            return False
+        return True
+
+    def describe(self) -> str:
+        """What each node is doing, for a failure message: alive, its meta view, its log tail."""
+        parts = []
+        for node in self.nodes:
+            alive = node.proc is not None and node.proc.poll() is None
+            try:
+                meta = _jsz(node).get("meta_cluster", {})
+                view = f"leader={meta.get('leader')} peers=" + ",".join(
+                    f"{r.get('name')}{'(offline)' if r.get('offline') else ''}"
+                    for r in meta.get("replicas") or []
+                )
+            except (OSError, ValueError):
+                view = "no /jsz"
+            log = node.store_dir / f"{node.server_name}.log" if node.store_dir else None
+            text = log.read_text(errors="replace") if log and log.exists() else ""
+            tail = " | ".join(text.strip().splitlines()[-3:])
+            parts.append(f"{node.server_name}: {'up' if alive else 'down'}, {view}, log: {tail}")
+        return "; ".join(parts)
+
     def cleanup(self) -> None:
         for node in self.nodes:
             node.cleanup()
@@ -332,6 +387,32 @@ class NatsCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def js_request_sync(urls: list[str], subject: str, body: Any = None) -> object:
+    """One request/reply with nats-py, from synchronous code (even inside a running event loop):
+    the decoded reply, or the exception that stopped it."""
+    import asyncio
+    import concurrent.futures
+
+    import nats
+
+    async def go() -> object:
+        try:
+            nc = await nats.connect(urls, connect_timeout=5, max_reconnect_attempts=1)
+        except Exception as exc:  # reported to the caller as the reason
+            return exc
+        try:
+            payload = b"" if body is None else json.dumps(body).encode()
+            msg = await nc.request(subject, payload, timeout=10)
+            return json.loads(msg.data)
+        except Exception as exc:  # reported to the caller as the reason
+            return exc
+        finally:
+            await nc.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 def _jsz(node: NatsServer) -> dict[str, Any]:
