@@ -103,6 +103,53 @@ class BucketSpec:
     replace_strategy: str = REPLACE_RECREATE
 
 
+#: An event type's ``compatibility``: which payload schema changes a plan accepts
+#: (:mod:`jelmore_infra.catalogue.compat`). ``backward`` is the default.
+COMPATIBILITY_MODES = ("none", "backward", "forward", "full")
+DEFAULT_COMPATIBILITY = "backward"
+
+
+def event_address(event_type: str) -> str:
+    return f"event.{event_type}"
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """An event type as the topology declares it (``events:``).
+
+    ``config`` holds ``subject`` (defaulted to ``<prefix>.<event type>``), ``description``,
+    ``compatibility`` (one of :data:`COMPATIBILITY_MODES`), ``sensitive`` (bool) and ``payload``
+    (the JSON Schema, draft 2020-12, of the envelope's ``payload``). ``stream`` is the stream
+    whose subjects capture ``subject`` (set by validation; ``None`` when none does).
+    """
+
+    type: str
+    config: JSONDict
+    location: Location | None = None
+    locations: Mapping[str, Location] = field(default_factory=dict)
+    stream: str | None = None
+
+    @property
+    def address(self) -> str:
+        return event_address(self.type)
+
+    @property
+    def subject(self) -> str:
+        return str(self.config["subject"])
+
+    @property
+    def payload(self) -> JSONDict:
+        return dict(self.config.get("payload") or {})
+
+    @property
+    def compatibility(self) -> str:
+        return str(self.config.get("compatibility") or DEFAULT_COMPATIBILITY)
+
+    @property
+    def sensitive(self) -> bool:
+        return bool(self.config.get("sensitive"))
+
+
 @dataclass(frozen=True, slots=True)
 class Topology:
     """Everything the topology files declare."""
@@ -111,6 +158,7 @@ class Topology:
     consumers: Mapping[tuple[str, str], ConsumerSpec] = field(default_factory=dict)
     kv_buckets: Mapping[str, BucketSpec] = field(default_factory=dict)
     object_stores: Mapping[str, BucketSpec] = field(default_factory=dict)
+    events: Mapping[str, EventSpec] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +228,25 @@ class LiveConsumer:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveEvent:
+    """An event type as the catalogue on the server holds it.
+
+    ``config`` has the keys of :class:`EventSpec`'s config; ``version`` counts the payload
+    schemas stored for the type (1 for the first); ``messages`` is how many messages the stream
+    capturing its subject holds on that subject (``None`` when it was not read).
+    """
+
+    type: str
+    config: JSONDict
+    version: int = 1
+    messages: int | None = None
+
+    @property
+    def address(self) -> str:
+        return event_address(self.type)
+
+
+@dataclass(frozen=True, slots=True)
 class LiveState:
     """Everything read from the server in one pass.
 
@@ -191,6 +258,7 @@ class LiveState:
     streams: Mapping[str, LiveStream] = field(default_factory=dict)
     consumers: Mapping[tuple[str, str], LiveConsumer] = field(default_factory=dict)
     unavailable: Mapping[str, str] = field(default_factory=dict)
+    events: Mapping[str, LiveEvent] = field(default_factory=dict)
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
@@ -215,3 +283,10 @@ MAX_HISTORY = 64
 
 LOCK_BUCKET = "jelmore-infra-locks"
 LOCK_STREAM = f"KV_{LOCK_BUCKET}"
+#: JetStream KV bucket holding the event catalogue (one key per event type, its history the
+#: earlier schema versions); like the lock bucket it is the tool's own, never drift or unmanaged.
+CATALOGUE_BUCKET = "jelmore-catalogue"
+CATALOGUE_STREAM = f"KV_{CATALOGUE_BUCKET}"
+#: Buckets and their streams that belong to jelmore-infra itself.
+INTERNAL_BUCKETS = (LOCK_BUCKET, CATALOGUE_BUCKET)
+INTERNAL_STREAMS = (LOCK_STREAM, CATALOGUE_STREAM)
