@@ -67,6 +67,11 @@ def validate(ctx: click.Context, topology_dir: str, as_json: bool, limit: int) -
     errors = [d for d in diags if d.severity == "error"]
     streams = len(topology.streams) if topology else 0
     groups = len(topology.consumers) if topology else 0
+    extra = {
+        "kv_buckets": len(topology.kv_buckets) if topology else 0,
+        "object_stores": len(topology.object_stores) if topology else 0,
+        "events": len(topology.events) if topology else 0,
+    }
     if as_json:
         import json
 
@@ -75,6 +80,7 @@ def validate(ctx: click.Context, topology_dir: str, as_json: bool, limit: int) -
             "diagnostics": [d.to_dict() for d in diags],
             "streams": streams,
             "consumer_groups": groups,
+            **extra,
         }
         click.echo(json.dumps(doc, indent=2))
         if topology is None:
@@ -94,10 +100,13 @@ def validate(ctx: click.Context, topology_dir: str, as_json: bool, limit: int) -
         count = len(errors)
         click.echo(f"{shown} is invalid: {count:,} error{'s' if count != 1 else ''}.", err=True)
         ctx.exit(1)
-    click.echo(
-        f"{shown} is valid: {streams} stream{'s' if streams != 1 else ''}, "
-        f"{groups} consumer group{'s' if groups != 1 else ''}."
-    )
+    words = {"kv_buckets": "KV bucket", "object_stores": "object store", "events": "event type"}
+    parts = [
+        f"{streams} stream{'s' if streams != 1 else ''}",
+        f"{groups} consumer group{'s' if groups != 1 else ''}",
+        *(f"{n} {words[k]}{'s' if n != 1 else ''}" for k, n in extra.items() if n),
+    ]
+    click.echo(f"{shown} is valid: {', '.join(parts)}.")
     return 0
 
 

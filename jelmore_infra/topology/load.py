@@ -32,6 +32,7 @@ import os
 import re
 import stat
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ from yaml.scanner import Scanner
 from jelmore_infra.diagnostics import Diagnostic, Location, sort_diagnostics
 from jelmore_infra.errors import TopologyError
 from jelmore_infra.topology.build import build_topology
+from jelmore_infra.topology.events import build_events, check_events, convert_events
 from jelmore_infra.topology.nodes import (
     Entry,
     LNode,
@@ -76,13 +78,14 @@ if TYPE_CHECKING:
     from jelmore_infra.model import Topology
 
 #: Top-level sections of a topology file.
-SECTIONS = ("streams", "consumer_groups", "kv_buckets", "object_stores")
+SECTIONS = ("streams", "consumer_groups", "kv_buckets", "object_stores", "events")
 #: What each section is a map of, and what one entry is called (for messages).
 _SECTION_WORDS = {
     "streams": ("stream names", "stream"),
     "consumer_groups": ("consumer group names", "consumer group"),
     "kv_buckets": ("KV bucket names", "KV bucket"),
     "object_stores": ("object store names", "object store"),
+    "events": ("event types", "event"),
 }
 #: The largest topology file read, in bytes (16 MiB). A topology of 20,000 resources written by
 #: bench/topogen.py takes under 4 MB, in one file or two; a larger file is refused before it is
@@ -488,7 +491,7 @@ def merge_files(sources: Sequence[tuple[str, str]], diags: list[Diagnostic]) -> 
                         "error",
                         f"unknown top-level key '{key}'{did_you_mean(key, SECTIONS)}; "
                         "a topology file has only 'streams:', 'consumer_groups:', "
-                        "'kv_buckets:' and 'object_stores:'",
+                        "'kv_buckets:', 'object_stores:' and 'events:'",
                         entry.key_loc,
                     )
                 )
@@ -513,6 +516,7 @@ def merge_files(sources: Sequence[tuple[str, str]], diags: list[Diagnostic]) -> 
                 "consumer_groups": raw.groups,
                 "kv_buckets": raw.kv_buckets,
                 "object_stores": raw.object_stores,
+                "events": raw.events,
             }[key]
             for name, item in section.entries.items():
                 first = seen[key].get(name)
@@ -548,13 +552,18 @@ def parse_sources(
     raw = merge_files(sources, diags)
     streams, groups = convert_topology(raw, diags)
     kv_buckets, object_stores = convert_buckets(raw, diags)
+    events = convert_events(raw.events, diags) if raw.events else []
     if raw.complete and not unread:
         diags.extend(check_semantics(streams, groups))
         diags.extend(check_bucket_streams(streams, kv_buckets, object_stores))
+        diags.extend(check_events(events, streams, groups))
     diags = sort_diagnostics(diags)
     if any(d.severity == "error" for d in diags):
         return None, diags
-    return build_topology(streams, groups, kv_buckets, object_stores), diags
+    topology = build_topology(streams, groups, kv_buckets, object_stores)
+    if events:
+        topology = replace(topology, events=build_events(events))
+    return topology, diags
 
 
 def topology_files(directory: str | Path) -> list[Path]:

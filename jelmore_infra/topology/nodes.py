@@ -117,6 +117,7 @@ class RawTopology:
     groups: list[RawResource] = field(default_factory=list)
     kv_buckets: list[RawResource] = field(default_factory=list)
     object_stores: list[RawResource] = field(default_factory=list)
+    events: list[RawResource] = field(default_factory=list)
     #: False when a file could not be read to its end: checks across resources are then skipped,
     #: as what is missing would make them report problems that are not there.
     complete: bool = True

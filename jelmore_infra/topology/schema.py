@@ -496,9 +496,46 @@ def build_schema() -> dict[str, Any]:
                 "propertyNames": {"$ref": "#/definitions/bucket_name"},
                 "additionalProperties": {"$ref": "#/definitions/object_store"},
             },
+            "events": {
+                "description": "Event type → its subject, compatibility mode and payload schema.",
+                "type": ["object", "null"],
+                "propertyNames": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$",
+                    "maxLength": 255,
+                },
+                "additionalProperties": {"$ref": "#/definitions/event"},
+            },
         },
-        "definitions": definitions,
+        "definitions": {**definitions, "event": _EVENT},
     }
+
+
+_EVENT: dict[str, Any] = {
+    "description": "An event type (README.md, 'Events').",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["payload"],
+    "properties": {
+        "subject": {
+            "description": "The subject it is published on (default jelmore.<event type>).",
+            "type": "string",
+        },
+        "description": {"type": "string", "maxLength": 4096},
+        "compatibility": {
+            "description": "Which payload schema changes a plan accepts (default backward).",
+            "enum": ["none", "backward", "forward", "full"],
+        },
+        "sensitive": {
+            "description": "The runtime encrypts the payload (AES-256-GCM).",
+            "type": "boolean",
+        },
+        "payload": {
+            "description": "JSON Schema (draft 2020-12) of the envelope's payload.",
+            "type": "object",
+        },
+    },
+}
 
 
 def schema_text() -> str:

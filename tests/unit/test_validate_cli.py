@@ -41,7 +41,7 @@ def test_validate_reports_a_valid_topology_in_one_line(monkeypatch: pytest.Monke
     monkeypatch.chdir(REPO)
     result = CliRunner().invoke(cli, ["validate"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "topology/ is valid: 3 streams, 5 consumer groups.\n"
+    assert result.stdout == "topology/ is valid: 3 streams, 5 consumer groups, 8 event types.\n"
     assert result.stderr == ""
 
 
@@ -85,6 +85,9 @@ def test_validate_json_output(broken: Path, monkeypatch: pytest.MonkeyPatch) -> 
         "diagnostics": [],
         "streams": 3,
         "consumer_groups": 5,
+        "kv_buckets": 0,
+        "object_stores": 0,
+        "events": 8,
     }
 
 
@@ -116,7 +119,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_installed_command_validates_the_repository_topology() -> None:
     proc = _run("validate", cwd=REPO)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "topology/ is valid: 3 streams, 5 consumer groups.\n"
+    assert proc.stdout == "topology/ is valid: 3 streams, 5 consumer groups, 8 event types.\n"
 
 
 def test_installed_command_reports_a_broken_copy(broken: Path) -> None:
