@@ -302,6 +302,21 @@ KV_FIELDS: tuple[Field, ...] = (
 #: Object store settings (``object_stores:``).
 OBJECT_STORE_FIELDS: tuple[Field, ...] = _BUCKET_COMMON
 
+#: An event type in the catalogue (:mod:`jelmore_infra.kinds.event`): its settings change in
+#: place (a new schema is a new version of the type); ``type``, ``stream`` and ``version`` are
+#: the entry's identity and bookkeeping, never diffed.
+EVENT_FIELDS: tuple[Field, ...] = (
+    Field("type", ValueKind.STRING, Update.IDENTITY),
+    Field("subject", ValueKind.SUBJECT),
+    Field("description", ValueKind.STRING),
+    Field("compatibility", ValueKind.ENUM, choices=("none", "backward", "forward", "full")),
+    Field("sensitive", ValueKind.BOOL),
+    Field("payload", ValueKind.OBJECT),
+    Field("metadata", ValueKind.METADATA),
+    Field("stream", ValueKind.STRING, Update.IDENTITY),
+    Field("version", ValueKind.INT, Update.IDENTITY),
+)
+EVENT_FIELD_MAP: dict[str, Field] = {f.name: f for f in EVENT_FIELDS}
 KV_FIELD_MAP: dict[str, Field] = {f.name: f for f in KV_FIELDS}
 OBJECT_STORE_FIELD_MAP: dict[str, Field] = {f.name: f for f in OBJECT_STORE_FIELDS}
 #: Settings derived by jelmore-infra, never written in a topology (``import`` leaves them out).

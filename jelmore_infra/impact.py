@@ -288,6 +288,22 @@ class CompressionDeferred(Impact):
         return "compression"
 
 
+@dataclass(frozen=True, slots=True)
+class EventMessagesRemain(Impact):
+    """An event type leaves the catalogue while its stream still holds messages of that type:
+    they stay stored and readable, but publishers can no longer send the type."""
+
+    TYPE: ClassVar[str] = "event-messages-remain"
+    MESSAGE_KIND: ClassVar[ImpactKind] = "note"
+
+    event_type: str
+    stream: str
+    messages: int
+
+    def data(self) -> dict[str, Any]:
+        return {"messages": self.messages}
+
+
 _TYPES: dict[str, type[Impact]] = {
     cls.TYPE: cls
     for cls in (
@@ -303,6 +319,7 @@ _TYPES: dict[str, type[Impact]] = {
         BucketDataLost,
         HistoryLowered,
         CompressionDeferred,
+        EventMessagesRemain,
     )
 }
 

@@ -240,6 +240,9 @@ class LiveEvent:
     config: JSONDict
     version: int = 1
     messages: int | None = None
+    #: Removed from the catalogue (a delete marker holding its last version): not planned, but
+    #: a type declared again continues from that version.
+    deleted: bool = False
 
     @property
     def address(self) -> str:

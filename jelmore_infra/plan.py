@@ -54,6 +54,7 @@ class Kind(StrEnum):
     CONSUMER = "consumer"
     KV = "kv"
     OBJECT_STORE = "objectstore"
+    EVENT = "event"
 
 
 MessageKind = Literal[

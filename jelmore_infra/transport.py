@@ -605,3 +605,16 @@ async def collect(
     async for _page in pages(send, body, key, result):
         pass
     return result
+
+
+def parse_headers(raw: bytes) -> dict[str, str]:
+    """``NATS/1.0\\r\\nName: value\\r\\n\\r\\n`` → ``{"Name": "value"}`` (last value wins): the
+    header block of a message read through the API (``STREAM.MSG.GET``, base64-decoded)."""
+    result: dict[str, str] = {}
+    lines = raw.decode("utf-8", errors="replace").split("\r\n")
+    for line in lines[1:]:
+        if not line or ":" not in line:
+            continue
+        name, value = line.split(":", 1)
+        result[name.strip()] = value.strip()
+    return result

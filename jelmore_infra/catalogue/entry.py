@@ -88,9 +88,22 @@ def settings_of(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def encode_entry(event_type: str, config: Mapping[str, Any], stream: str, version: int) -> bytes:
-    """The value stored under the event type's key."""
-    entry = {"type": event_type, "stream": stream, **settings_of(config), "version": version}
+def canonical_entry(
+    event_type: str, config: Mapping[str, Any], stream: str, version: int
+) -> dict[str, Any]:
+    """An entry as plans compare it and apply stores it (settings with defaults filled in, and
+    the ownership marker every entry carries)."""
+    return {
+        "type": event_type,
+        "stream": stream,
+        **settings_of(config),
+        "metadata": {MANAGED_BY_KEY: MANAGED_BY_VALUE},
+        "version": version,
+    }
+
+
+def encode_entry(entry: Mapping[str, Any]) -> bytes:
+    """The value stored under the event type's key (an entry from :func:`canonical_entry`)."""
     return json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -3,8 +3,9 @@
 Diff, plan ordering, apply, saved-plan checks and import loop over :data:`KINDS` (in dependency
 order: a kind comes after the kinds its resources live in) instead of naming streams and
 consumers. Today: :mod:`~jelmore_infra.kinds.stream`, :mod:`~jelmore_infra.kinds.kv`,
-:mod:`~jelmore_infra.kinds.objectstore` (both on :mod:`~jelmore_infra.kinds.bucket`) and
-:mod:`~jelmore_infra.kinds.consumer`.
+:mod:`~jelmore_infra.kinds.objectstore` (both on :mod:`~jelmore_infra.kinds.bucket`),
+:mod:`~jelmore_infra.kinds.consumer` and :mod:`~jelmore_infra.kinds.event` (event types in the
+catalogue bucket).
 
 What a new kind (KV bucket, object store, event schema, …) must provide
 ------------------------------------------------------------------------
@@ -47,13 +48,14 @@ from __future__ import annotations
 from jelmore_infra.address import Address
 from jelmore_infra.kinds.base import PlanContext, ResourceKind
 from jelmore_infra.kinds.consumer import CONSUMER
+from jelmore_infra.kinds.event import EVENT
 from jelmore_infra.kinds.kv import KV
 from jelmore_infra.kinds.objectstore import OBJECT_STORE
 from jelmore_infra.kinds.stream import STREAM
 from jelmore_infra.plan import Kind, ResourceChange
 
 #: Every kind, in dependency order (a kind's resources live in those of earlier kinds).
-KINDS: tuple[ResourceKind, ...] = (STREAM, KV, OBJECT_STORE, CONSUMER)
+KINDS: tuple[ResourceKind, ...] = (STREAM, KV, OBJECT_STORE, CONSUMER, EVENT)
 
 _BY_KEYWORD: dict[str, ResourceKind] = {k.name: k for k in KINDS}
 _BY_PLAN_KIND: dict[Kind, ResourceKind] = {k.plan_kind: k for k in KINDS}
@@ -84,6 +86,7 @@ def kind_at(address: Address) -> ResourceKind | None:
 
 __all__ = [
     "CONSUMER",
+    "EVENT",
     "KINDS",
     "KV",
     "OBJECT_STORE",

@@ -64,7 +64,7 @@ from jelmore_infra.kinds.shape import (
     stream_name,
 )
 from jelmore_infra.model import (
-    LOCK_BUCKET,
+    INTERNAL_BUCKETS,
     REPLACE_MIGRATE,
     REPLACE_RECREATE,
     BucketSpec,
@@ -271,7 +271,7 @@ class BucketKind(ResourceKind):
         return out
 
     def excluded(self, address: Address) -> bool:
-        return self.bucket_kind == "kv" and address.name == LOCK_BUCKET
+        return self.bucket_kind == "kv" and address.name in INTERNAL_BUCKETS
 
     def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:
         assert change.after is not None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from jelmore_infra import transport
@@ -28,6 +28,7 @@ from jelmore_infra.errors import (
     ERR_JS_NOT_ENABLED,
     ERR_JS_NOT_ENABLED_FOR_ACCOUNT,
     ERR_PEDANTIC,
+    ERR_STREAM_NAME_IN_USE,
     ERR_STREAM_NOT_FOUND,
     ConnectionFailed,
     JetStreamAPIError,
@@ -89,6 +90,8 @@ class JetStreamAPI:
         self.version: tuple[int, int, int] = parse_version(identity.version)
         self.api_level: int = identity.api_level
         self.pedantic: bool = self.version >= PEDANTIC_SINCE
+        #: Streams :meth:`ensure_stream` has seen exist (asked once per connection).
+        self._ensured: set[str] = set()
 
     @property
     def nc(self) -> Client:
@@ -289,6 +292,65 @@ class JetStreamAPI:
             total = int(reply.get("total") or 0)
             if len(counts) == before or len(counts) >= total:
                 return counts
+
+    # -- KV-style reads and writes (the event catalogue) ------------------------------------
+
+    async def last_per_subject(
+        self, stream: str, subjects_filter: str = ">", *, concurrency: int = 32
+    ) -> dict[str, JSONDict]:
+        """The last message on each subject of ``stream`` matching ``subjects_filter`` (raw
+        ``STREAM.MSG.GET`` messages with base64 ``data``/``hdrs``), by subject."""
+        counts = await self.subject_counts(stream, subjects_filter)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def last(subject: str) -> tuple[str, JSONDict | None]:
+            async with gate:
+                try:
+                    reply = await self.request(
+                        f"STREAM.MSG.GET.{stream}", {"last_by_subj": subject}
+                    )
+                except JetStreamAPIError as exc:
+                    if exc.err_code == 10037:  # no message found: removed meanwhile
+                        return subject, None
+                    raise
+            message = reply.get("message")
+            return subject, message if isinstance(message, dict) else None
+
+        found = await asyncio.gather(*(last(s) for s in sorted(counts)))
+        return {subject: message for subject, message in found if message is not None}
+
+    async def publish_acked(
+        self, subject: str, data: bytes, headers: Mapping[str, str] | None = None
+    ) -> JSONDict:
+        """A JetStream publish; the stream's acknowledgement (``ConnectionFailed`` when no stream
+        answers, ``JetStreamAPIError`` when the stream refuses)."""
+        try:
+            msg = await transport.request(
+                self._nc, subject, data, timeout=self._timeout, headers=headers
+            )
+        except NoResponders:
+            raise ConnectionFailed(f"no stream stores {subject}") from None
+        except TransportTimeout:
+            raise ConnectionFailed(
+                f"timed out after {self._timeout:g}s waiting for {subject} to be stored on "
+                f"{self._settings.safe_url()}"
+            ) from None
+        except TransportError as exc:
+            raise ConnectionFailed(transport.scrub(str(exc), self._settings)) from None
+        return transport.decode_reply(subject, msg.data)
+
+    async def ensure_stream(self, config: JSONDict) -> None:
+        """Create ``config``'s stream unless it exists (one created meanwhile is fine)."""
+        name = str(config["name"])
+        if name in self._ensured:
+            return
+        if await self.stream_info(name) is None:
+            try:
+                await self.create_stream(config)
+            except JetStreamAPIError as exc:
+                if exc.err_code != ERR_STREAM_NAME_IN_USE:
+                    raise
+        self._ensured.add(name)
 
 
 # -- the server identity -------------------------------------------------------------------------

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
+from dataclasses import replace
 from typing import Any
 
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import ERR_STREAM_NOT_FOUND, JetStreamAPIError
 from jelmore_infra.live.jsapi import JetStreamAPI, ListResult
 from jelmore_infra.model import (
+    CATALOGUE_STREAM,
     LOCK_STREAM,
     LiveConsumer,
+    LiveEvent,
     LiveState,
     LiveStream,
     consumer_address,
@@ -64,10 +67,14 @@ async def read_live(
                 raise
 
     listing: ListResult[JSONDict] = ListResult([])
+    catalogue = False
     async for page in api.iter_stream_pages(into=listing):
         for info in page:
             config = info["config"]
             name = config["name"]
+            if name == CATALOGUE_STREAM:
+                catalogue = wanted is None or name in wanted
+                continue
             if name == LOCK_STREAM or (wanted is not None and name not in wanted):
                 continue
             state = dict(info.get("state") or {})
@@ -83,12 +90,15 @@ async def read_live(
             unavailable[stream_address(name)] = f"offline: {reason}"
 
     live_consumers: dict[tuple[str, str], LiveConsumer] = {}
+    events_task = asyncio.create_task(read_catalogue(api)) if catalogue else None
+    everything: list[asyncio.Task[Any]] = [*tasks, *([events_task] if events_task else [])]
     try:
         results = await asyncio.gather(*tasks)
+        events = await events_task if events_task is not None else {}
     except BaseException:
-        for task in tasks:
+        for task in everything:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*everything, return_exceptions=True)
         raise
     for stream, result in results:
         if result is None:
@@ -111,7 +121,49 @@ async def read_live(
         streams=live_streams,
         consumers=live_consumers,
         unavailable=unavailable,
+        events=events,
     )
+
+
+async def read_catalogue(api: JetStreamAPI) -> dict[str, LiveEvent]:
+    """The event types in the catalogue bucket (removed ones marked ``deleted``), each with how
+    many messages the stream capturing its subject holds on that subject."""
+    import base64
+
+    from jelmore_infra.catalogue.entry import (
+        KEY_PREFIX,
+        KV_DELETED,
+        KV_OPERATION,
+        decode_entry,
+        type_of_subject,
+    )
+    from jelmore_infra.transport import parse_headers
+
+    messages = await api.last_per_subject(CATALOGUE_STREAM, KEY_PREFIX + ">")
+    events: dict[str, LiveEvent] = {}
+    for subject, message in messages.items():
+        event_type = type_of_subject(subject)
+        hdrs = message.get("hdrs")
+        headers = parse_headers(base64.b64decode(hdrs)) if hdrs else {}
+        entry = decode_entry(base64.b64decode(message.get("data") or ""))
+        if event_type is None or entry is None or entry["type"] != event_type:
+            continue  # not written by jelmore-infra: ignored
+        deleted = headers.get(KV_OPERATION) in KV_DELETED
+        events[event_type] = LiveEvent(event_type, entry, int(entry["version"]), None, deleted)
+
+    async def count(event: LiveEvent) -> LiveEvent:
+        stream, subject = str(event.config.get("stream") or ""), str(event.config["subject"])
+        try:
+            counts = await api.subject_counts(stream, subject) if stream else {}
+        except JetStreamAPIError as exc:
+            if exc.err_code != ERR_STREAM_NOT_FOUND:
+                raise
+            counts = {}
+        return replace(event, messages=counts.get(subject, 0))
+
+    counted = await asyncio.gather(*(count(e) for e in events.values() if not e.deleted))
+    events.update((e.type, e) for e in counted)
+    return events
 
 
 def read_live_sync(settings: ConnectionSettings, **kw: Any) -> LiveState:

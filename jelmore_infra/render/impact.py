@@ -14,6 +14,7 @@ from jelmore_infra.impact import (
     BucketDataLost,
     CompressionDeferred,
     ConsumerStateLost,
+    EventMessagesRemain,
     HistoryLowered,
     Impact,
     LimitLowered,
@@ -120,6 +121,13 @@ def impact_text(record: Impact) -> str:
             f"lowering history to {record.history} removes at once at least "
             f"{format_count(record.removed)} of {format_count(record.stored_messages)} stored "
             f"revisions ({keys}); raising it again restores none"
+        )
+    if isinstance(record, EventMessagesRemain):
+        return (
+            f"event type {record.event_type} leaves the catalogue while stream {record.stream} "
+            f"holds {format_count(record.messages)} of its messages: they stay stored, consumers "
+            "still validate them against the schema history the catalogue keeps, and publishing "
+            "the type is refused"
         )
     raise TypeError(f"no text for impact record {type(record).__name__}")
 

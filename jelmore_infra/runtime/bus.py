@@ -102,18 +102,6 @@ class PullHandle:
             pass
 
 
-def parse_headers(raw: bytes) -> dict[str, str]:
-    """``NATS/1.0\\r\\nName: value\\r\\n\\r\\n`` → ``{"Name": "value"}`` (last value wins)."""
-    result: dict[str, str] = {}
-    lines = raw.decode("utf-8", errors="replace").split("\r\n")
-    for line in lines[1:]:
-        if not line or ":" not in line:
-            continue
-        name, value = line.split(":", 1)
-        result[name.strip()] = value.strip()
-    return result
-
-
 class AckInbox:
     """Pipelined JetStream publishes: one wildcard reply subscription, a future per publish, a
     timer per future (no ``wait_for`` task per request), and server errors delivered to the future
@@ -428,7 +416,7 @@ class Bus:
             raise
         raw = answer.get("message") or {}
         data = base64.b64decode(raw.get("data") or b"")
-        hdrs = parse_headers(base64.b64decode(raw["hdrs"])) if raw.get("hdrs") else {}
+        hdrs = transport.parse_headers(base64.b64decode(raw["hdrs"])) if raw.get("hdrs") else {}
         when = parse_timestamp(raw["time"]) if raw.get("time") else None
         return StoredMessage(
             stream, str(raw.get("subject", "")), int(raw.get("seq", seq)), data, hdrs, when

@@ -695,9 +695,10 @@ def _convert_bucket(conv: _Converter, res: RawResource, kind: str) -> StreamDraf
             "(the NATS clients and the server refuse other names)",
             res.name_loc,
         )
-    elif kind == "kv" and res.name == model.LOCK_BUCKET:
+    elif kind == "kv" and res.name in model.INTERNAL_BUCKETS:
+        what = "apply lock" if res.name == model.LOCK_BUCKET else "event catalogue"
         conv.error(
-            f"'{res.name}' is the KV bucket of jelmore-infra's apply lock; choose another name",
+            f"'{res.name}' is the KV bucket of jelmore-infra's {what}; choose another name",
             res.name_loc,
         )
     node = res.settings

@@ -27,9 +27,9 @@ from tests.unit.test_diff import LIVE_ORDERS, LIVE_WORKER, MARK, NOW, live, serv
 
 
 def test_kinds_are_registered_in_dependency_order() -> None:
-    assert [k.name for k in KINDS] == ["stream", "kv", "objectstore", "consumer"]
+    assert [k.name for k in KINDS] == ["stream", "kv", "objectstore", "consumer", "event"]
     assert [k.tier for k in KINDS] == sorted(k.tier for k in KINDS)
-    assert TARGET_KEYWORDS == ("stream", "kv", "objectstore", "consumer")
+    assert TARGET_KEYWORDS == ("stream", "kv", "objectstore", "consumer", "event")
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
@@ -96,7 +96,8 @@ def test_plan_order_and_apply_phases_come_from_one_phase_order() -> None:
         ("stream.ORDERS", "update"),
         ("consumer.NEW.w", "create"),
     ]
-    assert [phase_of(c) for c in plan.changes] == [0, 1, 2, 2, 3]
+    # phase 0 deletes event types (the highest tier), the last phase writes them
+    assert [phase_of(c) for c in plan.changes] == [1, 2, 3, 3, 4]
     assert [[c.address for c in run] for run in phases(plan.changes)] == [
         ["consumer.ORDERS.gone"],
         ["stream.OLD"],
