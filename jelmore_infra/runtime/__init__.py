@@ -20,8 +20,9 @@ from __future__ import annotations
 from jelmore_infra.runtime import health as _health
 from jelmore_infra.runtime import replay as _replay
 from jelmore_infra.runtime import subscribe as _subscribe
+from jelmore_infra.runtime.catalogue import CatalogueMissing
 from jelmore_infra.runtime.discovery import TopologyMissing
-from jelmore_infra.runtime.envelope import EVENT_TYPES, EventError
+from jelmore_infra.runtime.envelope import EventError
 from jelmore_infra.runtime.instance import (
     Publisher,
     Runtime,
@@ -46,7 +47,7 @@ get_health_status = facade(_health.get_health_status)
 get_performance_metrics = facade(_health.get_performance_metrics)
 
 __all__ = [
-    "EVENT_TYPES",
+    "CatalogueMissing",
     "DeadLetterRouter",
     "EventError",
     "HandlerTimeout",

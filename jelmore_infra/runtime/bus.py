@@ -39,6 +39,7 @@ from jelmore_infra.errors import (
     TransportError,
     TransportTimeout,
 )
+from jelmore_infra.runtime.catalogue import Catalogue
 from jelmore_infra.runtime.envelope import parse_timestamp
 from jelmore_infra.runtime.metrics import Metrics
 from jelmore_infra.runtime.settings import RuntimeSettings
@@ -217,6 +218,8 @@ class Bus:
         self._connected_once = False
         self._closing = False
         self._inbox: AckInbox | None = None
+        #: the event catalogue as this connection reads it (loaded on first use)
+        self.catalogue = Catalogue(self)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -264,6 +267,7 @@ class Bus:
         return nc
 
     async def close(self) -> None:
+        await self.catalogue.close()
         nc, self._nc = self._nc, None
         if self._inbox is not None:
             self._inbox.fail_all("connection closed")
@@ -406,10 +410,17 @@ class Bus:
                 return False
             raise
 
-    async def get_message(self, stream: str, seq: int) -> StoredMessage | None:
-        """The message ``seq`` of ``stream``; ``None`` when it no longer exists."""
+    async def get_message(
+        self, stream: str, seq: int = 0, *, next_by: str | None = None, last_by: str | None = None
+    ) -> StoredMessage | None:
+        """The message ``seq`` of ``stream`` (with ``next_by``: the first at or after ``seq`` on
+        a subject matching it; with ``last_by``: the last on that subject); ``None`` when there
+        is none."""
+        body: dict[str, Any] = {"last_by_subj": last_by} if last_by else {"seq": seq}
+        if next_by and not last_by:
+            body["next_by_subj"] = next_by
         try:
-            answer = await self.api(f"STREAM.MSG.GET.{stream}", {"seq": seq})
+            answer = await self.api(f"STREAM.MSG.GET.{stream}", body)
         except JetStreamAPIError as exc:
             if exc.err_code in (ERR_MESSAGE_NOT_FOUND, ERR_STREAM_NOT_FOUND):
                 return None
@@ -430,6 +441,29 @@ class Bus:
             if exc.err_code in (ERR_MESSAGE_NOT_FOUND, ERR_STREAM_NOT_FOUND):
                 return False
             raise
+
+    async def listen(
+        self, subject: str, callback: Callable[[str, bytes, dict[str, str]], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        """A core subscription: ``callback(subject, data, headers)`` for each message; returns
+        the function that ends it."""
+        nc = await self.connect()
+
+        async def on_message(msg: Msg) -> None:
+            await callback(msg.subject, msg.data, dict(msg.headers or {}))
+
+        try:
+            sub = await nc.subscribe(subject, cb=on_message)
+        except (nats.errors.Error, OSError) as exc:
+            raise BusError(f"cannot subscribe to {subject}: {exc!r}") from None
+
+        async def stop() -> None:
+            try:
+                await sub.unsubscribe()
+            except (nats.errors.Error, OSError):
+                pass
+
+        return stop
 
     async def bind(self, stream: str, consumer: str) -> PullHandle:
         """Bind to an existing pull consumer (nothing is created or changed on the server)."""

@@ -5,9 +5,10 @@ An event on the wire is the JSON object::
     {"event_type": "session.created", "session_id": "…", "timestamp": "2024-01-01T12:00:00.000Z",
      "message_id": "…", "retry_count": 0, "payload": {…}}
 
-published to ``<prefix>.<event_type>`` (``jelmore.session.created``) with the headers
-``Nats-Msg-Id`` (= message_id, the stream's de-duplication key), ``Event-Type`` and ``Session-Id``
-plus any custom headers.
+published to the subject the event catalogue names for its type (``jelmore.session.created``)
+with the headers ``Nats-Msg-Id`` (= message_id, the stream's de-duplication key), ``Event-Type``,
+``Session-Id`` and ``Jelmore-Schema-Version`` (the payload schema version it was validated
+against) plus any custom headers.
 
 Pure: no I/O. The clock and the id generator are passed in by callers that need them.
 """
@@ -22,19 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from jelmore_infra.catalogue.entry import HDR_SCHEMA_VERSION
 from jelmore_infra.errors import JelmoreError
-
-#: The event types of the seed document; anything else is refused.
-EVENT_TYPES: tuple[str, ...] = (
-    "session.created",
-    "session.output",
-    "session.completed",
-    "session.failed",
-    "session.status",
-    "session.directory_changed",
-    "session.file_modified",
-    "session.git_activity",
-)
 
 HDR_MSG_ID = "Nats-Msg-Id"
 HDR_EVENT_TYPE = "Event-Type"
@@ -84,24 +74,12 @@ def parse_timestamp(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def check_event_type(event_type: str) -> str:
-    if event_type not in EVENT_TYPES:
-        known = ", ".join(EVENT_TYPES)
-        raise EventError(f"unknown event type {event_type!r} (known: {known})")
-    return event_type
-
-
-def subject_for(prefix: str, event_type: str) -> str:
-    """``jelmore`` + ``session.created`` → ``jelmore.session.created``."""
-    return f"{prefix}.{check_event_type(event_type)}"
-
-
 def new_message_id() -> str:
     return uuid.uuid4().hex
 
 
 def build_event(
-    prefix: str,
+    subject: str,
     event_type: str,
     session_id: str,
     payload: Any,
@@ -110,9 +88,11 @@ def build_event(
     message_id: str | None = None,
     headers: Mapping[str, str] | None = None,
     retry_count: int = 0,
+    schema_version: int | None = None,
 ) -> OutgoingEvent:
-    """The envelope, subject and headers of one event; raises ``EventError`` when it is invalid."""
-    subject = subject_for(prefix, event_type)
+    """The envelope and headers of one event of ``event_type`` published on ``subject`` (the
+    catalogue's, :mod:`jelmore_infra.runtime.catalogue`); ``schema_version`` is the payload
+    schema version it was validated against. Raises ``EventError`` when it is invalid."""
     if not isinstance(session_id, str) or not session_id:
         raise EventError("session_id must be a non-empty string")
     mid = message_id or new_message_id()
@@ -125,9 +105,10 @@ def build_event(
         "payload": payload,
     }
     data = encode_json(envelope, what=f"{event_type} event")
-    hdrs = merge_headers(
-        headers, {HDR_MSG_ID: mid, HDR_EVENT_TYPE: event_type, HDR_SESSION_ID: session_id}
-    )
+    fixed = {HDR_MSG_ID: mid, HDR_EVENT_TYPE: event_type, HDR_SESSION_ID: session_id}
+    if schema_version is not None:
+        fixed[HDR_SCHEMA_VERSION] = str(schema_version)
+    hdrs = merge_headers(headers, fixed)
     return OutgoingEvent(subject, data, hdrs, mid, event_type, session_id)
 
 

@@ -98,7 +98,9 @@ class Runtime(RuntimeCore):
         ``max_payload``, and ``ConnectionFailed`` when the first connection to the server cannot
         be made (later disconnections are retried).
         """
-        event = publish.new_event(self.bus, event_type, session_id, payload, headers, message_id)
+        event = await publish.new_event(
+            self.bus, event_type, session_id, payload, headers, message_id
+        )
         await publish.prepare(self.bus, event)  # raises EventError for an event over max_payload
         result = await publish.send(
             self.bus, event, timeout=timeout, attempts=attempts, retry_for=retry_for

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from jelmore_infra.runtime.bus import Bus
-from jelmore_infra.runtime.envelope import build_event, subject_for
+from jelmore_infra.runtime.envelope import EventError, build_event
 from jelmore_infra.runtime.metrics import summarise
 from jelmore_infra.runtime.publish import Publisher
 
@@ -37,6 +37,7 @@ async def run_load(
     from datetime import UTC, datetime
 
     await bus.connect()
+    kind = await bus.catalogue.kind(event_type)
     session = f"load-{uuid.uuid4().hex[:8]}"
     padding = "x" * size
     total = max(1, int(rate * duration))
@@ -64,12 +65,17 @@ async def run_load(
             due = min(total, int(rate * elapsed) + 1)
             now = datetime.now(UTC)
             while sent < due:
+                payload = {"n": sent, "sent_ns": time.time_ns(), "padding": padding}
+                problem = bus.catalogue.violation_of(event_type, kind.version, payload)
+                if problem is not None:
+                    raise EventError(f"{event_type} load payload violates its schema: {problem}")
                 event = build_event(
-                    bus.settings.prefix,
+                    kind.subject,
                     event_type,
                     session,
-                    {"n": sent, "sent_ns": time.time_ns(), "padding": padding},
+                    payload,
                     now=now,
+                    schema_version=kind.version,
                 )
                 await pub.send(event)
                 sent += 1
@@ -85,7 +91,7 @@ async def run_load(
     return {
         "target_rate": rate,
         "duration": duration,
-        "subject": subject_for(bus.settings.prefix, event_type),
+        "subject": kind.subject,
         "sent": sent,
         "acknowledged": pub.ok,
         "errors": pub.failed,

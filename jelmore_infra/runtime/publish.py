@@ -231,7 +231,7 @@ async def prepare(bus: Bus, event: OutgoingEvent) -> None:
         await duplicate_window(bus, event.subject)
 
 
-def new_event(
+async def new_event(
     bus: Bus,
     event_type: str,
     session_id: str,
@@ -239,16 +239,18 @@ def new_event(
     headers: Mapping[str, str] | None,
     message_id: str | None,
 ) -> OutgoingEvent:
-    """A session event under the prefix of ``bus``'s runtime, stamped now (``EventError`` when
-    invalid)."""
+    """An event of a type the catalogue declares, its payload valid under the type's current
+    schema, on the catalogue's subject, stamped now (``EventError`` otherwise: nothing is sent)."""
+    kind = await bus.catalogue.prepare(event_type, payload)
     return build_event(
-        bus.settings.prefix,
+        kind.subject,
         event_type,
         session_id,
         payload,
         now=datetime.now(UTC),
         message_id=message_id,
         headers=headers,
+        schema_version=kind.version,
     )
 
 
@@ -469,7 +471,7 @@ class Publisher:
         """Queue one event (waits while ``window`` publishes are in flight); returns its id.
         Invalid events (also those over the server's ``max_payload``) raise ``EventError`` at
         once."""
-        event = new_event(self._bus(), event_type, session_id, payload, headers, message_id)
+        event = await new_event(self._bus(), event_type, session_id, payload, headers, message_id)
         await self.send(event)
         return event.message_id
 

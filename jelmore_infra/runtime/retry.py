@@ -34,6 +34,11 @@ class PermanentError(Exception):
     """Raise from a handler when retrying cannot help: the event is dead-lettered at once."""
 
 
+class RejectedEvent(PermanentError):
+    """The runtime refuses the event itself before any handler sees it (its payload breaks its
+    schema, it cannot be decrypted): dead-lettered at once, its text the failure reason as is."""
+
+
 class Action(enum.Enum):
     ACK = "ack"
     RETRY = "retry"
@@ -107,7 +112,10 @@ def policy_from_consumer_info(info: Mapping[str, Any]) -> GroupPolicy:
 def failure_reason(exc: BaseException) -> str:
     """One line naming the exception, at most ``MAX_REASON_CHARS`` characters."""
     text = str(exc).strip().replace("\r", " ").replace("\n", " ")
-    reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, RejectedEvent) and text:
+        reason = text
+    else:
+        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     if len(reason) > MAX_REASON_CHARS:
         reason = reason[: MAX_REASON_CHARS - 1] + "…"
     return reason

@@ -40,8 +40,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from jelmore_infra.catalogue.entry import schema_version_of
 from jelmore_infra.errors import JelmoreError
 from jelmore_infra.runtime.bus import BusError, BusUnavailable, PullHandle
+from jelmore_infra.runtime.catalogue import MISSING, CatalogueMissing, schema_violation_reason
 from jelmore_infra.runtime.core import RuntimeCore
 from jelmore_infra.runtime.discovery import TopologyMissing, group_policy, stream_for
 from jelmore_infra.runtime.dlq import HDR_TARGET_GROUP
@@ -50,6 +52,7 @@ from jelmore_infra.runtime.retry import (
     Action,
     GroupPolicy,
     PermanentError,
+    RejectedEvent,
     decide,
     failure_reason,
     policy_from_consumer_info,
@@ -124,6 +127,7 @@ class Subscription:
         self._working: dict[int, tuple[Any, float, asyncio.Task[Any] | None]] = {}
         #: Ids of messages whose handler the watchdog cancelled for running too long.
         self._overdue: set[int] = set()
+        self._warned_catalogue = False
         self._heartbeat_task: asyncio.Task[None] | None = None
         #: Why the subscription stopped itself: a handler raised SystemExit/KeyboardInterrupt.
         self.exit_reason: str | None = None
@@ -142,6 +146,8 @@ class Subscription:
         return self._loop_task is not None and not self._stopping
 
     async def start(self, *, with_router: bool) -> None:
+        if self.policy is not None:
+            await self.bus.catalogue.load()  # a group validates: CatalogueMissing without one
         self._handle = await self.bus.bind(self.stream, self.consumer)
         self.runtime.track(self)
         if with_router:
@@ -303,6 +309,8 @@ class Subscription:
             event = decode_event(msg.data)
         except EventError as err:
             exc = PermanentError(str(err))
+        if exc is None and self.policy is not None:
+            exc = await self._check_schema(event, msg)
         self.metrics.record_consumed(str(event.get("event_type", "")), num_delivered)
         with contextlib.suppress(Exception):
             self.metrics.record_delivery_delay(time.time() - meta.timestamp.timestamp())
@@ -353,6 +361,20 @@ class Subscription:
             await self._failed(msg, exc, num_delivered, stream_seq)
         if isinstance(exc, SystemExit | KeyboardInterrupt):
             self._stop_on_exit(exc, stream_seq)
+
+    async def _check_schema(self, event: dict[str, Any], msg: Any) -> RejectedEvent | None:
+        """A consumer group's check before the handler: the payload against the schema version
+        its message names (:mod:`jelmore_infra.runtime.catalogue`)."""
+        event_type = str(event.get("event_type") or "")
+        version = schema_version_of(msg.headers)
+        try:
+            problem = await self.bus.catalogue.violation(event_type, version, event.get("payload"))
+        except CatalogueMissing:
+            if not self._warned_catalogue:
+                self._warned_catalogue = True
+                log.warning("%s: %s; events are not validated", self.consumer, MISSING)
+            return None
+        return None if problem is None else RejectedEvent(schema_violation_reason(problem))
 
     def _stop_on_exit(self, exc: BaseException, stream_seq: int) -> None:
         """A handler asked the process to exit: stop this subscription (in its own task: ``stop``

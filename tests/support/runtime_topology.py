@@ -13,6 +13,9 @@ stream/subject, managed-by) — plus the dead-letter safety net the runtime need
 
 ``add_group`` adds a test consumer group with scaled-down delays / ack wait, read by the runtime
 from the server like any other group.
+
+The event catalogue (KV bucket ``jelmore-catalogue``) gets the repository's
+``topology/events.yaml`` event types, as apply stores them; ``put_event`` stores another.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -141,6 +145,39 @@ async def _api(nc: Any, subject: str, body: dict[str, Any] | None) -> dict[str, 
     return answer
 
 
+def repo_events() -> dict[str, Any]:
+    """The event types of the repository's ``topology/events.yaml`` (loaded with the topology)."""
+    from jelmore_infra.topology import load_topology
+
+    return dict(load_topology(Path(__file__).resolve().parents[2] / "topology").events)
+
+
+async def put_event(
+    nc: Any, event_type: str, config: dict[str, Any], *, version: int = 1, stream: str = MAIN
+) -> None:
+    """Store one event type in the catalogue, as apply does (the bucket created when missing)."""
+    from jelmore_infra.catalogue.entry import (
+        canonical_entry,
+        catalogue_stream_config,
+        encode_entry,
+        key_subject,
+    )
+
+    config_of_stream = catalogue_stream_config(1)
+    info = await nc.request(f"$JS.API.STREAM.INFO.{config_of_stream['name']}", b"", timeout=5)
+    if json.loads(info.data).get("error"):
+        await _api(nc, f"STREAM.CREATE.{config_of_stream['name']}", config_of_stream)
+    entry = canonical_entry(event_type, config, stream, version)
+    ack = await nc.request(key_subject(event_type), encode_entry(entry), timeout=5)
+    assert not json.loads(ack.data).get("error"), ack.data
+
+
+async def provision_catalogue(nc: Any) -> None:
+    """The repository's event types, version 1 each."""
+    for event_type, spec in repo_events().items():
+        await put_event(nc, event_type, spec.config, stream=spec.stream or MAIN)
+
+
 async def provision_async(
     url: str,
     *,
@@ -149,9 +186,12 @@ async def provision_async(
     max_deliver: int = 3,
     advisories: bool = True,
     groups: bool = True,
+    catalogue: bool = True,
 ) -> None:
     nc = await nats.connect(url)
     try:
+        if catalogue:
+            await provision_catalogue(nc)
         for config in stream_configs():
             if config["name"] == ADVISORIES and not advisories:
                 continue
