@@ -22,6 +22,7 @@ from jelmore_infra.cli.common import (
     HOURS,
     SEQUENCE,
     ConnectionSettings,
+    _StrParam,
     connection_options,
     make_console,
 )
@@ -36,16 +37,59 @@ MAX_SIZE = 64 * 1024 * 1024
 MAX_WINDOW = 65_536
 MAX_LIMIT = 1_000_000
 
-_EVENT_TYPES = (
-    "session.created",
-    "session.output",
-    "session.completed",
-    "session.failed",
-    "session.status",
-    "session.directory_changed",
-    "session.file_modified",
-    "session.git_activity",
-)
+
+class EventTypeParam(_StrParam):
+    """An event type: any name the topology can declare (whether it is declared is the
+    catalogue's to say, when the event is published); completion offers the catalogue's."""
+
+    name = "event type"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from jelmore_infra.topology.events import EVENT_TYPE
+
+        text = str(value)
+        if not EVENT_TYPE.match(text):
+            self.fail(f"{text!r} is not an event type (like session.created)", param, ctx)
+        return text
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[Any]:
+        """The catalogue's event types (read with the NATS_* environment; none when that fails)."""
+        from click.shell_completion import CompletionItem
+
+        try:
+            types = asyncio.run(_catalogue_types(None))
+        except Exception:  # completion must never fail loudly
+            return []
+        return [
+            CompletionItem(t, help=k.description)
+            for t, k in types.items()
+            if t.startswith(incomplete)
+        ]
+
+
+EVENT_TYPE_PARAM = EventTypeParam()
+
+
+async def _catalogue_types(settings: ConnectionSettings | None) -> dict[str, Any]:
+    """The event catalogue's types (on a runtime of their own, closed afterwards)."""
+    from jelmore_infra.runtime import Runtime
+
+    async with Runtime(connection=settings) as rt:
+        return await rt.bus.catalogue.types()
+
+
+def _subjects_of(types: tuple[str, ...]) -> Callable[[], Awaitable[list[str]]]:
+    """The catalogue subjects of ``types`` (``EventError`` for a type it does not declare)."""
+
+    async def resolve() -> list[str]:
+        from jelmore_infra.runtime import default_runtime
+
+        catalogue = default_runtime().bus.catalogue
+        return [(await catalogue.kind(t)).subject for t in types]
+
+    return resolve
 
 
 def _prefix_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -150,8 +194,8 @@ def events() -> None:
     "--event-type",
     "-t",
     required=True,
-    type=click.Choice(_EVENT_TYPES),
-    help="Event type.",
+    type=EVENT_TYPE_PARAM,
+    help="Event type, as the event catalogue declares it.",
 )
 @click.option("--session-id", default=None, help="Session id (default: a new UUID).")
 @click.option("--payload", default="{}", metavar="JSON", help="Payload as JSON (default {}).")
@@ -204,6 +248,14 @@ def publish(
 @events.command()
 @click.argument("mode", type=click.Choice(["all", "specific", "dlq"]))
 @click.option("--subjects", default=None, metavar="A,B", help="Subjects (mode specific).")
+@click.option(
+    "--event-type",
+    "-t",
+    "event_types",
+    multiple=True,
+    type=EVENT_TYPE_PARAM,
+    help="Event type (mode specific, repeatable): its subject in the event catalogue.",
+)
 @click.option("--consumer-group", "-g", default=None, help="Consume as this consumer group.")
 @click.option("--duration", type=DURATION, default=None, metavar="S", help="Stop after S seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
@@ -214,6 +266,7 @@ def subscribe(
     ctx: click.Context,
     mode: str,
     subjects: str | None,
+    event_types: tuple[str, ...],
     consumer_group: str | None,
     duration: float | None,
     as_json: bool,
@@ -226,10 +279,10 @@ def subscribe(
     the server). With one, this process joins the group and acknowledges what it prints.
     """
     console = make_console(ctx)
-    if mode == "specific" and not subjects:
-        raise click.UsageError("mode specific needs --subjects A,B")
-    if mode != "specific" and subjects:
-        raise click.UsageError("--subjects is only for mode specific")
+    if mode == "specific" and not subjects and not event_types:
+        raise click.UsageError("mode specific needs --subjects A,B or --event-type T")
+    if mode != "specific" and (subjects or event_types):
+        raise click.UsageError("--subjects and --event-type are only for mode specific")
     if mode == "dlq" and consumer_group:
         raise click.UsageError(
             "the dead-letter queue has no consumer groups; drop --consumer-group"
@@ -276,6 +329,7 @@ def subscribe(
             wanted = None if consumer_group else [f"{prefix_now}.session.>"]
         elif mode == "specific":
             wanted = [s.strip() for s in (subjects or "").split(",") if s.strip()]
+            wanted += await _subjects_of(event_types)()
         else:
             wanted = [f"{prefix_now}.dlq.>"]
             deliver = "all"
@@ -298,6 +352,14 @@ def subscribe(
 @events.command()
 @click.option("--hours", type=HOURS, default=1.0, show_default=True, help="How far back.")
 @click.option("--subjects", default=None, metavar="A,B", help="Subjects (default: all events).")
+@click.option(
+    "--event-type",
+    "-t",
+    "event_types",
+    multiple=True,
+    type=EVENT_TYPE_PARAM,
+    help="Event type (repeatable): its subject in the event catalogue.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
 @_prefix_option
 @connection_options
@@ -306,6 +368,7 @@ def replay(
     ctx: click.Context,
     hours: float,
     subjects: str | None,
+    event_types: tuple[str, ...],
     as_json: bool,
     prefix: str | None,
     settings: ConnectionSettings,
@@ -318,7 +381,10 @@ def replay(
     async def main() -> list[dict[str, Any]]:
         from jelmore_infra.runtime import replay_events
 
-        return await replay_events(wanted, start)
+        chosen = wanted
+        if event_types:
+            chosen = [*(wanted or []), *await _subjects_of(event_types)()]
+        return await replay_events(chosen, start)
 
     found = _run(settings, prefix, main)
     for event in found:
@@ -331,6 +397,37 @@ def replay(
                 markup=False,
             )
     make_console(ctx, stderr=True).print(f"{len(found)} event(s) in the last {hours:g} hour(s)")
+
+
+# -- types ---------------------------------------------------------------------------------------
+
+
+@events.command()
+@click.option("--json", "as_json", is_flag=True, help="Print each type as one JSON line.")
+@connection_options
+@click.pass_context
+def types(ctx: click.Context, as_json: bool, settings: ConnectionSettings) -> None:
+    """List the event types of the event catalogue on the server (what `apply` stored)."""
+    found = _run(settings, None, lambda: _catalogue_types(settings))
+    console = make_console(ctx)
+    for kind in found.values():
+        if as_json:
+            record = {
+                "type": kind.type,
+                "subject": kind.subject,
+                "stream": kind.stream,
+                "version": kind.version,
+                "compatibility": kind.compatibility,
+                "sensitive": kind.sensitive,
+                "description": kind.description,
+            }
+            click.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            flags = "  sensitive" if kind.sensitive else ""
+            console.print(
+                f"{kind.type}  {kind.subject}  v{kind.version}{flags}  {kind.description}",
+                markup=False,
+            )
 
 
 # -- health --------------------------------------------------------------------------------------
@@ -400,7 +497,13 @@ def _print_health(ctx: click.Context, status: dict[str, Any]) -> None:
     "--rate", type=click.IntRange(1, MAX_RATE), default=100, show_default=True, help="ev/s."
 )
 @click.option("--duration", type=DURATION, default=10.0, show_default=True, help="Seconds.")
-@click.option("--event-type", default="session.output", type=click.Choice(_EVENT_TYPES))
+@click.option(
+    "--event-type",
+    default="session.output",
+    type=EVENT_TYPE_PARAM,
+    show_default=True,
+    help="Event type, as the event catalogue declares it.",
+)
 @click.option(
     "--size",
     type=click.IntRange(0, MAX_SIZE),
