@@ -136,7 +136,7 @@ class EventKind(ResourceKind):
             return [
                 warning(
                     "note",
-                    f"{where}: {versions}, compatible under {mode}: {changes}",
+                    f"{versions}, compatible under {mode}: {changes}",
                     where,
                     "payload",
                     data,
@@ -145,8 +145,8 @@ class EventKind(ResourceKind):
         return [
             error(
                 "invalid",
-                f"{where}: {versions} breaks {mode} compatibility: {b.message}; to accept it, "
-                "change the event's compatibility in the same pull request",
+                f"{versions} is not {mode} compatible: {b.message}; to accept it, change the "
+                "event's compatibility in the same pull request",
                 where,
                 "payload",
                 {**data, "path": b.change.path, "rule": b.change.type},
