@@ -41,6 +41,7 @@ from typing import Any
 
 from jelmore_infra.errors import JelmoreError, JetStreamAPIError
 from jelmore_infra.runtime.bus import Bus, BusError, BusUnavailable, PubAck
+from jelmore_infra.runtime.crypto import protect
 from jelmore_infra.runtime.envelope import EventError, OutgoingEvent, build_event, wire_size
 
 log = logging.getLogger("jelmore_infra.runtime")
@@ -239,9 +240,10 @@ def new_event(
     headers: Mapping[str, str] | None,
     message_id: str | None,
 ) -> OutgoingEvent:
-    """A session event under the prefix of ``bus``'s runtime, stamped now (``EventError`` when
-    invalid)."""
-    return build_event(
+    """A session event under the prefix of ``bus``'s runtime, stamped now, its payload encrypted
+    when the runtime's settings call its type sensitive (``EventError`` when invalid, or
+    sensitive without a key)."""
+    event = build_event(
         bus.settings.prefix,
         event_type,
         session_id,
@@ -250,6 +252,8 @@ def new_event(
         message_id=message_id,
         headers=headers,
     )
+    rules = bus.settings
+    return protect(event, sensitive=rules.is_sensitive(event_type), keys=rules.encryption_keys)
 
 
 def check_fits(bus: Bus, event: OutgoingEvent) -> None:
