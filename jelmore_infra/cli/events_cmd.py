@@ -2,6 +2,9 @@
 queue, on top of the runtime shim (the seed's ``nats_subscriber.py`` and ``nats_test_utils.py``).
 
 The runtime (and so nats-py) is imported inside the command functions only, to keep the CLI fast.
+
+Encrypted events (``JELMORE_ENCRYPTION_KEYS``, see ``runtime.crypto``) are printed decrypted when
+a key matches, and with ``<encrypted: key KID>`` as their payload when none does.
 """
 
 from __future__ import annotations
@@ -289,6 +292,9 @@ def subscribe(
         )
     count = 0
     out = _Output()
+    # A consumer group member gets events decrypted by the runtime (one it cannot decrypt is
+    # dead-lettered, as in any worker); a private tail shows what it cannot decrypt as such.
+    reveal = consumer_group is None
 
     def line(event: dict[str, Any], msg: Any) -> str:
         if as_json:
@@ -307,6 +313,11 @@ def subscribe(
 
     async def handler(event: dict[str, Any], msg: Any) -> None:
         nonlocal count
+        if reveal:
+            from jelmore_infra.runtime import current_settings
+            from jelmore_infra.runtime.crypto import reveal_event
+
+            event = reveal_event(event, msg.headers, current_settings().encryption_keys)
         text = line(event, msg)
         emit = (
             (lambda: click.echo(text)) if as_json else (lambda: console.print(text, markup=False))
@@ -333,7 +344,9 @@ def subscribe(
         else:
             wanted = [f"{prefix_now}.dlq.>"]
             deliver = "all"
-        sub = await subscribe_to_events(wanted, handler, consumer_group, deliver=deliver)
+        sub = await subscribe_to_events(
+            wanted, handler, consumer_group, deliver=deliver, decrypt=not reveal
+        )
         where = f"group {consumer_group}" if consumer_group else ", ".join(wanted or [])
         make_console(ctx, stderr=True).print(f"listening on {where} (Ctrl-C to stop)")
         try:
@@ -379,12 +392,20 @@ def replay(
     wanted = [s.strip() for s in subjects.split(",") if s.strip()] if subjects else None
 
     async def main() -> list[dict[str, Any]]:
-        from jelmore_infra.runtime import replay_events
+        from jelmore_infra.runtime import current_settings, replay_events
+        from jelmore_infra.runtime.crypto import reveal_event
+
+        keys = current_settings().encryption_keys
+        shown: list[dict[str, Any]] = []
+
+        async def collect(event: dict[str, Any], msg: Any) -> None:
+            shown.append(reveal_event(event, msg.headers, keys))
 
         chosen = wanted
         if event_types:
             chosen = [*(wanted or []), *await _subjects_of(event_types)()]
-        return await replay_events(chosen, start)
+        await replay_events(chosen, start, handler=collect, decrypt=False)
+        return shown
 
     found = _run(settings, prefix, main)
     for event in found:

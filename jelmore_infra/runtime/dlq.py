@@ -12,6 +12,9 @@ Body (the seed's fields plus where the event came from)::
      "retry_count", "payload", "message_id", "consumer_group", "stream_seq",
      "original_stream", "original_timestamp"}
 
+An encrypted event (see ``crypto``) stays encrypted: the record's ``payload`` is the original
+ciphertext and the ``Jelmore-Encryption`` header is kept, on the record and on a replay.
+
 Pure: no I/O.
 """
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from jelmore_infra.runtime.crypto import HDR_ENCRYPTION
 from jelmore_infra.runtime.envelope import (
     HDR_EVENT_TYPE,
     HDR_MSG_ID,
@@ -149,6 +153,7 @@ def replay_from_dead_letter(
     dlq_stream: str,
     dlq_seq: int,
     now: datetime,
+    encryption: str | None = None,
 ) -> OutgoingEvent:
     """The event ``dlq replay`` re-publishes: the original envelope on the original subject,
     addressed (``Jelmore-Target-Group``) to the group that dead-lettered it, so groups that
@@ -156,7 +161,8 @@ def replay_from_dead_letter(
 
     ``Nats-Msg-Id`` is ``dlq-replay-<dlq stream>-<dlq seq>`` (a retry within the duplicate window is
     stored once); the envelope keeps the original ``message_id`` and ``retry_count`` says how many
-    attempts the event already had.
+    attempts the event already had. ``encryption``: the record's ``Jelmore-Encryption`` header,
+    kept on the replayed event (its payload is still the ciphertext).
     """
     subject = str(record.get("original_subject") or "")
     if not subject:
@@ -183,5 +189,7 @@ def replay_from_dead_letter(
         headers[HDR_EVENT_TYPE] = event_type
     if session_id:
         headers[HDR_SESSION_ID] = session_id
+    if encryption:
+        headers[HDR_ENCRYPTION] = encryption
     data = encode_json(envelope, what="replayed event")
     return OutgoingEvent(subject, data, headers, mid, event_type, session_id)

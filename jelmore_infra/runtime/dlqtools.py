@@ -4,6 +4,10 @@ their original subjects after a fix (``jelmore-infra events dlq …``).
 Re-publishing is "once each": the event gets ``Nats-Msg-Id: dlq-replay-<dlq stream>-<dlq seq>``
 (a retry within the duplicate window is stored once) and its DLQ copy is deleted once the original
 stream has acknowledged it, so a later run does not send it again.
+
+Encrypted records (see ``crypto``) are listed and shown decrypted with the runtime's keys, or
+with ``<encrypted: key KID>`` as their payload without them; they are re-published still
+encrypted (no key needed).
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jelmore_infra.errors import JelmoreError
-from jelmore_infra.runtime.bus import Bus
+from jelmore_infra.runtime.bus import Bus, StoredMessage
 from jelmore_infra.runtime.core import RuntimeCore
+from jelmore_infra.runtime.crypto import encryption_header, reveal_event
 from jelmore_infra.runtime.discovery import TopologyMissing, dlq_streams, main_stream
 from jelmore_infra.runtime.dlq import replay_from_dead_letter
 from jelmore_infra.runtime.publish import send
@@ -36,6 +41,11 @@ def _record(data: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"raw": value}
 
 
+def _shown(runtime: RuntimeCore, stored: StoredMessage) -> dict[str, Any]:
+    """A stored record for display: decrypted, or ``<encrypted: key KID>`` as its payload."""
+    return reveal_event(_record(stored.data), stored.headers, runtime.settings.encryption_keys)
+
+
 async def list_dead_letters(
     runtime: RuntimeCore, limit: int = 50
 ) -> list[tuple[int, dict[str, Any]]]:
@@ -50,13 +60,15 @@ async def list_dead_letters(
     while seq >= max(first, 1) and len(rows) < limit and int(state.get("messages", 0)) > 0:
         stored = await bus.get_message(stream, seq)
         if stored is not None:
-            rows.append((seq, _record(stored.data)))
+            rows.append((seq, _shown(runtime, stored)))
         seq -= 1
     rows.reverse()
     return rows
 
 
 async def show_dead_letter(runtime: RuntimeCore, seq: int) -> dict[str, Any]:
+    """One DLQ message: stream, sequence, subject, headers and the record (decrypted for display
+    when the runtime has the key)."""
     bus = runtime.bus
     stream = await dlq_stream(bus)
     stored = await bus.get_message(stream, seq)
@@ -67,7 +79,7 @@ async def show_dead_letter(runtime: RuntimeCore, seq: int) -> dict[str, Any]:
         "dlq_seq": seq,
         "subject": stored.subject,
         "headers": stored.headers,
-        "record": _record(stored.data),
+        "record": _shown(runtime, stored),
     }
 
 
@@ -101,7 +113,11 @@ async def replay_dead_letters(
             continue
         try:
             event = replay_from_dead_letter(
-                record, dlq_stream=stream, dlq_seq=seq, now=datetime.now(UTC)
+                record,
+                dlq_stream=stream,
+                dlq_seq=seq,
+                now=datetime.now(UTC),
+                encryption=encryption_header(stored.headers),
             )
         except ValueError as exc:
             result["skipped"] += 1

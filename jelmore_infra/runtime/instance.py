@@ -19,6 +19,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import jelmore_infra.runtime.publish as publish
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.runtime.core import RuntimeCore
+from jelmore_infra.runtime.crypto import KeyRing
 from jelmore_infra.runtime.dlqtools import list_dead_letters, replay_dead_letters, show_dead_letter
 from jelmore_infra.runtime.health import (
     get_health_status,
@@ -39,8 +40,11 @@ class Runtime(RuntimeCore):
     """One runtime: settings, connection, metrics, shared dead-letter router, subscriptions.
 
     Explicit arguments win over the ``NATS_*`` environment variables (see
-    ``runtime.settings.from_env``); ``settings`` replaces them all. The connection opens on first
-    use; ``close()`` (or leaving ``async with``) stops the subscriptions and closes it.
+    ``runtime.settings.from_env``); ``settings`` replaces them all. ``sensitive_event_types``
+    (names, or a predicate on the event type) says which events are encrypted with
+    ``encryption_keys`` (default: ``JELMORE_ENCRYPTION_KEYS``); see ``runtime.crypto``. The
+    connection opens on first use; ``close()`` (or leaving ``async with``) stops the
+    subscriptions and closes it.
     """
 
     def __init__(
@@ -51,6 +55,8 @@ class Runtime(RuntimeCore):
         *,
         connection: ConnectionSettings | None = None,
         connect_timeout: float | None = None,
+        encryption_keys: KeyRing | str | None = None,
+        sensitive_event_types: Iterable[str] | Callable[[str], bool] | None = None,
         settings: RuntimeSettings | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -61,6 +67,8 @@ class Runtime(RuntimeCore):
                 client_id=client_id,
                 connection=connection,
                 connect_timeout=connect_timeout,
+                encryption_keys=encryption_keys,
+                sensitive_event_types=sensitive_event_types,
             )
         super().__init__(settings, metrics=metrics)
 
@@ -94,9 +102,10 @@ class Runtime(RuntimeCore):
         or after ``attempts`` sends of ``timeout`` seconds each); the log line says which. A
         not-confirmed event may be stored: publish it again only with the same ``message_id``.
         Raises ``EventError`` for an unknown event type, an unserialisable payload (including
-        strings UTF-8 cannot encode), a bad header or a message larger than the server's
-        ``max_payload``, and ``ConnectionFailed`` when the first connection to the server cannot
-        be made (later disconnections are retried).
+        strings UTF-8 cannot encode), a bad header, a message larger than the server's
+        ``max_payload`` or a sensitive event without an encryption key, and ``ConnectionFailed``
+        when the first connection to the server cannot be made (later disconnections are
+        retried).
         """
         event = await publish.new_event(
             self.bus, event_type, session_id, payload, headers, message_id
@@ -175,13 +184,16 @@ def configure(
     *,
     connection: ConnectionSettings | None = None,
     connect_timeout: float | None = None,
+    encryption_keys: KeyRing | str | None = None,
+    sensitive_event_types: Iterable[str] | Callable[[str], bool] | None = None,
 ) -> RuntimeSettings:
     """Set where the default runtime's connection goes (explicit values win over ``NATS_*``
     variables).
 
     ``connection`` carries authentication/TLS (as built by the CLI); ``connect_timeout`` is how
     long the first connection may take before ``ConnectionFailed`` (default 10 s). Call before the
-    first use, or after ``await close()`` to switch servers.
+    first use, or after ``await close()`` to switch servers. ``sensitive_event_types`` and
+    ``encryption_keys`` (default: ``JELMORE_ENCRYPTION_KEYS``): see ``runtime.crypto``.
     """
     global _default
     fresh = Runtime(
@@ -190,6 +202,8 @@ def configure(
         client_id,
         connection=connection,
         connect_timeout=connect_timeout,
+        encryption_keys=encryption_keys,
+        sensitive_event_types=sensitive_event_types,
         metrics=METRICS,
     )
     if _default is not None:

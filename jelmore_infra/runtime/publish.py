@@ -41,6 +41,7 @@ from typing import Any
 
 from jelmore_infra.errors import JelmoreError, JetStreamAPIError
 from jelmore_infra.runtime.bus import Bus, BusError, BusUnavailable, PubAck
+from jelmore_infra.runtime.crypto import protect
 from jelmore_infra.runtime.envelope import EventError, OutgoingEvent, build_event, wire_size
 
 log = logging.getLogger("jelmore_infra.runtime")
@@ -240,9 +241,11 @@ async def new_event(
     message_id: str | None,
 ) -> OutgoingEvent:
     """An event of a type the catalogue declares, its payload valid under the type's current
-    schema, on the catalogue's subject, stamped now (``EventError`` otherwise: nothing is sent)."""
+    schema, on the catalogue's subject, stamped now, its payload encrypted when the catalogue
+    (or the runtime's settings) call the type sensitive (``EventError`` otherwise, or sensitive
+    without a key: nothing is sent)."""
     kind = await bus.catalogue.prepare(event_type, payload)
-    return build_event(
+    event = build_event(
         kind.subject,
         event_type,
         session_id,
@@ -252,6 +255,9 @@ async def new_event(
         headers=headers,
         schema_version=kind.version,
     )
+    rules = bus.settings
+    sensitive = kind.sensitive or rules.is_sensitive(event_type)
+    return protect(event, sensitive=sensitive, keys=rules.encryption_keys)
 
 
 def check_fits(bus: Bus, event: OutgoingEvent) -> None:

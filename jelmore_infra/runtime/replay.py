@@ -6,6 +6,10 @@ after a short inactivity and deleted at the end), not nats-py's ordered consumer
 with a start time fails (runtime-notes §1). It stops at ``end_time`` or at the stream's last
 sequence when the call started, so a busy stream cannot make it run forever. If the consumer
 disappears or fetching fails, it is recreated from the last sequence seen + 1.
+
+Encrypted events (see ``crypto``) are decrypted with the runtime's keys; one that cannot be is
+skipped with a warning, like a message that is not an event. ``decrypt=False`` returns events as
+stored.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 from jelmore_infra.errors import JelmoreError
 from jelmore_infra.runtime.bus import Bus, BusError, PullHandle
 from jelmore_infra.runtime.core import RuntimeCore
+from jelmore_infra.runtime.crypto import DecryptError, open_event
 from jelmore_infra.runtime.discovery import stream_for
 from jelmore_infra.runtime.envelope import EventError, decode_event, format_timestamp
 
@@ -103,12 +108,14 @@ async def replay_events(
     *,
     batch: int = 200,
     fetch_timeout: float = 1.0,
+    decrypt: bool = True,
 ) -> list[dict[str, Any]]:
     """Events stored on ``subjects`` from ``start_time`` up to ``end_time`` (or up to the stream's
     last event when called), oldest first.
 
     Without ``handler`` the events are returned. With one, ``await handler(event, msg)`` runs for
-    each and the returned list is empty (nothing is kept in memory).
+    each and the returned list is empty (nothing is kept in memory). ``decrypt=False`` leaves
+    encrypted payloads as stored.
     """
     bus = runtime.bus
     wanted = [subjects] if isinstance(subjects, str) else list(subjects or [])
@@ -160,7 +167,9 @@ async def replay_events(
                 last_done = seq
                 try:
                     event = decode_event(msg.data)
-                except EventError as exc:
+                    if decrypt:
+                        event = open_event(event, msg.headers, runtime.settings.encryption_keys)
+                except (EventError, DecryptError) as exc:
                     log.warning("replay: skipping message %d of %s: %s", seq, stream, exc)
                     continue
                 if handler is None:

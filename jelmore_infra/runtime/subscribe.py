@@ -22,6 +22,11 @@ Per message:
 
 Each group worker also runs the dead-letter router its runtime's groups share (see ``router``).
 
+An encrypted event (header ``Jelmore-Encryption``, see ``crypto``) reaches the handler decrypted
+with the runtime's keys. One that cannot be decrypted (unknown key id, failed authentication)
+never reaches the handler: it is dead-lettered at once, still encrypted, with the reason
+``cannot decrypt (key KID)`` and no retries. ``decrypt=False`` hands events over as stored.
+
 Without a group an ephemeral consumer (in memory, removed on stop or after a short inactivity)
 reads the subjects: a live tail for one process, with no retries and nothing left behind.
 
@@ -45,6 +50,7 @@ from jelmore_infra.errors import JelmoreError
 from jelmore_infra.runtime.bus import BusError, BusUnavailable, PullHandle
 from jelmore_infra.runtime.catalogue import MISSING, CatalogueMissing, schema_violation_reason
 from jelmore_infra.runtime.core import RuntimeCore
+from jelmore_infra.runtime.crypto import DecryptError, open_event
 from jelmore_infra.runtime.discovery import TopologyMissing, group_policy, stream_for
 from jelmore_infra.runtime.dlq import HDR_TARGET_GROUP
 from jelmore_infra.runtime.envelope import EventError, decode_event
@@ -97,8 +103,10 @@ class Subscription:
         ephemeral: bool,
         ack_wait: float,
         handler_timeout: float | None = None,
+        decrypt: bool = True,
     ) -> None:
         self.runtime = runtime
+        self.decrypt = decrypt
         self.bus = runtime.bus
         self.metrics = runtime.metrics
         self.handler = handler
@@ -307,8 +315,12 @@ class Subscription:
         event: dict[str, Any] = {}
         try:
             event = decode_event(msg.data)
+            if self.decrypt:
+                event = open_event(event, msg.headers, self.runtime.settings.encryption_keys)
         except EventError as err:
             exc = PermanentError(str(err))
+        except DecryptError as err:
+            exc = err
         if exc is None and self.policy is not None:
             exc = await self._check_schema(event, msg)
         self.metrics.record_consumed(str(event.get("event_type", "")), num_delivered)
@@ -401,7 +413,7 @@ class Subscription:
     async def _failed(
         self, msg: Any, exc: BaseException, num_delivered: int, stream_seq: int
     ) -> None:
-        reason = failure_reason(exc)
+        reason = str(exc) if isinstance(exc, DecryptError) else failure_reason(exc)
         if self.policy is None:  # ephemeral tail: no retries, no DLQ
             log.warning("%s: handler failed on event %d: %s", self.consumer, stream_seq, reason)
             with contextlib.suppress(Exception):
@@ -501,12 +513,14 @@ async def subscribe_to_events(
     deliver: str = "new",
     route_dead_letters: bool = True,
     handler_timeout: float | None = 300.0,
+    decrypt: bool = True,
 ) -> Subscription:
     """Start consuming and return the running ``Subscription``.
 
     With ``consumer_group``: bind to that group's durable consumer; ``subjects`` may be ``None`` or
     must equal the group's filter subjects (a group cannot be narrowed without losing events).
     Without: an ephemeral consumer on ``subjects`` (``deliver`` = ``"new"`` or ``"all"``).
+    ``decrypt=False``: encrypted events reach the handler as stored (for display tools).
     """
     bus = runtime.bus
     wanted = [subjects] if isinstance(subjects, str) else list(subjects or [])
@@ -532,6 +546,7 @@ async def subscribe_to_events(
             ephemeral=False,
             ack_wait=policy.ack_wait,
             handler_timeout=handler_timeout,
+            decrypt=decrypt,
         )
         await sub.start(with_router=route_dead_letters)
         return sub
@@ -566,6 +581,7 @@ async def subscribe_to_events(
         ephemeral=True,
         ack_wait=EPHEMERAL_ACK_WAIT,
         handler_timeout=handler_timeout,
+        decrypt=decrypt,
     )
     sub._filters = tuple(wanted)
     try:
