@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from jelmore_infra.connection import ConnectionSettings, resolve_settings
 from jelmore_infra.errors import JelmoreError
 from jelmore_infra.runtime.crypto import KeyRing, keys_from_env, load_keys
+
 DEFAULT_PREFIX = "jelmore"
 DEFAULT_CLIENT_ID = "jelmore-runtime"
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
