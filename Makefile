@@ -4,9 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SERVER_CACHE ?= .cache/nats-server
+ASYNCAPI_CACHE ?= .cache/asyncapi
 PYTEST_ARGS ?=
 
-.PHONY: install test lint demo bench clean servers
+.PHONY: install test lint demo bench clean servers asyncapi-schema
 
 install: $(STAMP)
 
@@ -20,8 +21,12 @@ $(STAMP): pyproject.toml
 servers: $(STAMP)
 	$(PY) tests/support/fetch_servers.py --cache $(SERVER_CACHE)
 
-test: $(STAMP) servers
-	JELMORE_SERVER_CACHE=$(abspath $(SERVER_CACHE)) $(PY) -m pytest $(PYTEST_ARGS)
+# The official AsyncAPI 3.0.0 JSON Schema (npm @asyncapi/specs, integrity-checked) for the tests.
+asyncapi-schema: $(STAMP)
+	$(PY) tests/support/asyncapi_schema.py --cache $(ASYNCAPI_CACHE)
+
+test: $(STAMP) servers asyncapi-schema
+	JELMORE_SERVER_CACHE=$(abspath $(SERVER_CACHE)) JELMORE_ASYNCAPI_CACHE=$(abspath $(ASYNCAPI_CACHE)) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check jelmore_infra tests bench

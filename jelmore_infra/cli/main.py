@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "server": ("jelmore_infra.cli.server_cmd", "server", "Run a local JetStream server."),
     "events": ("jelmore_infra.cli.events_cmd", "events", "Publish, consume and inspect events."),
+    "asyncapi": (
+        "jelmore_infra.cli.asyncapi_cmd",
+        "asyncapi",
+        "Write an AsyncAPI 3.0 document of the events.",
+    ),
 }
 
 
