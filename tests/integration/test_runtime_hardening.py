@@ -211,7 +211,7 @@ async def test_the_size_limit_counts_the_headers_like_the_server_does(url: str) 
 
     def size(payload: str) -> int:  # message ids "fits" and "over" have the same length
         event = build_event(
-            "jelmore", "session.output", session, payload, now=now, message_id="fits"
+            "jelmore.session.output", "session.output", session, payload, now=now, message_id="fits"
         )
         return wire_size(event)
 

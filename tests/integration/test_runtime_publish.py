@@ -65,7 +65,9 @@ async def test_unknown_event_types_and_unserialisable_payloads_are_refused(url: 
 async def test_e_the_same_message_id_published_twice_is_stored_once(url: str) -> None:
     bus = runtime.default_runtime().bus
     mid = uuid.uuid4().hex
-    event = build_event("jelmore", "session.output", "s-e", {"n": 1}, now=_now(), message_id=mid)
+    event = build_event(
+        "jelmore.session.output", "session.output", "s-e", {"n": 1}, now=_now(), message_id=mid
+    )
     first = await send(bus, event)
     second = await send(bus, event)
     assert first.ok and second.ok

@@ -360,7 +360,7 @@ def test_message_payload_is_the_envelope_around_the_event_payload_schema(
 def test_an_event_the_runtime_publishes_matches_its_message(document: dict[str, Any]) -> None:
     message = document["components"]["messages"]["session.created"]
     out = build_event(
-        "jelmore",
+        "jelmore.session.created",
         "session.created",
         "session-1",
         {"provider": "claude", "timeout": 30},

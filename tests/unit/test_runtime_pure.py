@@ -17,13 +17,11 @@ from jelmore_infra.runtime.dlq import (
     replay_from_dead_letter,
 )
 from jelmore_infra.runtime.envelope import (
-    EVENT_TYPES,
     EventError,
     build_event,
     decode_event,
     format_timestamp,
     parse_timestamp,
-    subject_for,
     user_headers,
     wire_size,
 )
@@ -55,7 +53,7 @@ NOW = datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 def test_the_envelope_has_the_seed_fields_subject_and_headers() -> None:
     event = build_event(
-        "jelmore",
+        "jelmore.session.created",
         "session.created",
         "sid",
         {"provider": "claude"},
@@ -82,24 +80,31 @@ def test_the_envelope_has_the_seed_fields_subject_and_headers() -> None:
 
 def test_custom_headers_cannot_override_the_message_id() -> None:
     event = build_event(
-        "jelmore", "session.output", "s", {}, now=NOW, message_id="m", headers={"Nats-Msg-Id": "x"}
+        "jelmore.session.output",
+        "session.output",
+        "s",
+        {},
+        now=NOW,
+        message_id="m",
+        headers={"Nats-Msg-Id": "x"},
     )
     assert event.headers["Nats-Msg-Id"] == "m"
 
 
-def test_every_seed_event_type_maps_to_a_subject_under_the_prefix() -> None:
-    assert len(EVENT_TYPES) == 8
-    assert [subject_for("acme", t) for t in EVENT_TYPES[:2]] == [
-        "acme.session.created",
-        "acme.session.output",
-    ]
-    assert subject_for("jelmore", "session.git_activity") == "jelmore.session.git_activity"
+def test_the_schema_version_an_event_was_validated_against_is_a_header() -> None:
+    event = build_event(
+        "jelmore.session.created", "session.created", "s", {}, now=NOW, schema_version=3
+    )
+    assert event.headers["Jelmore-Schema-Version"] == "3"
+    assert (
+        "Jelmore-Schema-Version"
+        not in build_event("jelmore.session.created", "session.created", "s", {}, now=NOW).headers
+    )
 
 
 @pytest.mark.parametrize(
     ("event_type", "payload", "headers", "message"),
     [
-        ("session.deleted", {}, None, "unknown event type 'session.deleted'"),
         ("session.output", {"x": {1, 2}}, None, "not JSON-serialisable"),
         ("session.output", float("inf"), None, "not JSON-serialisable"),
         ("session.output", {}, {"Bad Name": "v"}, "invalid header name"),
@@ -111,7 +116,7 @@ def test_invalid_events_are_refused_with_a_clear_error(
     event_type: str, payload: object, headers: dict[str, str] | None, message: str
 ) -> None:
     with pytest.raises(EventError) as info:
-        build_event("jelmore", event_type, "s", payload, now=NOW, headers=headers)
+        build_event(f"jelmore.{event_type}", event_type, "s", payload, now=NOW, headers=headers)
     assert message in str(info.value)
     assert isinstance(info.value, JelmoreError)
 
@@ -130,7 +135,7 @@ def test_strings_utf8_cannot_encode_are_refused_naming_where_they_are(
     session_id: str, payload: object, where: str
 ) -> None:
     with pytest.raises(EventError) as info:
-        build_event("jelmore", "session.output", session_id, payload, now=NOW)
+        build_event("jelmore.session.output", "session.output", session_id, payload, now=NOW)
     message = str(info.value)
     assert message.startswith("session.output event cannot be encoded as UTF-8: lone surrogate")
     assert where in message
@@ -138,12 +143,20 @@ def test_strings_utf8_cannot_encode_are_refused_naming_where_they_are(
 
 def test_a_header_value_utf8_cannot_encode_is_refused() -> None:
     with pytest.raises(EventError, match="header Note cannot be encoded as UTF-8"):
-        build_event("jelmore", "session.output", "s", {}, now=NOW, headers={"Note": "\ud800"})
+        build_event(
+            "jelmore.session.output", "session.output", "s", {}, now=NOW, headers={"Note": "\ud800"}
+        )
 
 
 def test_the_wire_size_counts_the_body_and_every_header_line() -> None:
     event = build_event(
-        "jelmore", "session.output", "sid", {"n": "é"}, now=NOW, message_id="m1", headers={}
+        "jelmore.session.output",
+        "session.output",
+        "sid",
+        {"n": "é"},
+        now=NOW,
+        message_id="m1",
+        headers={},
     )
     lines = b"".join(f"{k}: {v}\r\n".encode() for k, v in event.headers.items())
     assert wire_size(event) == len(event.data) + len(b"NATS/1.0\r\n") + len(lines) + 2
@@ -152,7 +165,7 @@ def test_the_wire_size_counts_the_body_and_every_header_line() -> None:
 
 def test_an_empty_session_id_is_refused() -> None:
     with pytest.raises(EventError, match="session_id"):
-        build_event("jelmore", "session.output", "", {}, now=NOW)
+        build_event("jelmore.session.output", "session.output", "", {}, now=NOW)
 
 
 def test_timestamps_round_trip_with_milliseconds_and_nanosecond_server_times() -> None:
@@ -262,7 +275,7 @@ def test_a_consumer_without_jelmore_metadata_has_no_dead_letter_target() -> None
 
 def test_a_dead_letter_record_carries_every_field_and_an_idempotent_id() -> None:
     original = build_event(
-        "jelmore",
+        "jelmore.session.created",
         "session.created",
         "sid",
         {"k": 1},
