@@ -289,6 +289,20 @@ class Bench:
                 (t("min_ratio", 0.85),),
                 "raw fetch(100)+ack",
             ),
+            "validate_publish": f(
+                "validate_publish",
+                "`publish_event` one at a time, payload validated (catalogue schema)",
+                "ev/s",
+                (t("min_ratio", 0.85),),
+                "same, validation off",
+            ),
+            "validate_consume": f(
+                "validate_consume",
+                "one consumer-group worker, payload validated (catalogue schema)",
+                "ev/s",
+                (t("min_ratio", 0.85),),
+                "same, validation off",
+            ),
             "latency": f(
                 "latency",
                 "end-to-end latency p99 at 1,000 events/s",
@@ -486,13 +500,21 @@ class Bench:
     # runtime ----------------------------------------------------------------------------------
 
     def bench_runtime(self, url: str) -> None:
-        reps = {"publish": 7, "pipeline": 7, "consume": 7, "latency": 4}
+        reps = {
+            "publish": 7,
+            "pipeline": 7,
+            "consume": 7,
+            "latency": 4,
+            "validate_publish": 7,
+            "validate_consume": 7,
+        }
         if self.quick:
             reps = {k: 2 for k in reps}
         for key, count in reps.items():
             fig = self.fig[key]
+            figure = key.replace("_", "-")
             out = run_capture(
-                [PY, str(BENCH / "runtime_bench.py"), url, key, str(count)], timeout=300
+                [PY, str(BENCH / "runtime_bench.py"), url, figure, str(count)], timeout=300
             )
             try:
                 result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -542,7 +564,17 @@ class Bench:
             self.with_topology_server(body)
 
         self.section(
-            "topology", ["plan", "publish", "pipeline", "consume", "latency"], topology_benches
+            "topology",
+            [
+                "plan",
+                "publish",
+                "pipeline",
+                "consume",
+                "latency",
+                "validate_publish",
+                "validate_consume",
+            ],
+            topology_benches,
         )
         self.section("scaling", ["scaling", "plan5k", "memory5k", "validate5k"], self.bench_scaling)
         self.section("apply", ["apply5k"], self.bench_apply)

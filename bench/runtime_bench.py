@@ -1,9 +1,9 @@
 """Runtime benchmarks: the jelmore_infra.runtime shim against raw nats-py.
 
 Usage: ``runtime_bench.py NATS_URL FIGURE REPS`` with FIGURE one of ``publish``, ``pipeline``,
-``consume``, ``latency``. The server must hold the repository's topology/ (applied by
-bench/run.py with `jelmore-infra apply`). After one warm-up of each side the reps run interleaved
-(ours, raw, ours, raw, …); the script prints one JSON object ``{"ours": [...], "base": [...],
+``consume``, ``latency``, ``validate-publish``, ``validate-consume``. The server must hold the
+repository's topology/ (applied by bench/run.py with `jelmore-infra apply`). After one warm-up
+of each side the reps run interleaved (ours, raw, ours, raw, …); the script prints one JSON object ``{"ours": [...], "base": [...],
 "unit": ..., "detail": {...}}`` (rates in events/s, latency p99 in ms) or ``{"error": "..."}``.
 
 Both sides build the same envelope per event (event_type, session_id, timestamp with
@@ -11,6 +11,10 @@ milliseconds, message_id, retry_count, payload of about 1 KB) and send the same 
 (``Nats-Msg-Id``, ``Event-Type``, ``Session-Id``). Throughput figures run in this process; the
 latency figure consumes here and publishes from a second process (``publish-ours`` /
 ``publish-raw``), as a real publisher and worker would.
+
+The two ``validate-*`` figures run the shim on both sides: with payload validation against the
+event catalogue's schema (the shim as it is) and without it (the catalogue's validation replaced
+by a no-op for that side's runs), so their ratio is what validation costs.
 """
 
 from __future__ import annotations
@@ -302,6 +306,24 @@ async def raw_latency(nc: Any) -> tuple[float, dict[str, Any]]:
     return summary(samples, total)
 
 
+# -- validation on vs off ---------------------------------------------------------------------
+
+
+class validation_off:
+    """The catalogue's payload check as a no-op while the block runs (the baseline side)."""
+
+    def __enter__(self) -> None:
+        from jelmore_infra.runtime.catalogue import Catalogue
+
+        self.saved = Catalogue.violation_of
+        Catalogue.violation_of = lambda *args, **kwargs: None  # type: ignore[method-assign]
+
+    def __exit__(self, *exc: object) -> None:
+        from jelmore_infra.runtime.catalogue import Catalogue
+
+        Catalogue.violation_of = self.saved  # type: ignore[method-assign]
+
+
 # -- driver -----------------------------------------------------------------------------------
 
 
@@ -333,6 +355,24 @@ async def run(url: str, figure: str, reps: int) -> dict[str, Any]:
             extra = {}
         elif figure == "latency":
             value, extra = await (ours_latency(ours, nc) if side == "ours" else raw_latency(nc))
+        elif figure in ("validate-publish", "validate-consume"):
+            extra = {}
+            n = (
+                (200 if warm else PUBLISH_N)
+                if figure == "validate-publish"
+                else (1_000 if warm else CONSUME_N)
+            )
+
+            async def measure() -> float:
+                if figure == "validate-publish":
+                    return await ours_publish(ours, n)
+                return await ours_consume(ours, nc, n)
+
+            if side == "ours":
+                value = await measure()
+            else:
+                with validation_off():
+                    value = await measure()
         else:
             raise ValueError(f"unknown figure {figure}")
         if not warm:
