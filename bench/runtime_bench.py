@@ -4,7 +4,8 @@ Usage: ``runtime_bench.py NATS_URL FIGURE REPS`` with FIGURE one of ``publish``,
 ``consume``, ``latency``, ``validate-publish``, ``validate-consume``. The server must hold the
 repository's topology/ (applied by bench/run.py with `jelmore-infra apply`). After one warm-up
 of each side the reps run interleaved (ours, raw, ours, raw, …); the script prints one JSON
-object ``{"ours": [...], "base": [...], "unit": ..., "detail": {...}}`` (rates in events/s, latency p99 in ms) or ``{"error": "..."}``.
+object ``{"ours": [...], "base": [...], "unit": ..., "detail": {...}}`` (rates in events/s,
+latency p99 in ms) or ``{"error": "..."}``.
 
 Both sides build the same envelope per event (event_type, session_id, timestamp with
 milliseconds, message_id, retry_count, payload of about 1 KB) and send the same headers
