@@ -254,3 +254,31 @@ async def test_without_a_catalogue_publishing_is_an_error_pointing_at_apply() ->
         proc = run_cli("events", "publish", "-s", srv.url, "-t", "session.created")
         assert_clean_error(proc)
         assert "jelmore-infra apply" in proc.stderr
+
+
+async def test_a_type_the_catalogue_marks_sensitive_is_encrypted_with_no_runtime_setting(
+    server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import os
+
+    from jelmore_infra.runtime.crypto import ENV_VAR, HDR_ENCRYPTION
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    event_type = unique("session.secret").replace("_", "-")
+    config = {"subject": f"jelmore.{event_type}", "sensitive": True, "payload": {"type": "object"}}
+    nc = await nats.connect(server.url)
+    try:
+        await put_event(nc, event_type, config)
+    finally:
+        await nc.close()
+    session = uuid.uuid4().hex
+    async with Runtime(url=server.url) as no_keys:
+        with pytest.raises(EventError, match="no encryption key"):
+            await no_keys.publish_event(event_type, session, {"secret": "hunter2"})
+    key = base64.b64encode(os.urandom(32)).decode()
+    async with Runtime(url=server.url, encryption_keys=f"k1:{key}") as rt:
+        assert await rt.publish_event(event_type, session, {"secret": "hunter2"})
+    (stored,) = await stored_sessions(server.url, session)
+    assert stored["_headers"][HDR_ENCRYPTION] == "AES-256-GCM; kid=k1"
+    assert "hunter2" not in json.dumps(stored)
