@@ -67,7 +67,7 @@ class EventTypeParam(_StrParam):
             return []
         return [
             CompletionItem(t, help=k.description)
-            for t, k in types.items()
+            for t, k in sorted(types.items())
             if t.startswith(incomplete)
         ]
 

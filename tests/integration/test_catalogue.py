@@ -282,3 +282,18 @@ async def test_a_type_the_catalogue_marks_sensitive_is_encrypted_with_no_runtime
     (stored,) = await stored_sessions(server.url, session)
     assert stored["_headers"][HDR_ENCRYPTION] == "AES-256-GCM; kid=k1"
     assert "hunter2" not in json.dumps(stored)
+
+
+async def test_shell_completion_offers_the_catalogues_event_types(
+    server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import click
+
+    from jelmore_infra.cli.events_cmd import EVENT_TYPE_PARAM, publish
+
+    monkeypatch.setenv("NATS_URL", server.url)
+    ctx = click.Context(publish)
+    param = next(p for p in publish.params if p.name == "event_type")
+    items = await asyncio.to_thread(EVENT_TYPE_PARAM.shell_complete, ctx, param, "session.c")
+    assert [i.value for i in items] == ["session.completed", "session.created"]
+    assert items[1].help == "New session started"
