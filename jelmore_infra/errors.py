@@ -48,6 +48,11 @@ class ConnectionFailed(JelmoreError):
     """The server could not be reached or refused us."""
 
 
+class NoStreamAnswers(ConnectionFailed):
+    """A JetStream publish got no answer at all: no stream stores the subject, or the stream
+    that does has no leader yet (just created on a cluster)."""
+
+
 class JetStreamAPIError(JelmoreError):
     """A ``$JS.API`` request returned an error envelope."""
 

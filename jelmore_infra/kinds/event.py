@@ -184,7 +184,10 @@ class EventKind(ResourceKind):
         if not delete:
             await self._ensure_catalogue(api)
         headers = {KV_OPERATION: "DEL"} if delete else None
-        await api.publish_acked(key_subject(change.name), encode_entry(entry), headers)
+        # a catalogue just created on a cluster may have no stream leader yet
+        await api.publish_acked(
+            key_subject(change.name), encode_entry(entry), headers, wait_for_leader=True
+        )
 
     async def create(self, api: JetStreamAPI, change: ResourceChange) -> None:
         await self._put(api, change)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from jelmore_infra.errors import (
     ConnectionFailed,
     JetStreamAPIError,
     NoResponders,
+    NoStreamAnswers,
     TransportError,
     TransportTimeout,
 )
@@ -64,6 +66,8 @@ CLUSTER_LIST_WAIT = 4.0
 
 #: First server version that accepts ``"pedantic": true`` in create/update requests.
 PEDANTIC_SINCE = (2, 11, 0)
+#: How often a publish to a stream that has no leader yet is tried again (seconds).
+NO_LEADER_RETRY = 0.1
 
 #: The provisioner's connection: one retry of a lost connection, then the command fails.
 _RECONNECT = transport.Reconnect(attempts=1, wait=0.1)
@@ -320,16 +324,37 @@ class JetStreamAPI:
         return {subject: message for subject, message in found if message is not None}
 
     async def publish_acked(
-        self, subject: str, data: bytes, headers: Mapping[str, str] | None = None
+        self,
+        subject: str,
+        data: bytes,
+        headers: Mapping[str, str] | None = None,
+        *,
+        wait_for_leader: bool = False,
     ) -> JSONDict:
-        """A JetStream publish; the stream's acknowledgement (``ConnectionFailed`` when no stream
-        answers, ``JetStreamAPIError`` when the stream refuses)."""
+        """A JetStream publish; the stream's acknowledgement (``NoStreamAnswers`` when no stream
+        answers, ``JetStreamAPIError`` when the stream refuses).
+
+        ``wait_for_leader``: a stream created a moment ago on a cluster may have no leader yet,
+        and nobody answers; the publish is tried again until the connection's timeout passed.
+        """
+        give_up_at = time.monotonic() + self._timeout
+        while True:
+            try:
+                return await self._publish_acked(subject, data, headers)
+            except NoStreamAnswers:
+                if not wait_for_leader or time.monotonic() > give_up_at:
+                    raise
+                await asyncio.sleep(NO_LEADER_RETRY)
+
+    async def _publish_acked(
+        self, subject: str, data: bytes, headers: Mapping[str, str] | None
+    ) -> JSONDict:
         try:
             msg = await transport.request(
                 self._nc, subject, data, timeout=self._timeout, headers=headers
             )
         except NoResponders:
-            raise ConnectionFailed(f"no stream stores {subject}") from None
+            raise NoStreamAnswers(f"no stream stores {subject}") from None
         except TransportTimeout:
             raise ConnectionFailed(
                 f"timed out after {self._timeout:g}s waiting for {subject} to be stored on "
