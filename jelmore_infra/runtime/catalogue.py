@@ -47,6 +47,10 @@ MISSING = (
 )
 
 
+#: The longest schema violation message kept (error texts and DLQ failure reasons).
+MAX_MESSAGE = 200
+
+
 class CatalogueMissing(EventError):
     """The server has no event catalogue (apply has not stored one)."""
 
@@ -224,7 +228,10 @@ class Catalogue:
         path = "payload" + "".join(
             f"[{p}]" if isinstance(p, int) else f".{p}" for p in best.absolute_path
         )
-        return f"{path}: {best.message}"
+        message = best.message
+        if len(message) > MAX_MESSAGE:  # it quotes the offending value, which may be huge
+            message = message[: MAX_MESSAGE - 1] + "…"
+        return f"{path}: {message}"
 
     def _validator(self, event_type: str, version: int) -> Any:
         key = (event_type, version)

@@ -97,6 +97,6 @@ class RuntimeCore:
                 await sub.stop()
             self._subscriptions.discard(sub)
         router, self._router, self._router_users = self._router, None, 0
-        if router is not None:
-            await router.stop()
+        if router is not None and router._loop is loop:
+            await router.stop()  # one of an ended event loop cannot be stopped from this one
         await self.bus.close()

@@ -35,11 +35,12 @@ def test_apply_creates_the_jelmore_topology_and_a_second_plan_shows_no_changes(
     topo = copy_topology(tmp_path)
     proc = apply(nats_server.url, topo, "--auto-approve")
     assert proc.returncode == 0, proc.stderr
-    assert "Apply complete! Resources: 8 added, 0 changed, 0 replaced, 0 destroyed." in proc.stdout
+    assert "Apply complete! Resources: 16 added, 0 changed, 0 replaced, 0 destroyed." in proc.stdout
     assert raw.stream_names(nats_server.url) == [
         "JELMORE",
         "JELMORE_ADVISORIES",
         "JELMORE_DLQ",
+        "KV_jelmore-catalogue",
         "KV_jelmore-infra-locks",
     ]
     for name in JELMORE_CONSUMERS:

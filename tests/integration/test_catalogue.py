@@ -297,3 +297,11 @@ async def test_shell_completion_offers_the_catalogues_event_types(
     items = await asyncio.to_thread(EVENT_TYPE_PARAM.shell_complete, ctx, param, "session.c")
     assert [i.value for i in items] == ["session.completed", "session.created"]
     assert items[1].help == "New session started"
+
+
+async def test_a_violation_quoting_a_huge_value_is_cut_short(rt: Runtime) -> None:
+    with pytest.raises(EventError) as refused:
+        await rt.publish_event("session.output", uuid.uuid4().hex, "x" * 100_000)
+    text = str(refused.value)
+    assert text.startswith("session.output payload violates its schema (version 1): payload: 'x")
+    assert text.endswith("…") and len(text) < 300

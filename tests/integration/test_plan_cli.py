@@ -27,7 +27,7 @@ def test_detailed_exitcode_is_2_with_changes_and_0_without(
     topo = copy_topology(tmp_path)
     pending = plan(nats_server.url, topo, "--detailed-exitcode")
     assert pending.returncode == 2, pending.stderr
-    assert "Plan: 8 to add, 0 to change, 0 to replace, 0 to destroy." in pending.stdout
+    assert "Plan: 16 to add, 0 to change, 0 to replace, 0 to destroy." in pending.stdout
     plain = plan(nats_server.url, topo)
     assert plain.returncode == 0
     assert apply(nats_server.url, topo).returncode == 0
@@ -108,7 +108,9 @@ def test_a_malformed_target_is_a_one_line_usage_error(
 ) -> None:
     proc = plan(nats_server.url, copy_topology(tmp_path), "--target", target)
     assert_clean_error(proc)
-    assert "stream.NAME, kv.NAME, objectstore.NAME or consumer.STREAM.NAME" in proc.stderr
+    assert (
+        "stream.NAME, kv.NAME, objectstore.NAME, consumer.STREAM.NAME or event.TYPE" in proc.stderr
+    )
 
 
 def test_unmanaged_resources_are_listed_and_never_deleted(

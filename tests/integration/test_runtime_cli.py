@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 
 from jelmore_infra.cli.main import cli
 from tests.support.natsserver import NatsServer
-from tests.support.runtime_topology import add_group, provision
+from tests.support.runtime_topology import add_group, catalogue_only_async, provision
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -146,7 +147,8 @@ def test_load_reports_rate_latency_and_errors(url: str) -> None:
 
 
 def test_load_exits_1_and_says_how_many_were_not_stored_when_no_stream_takes_them() -> None:
-    with NatsServer() as bare:  # no topology: no stream captures the events
+    with NatsServer() as bare:  # only the catalogue: no stream captures the events
+        asyncio.run(catalogue_only_async(bare.url))
         proc = jelmore("load", "-s", bare.url, "--rate", "50", "--duration", "0.2")
         as_json = jelmore("load", "-s", bare.url, "--rate", "50", "--duration", "0.2", "--json")
     assert proc.returncode == 1, (proc.stdout, proc.stderr)

@@ -236,7 +236,10 @@ async def test_two_workers_of_one_group_share_the_events_without_duplicates(url:
     sub_a = await runtime.subscribe_to_events(None, make("a"), consumer_group=group, batch=5)
     sub_b = await runtime.subscribe_to_events(None, make("b"), consumer_group=group, batch=5)
     results = await runtime.publish_events(
-        [{"event_type": "session.output", "session_id": session, "payload": i} for i in range(400)]
+        [
+            {"event_type": "session.output", "session_id": session, "payload": {"i": i}}
+            for i in range(400)
+        ]
     )
     try:
         await wait_until(lambda: len(got["a"]) + len(got["b"]) >= 400)

@@ -209,17 +209,27 @@ async def test_the_size_limit_counts_the_headers_like_the_server_does(url: str) 
     session = uuid.uuid4().hex
     now = datetime.now(UTC)
 
-    def size(payload: str) -> int:  # message ids "fits" and "over" have the same length
+    def size(content: str) -> int:  # message ids "fits" and "over" have the same length
         event = build_event(
-            "jelmore.session.output", "session.output", session, payload, now=now, message_id="fits"
+            "jelmore.session.output",
+            "session.output",
+            session,
+            {"content": content},
+            now=now,
+            message_id="fits",
+            schema_version=1,  # the runtime's header counts too
         )
         return wire_size(event)
 
     fits = "x" * (limit - size(""))
     assert size(fits) == limit
-    assert await runtime.publish_event("session.output", session, fits, message_id="fits")
+    assert await runtime.publish_event(
+        "session.output", session, {"content": fits}, message_id="fits"
+    )
     with pytest.raises(runtime.EventError, match="max_payload"):
-        await runtime.publish_event("session.output", session, fits + "x", message_id="over")
+        await runtime.publish_event(
+            "session.output", session, {"content": fits + "x"}, message_id="over"
+        )
     assert metrics.METRICS.disconnects == 0
     assert await stored_ids(url, session) == ["fits"]
 

@@ -16,7 +16,7 @@ from jelmore_infra.runtime import metrics
 from jelmore_infra.runtime.envelope import build_event
 from jelmore_infra.runtime.publish import send
 from tests.support.natsserver import NatsServer
-from tests.support.runtime_topology import provision_async, stream_messages
+from tests.support.runtime_topology import catalogue_only_async, provision_async, stream_messages
 
 
 async def test_an_event_is_stored_with_the_seed_envelope_and_headers(url: str) -> None:
@@ -101,6 +101,7 @@ async def test_the_pipelined_publisher_stores_every_event_once(url: str) -> None
 
 async def test_publishing_to_a_server_without_the_stream_reports_failure() -> None:
     with NatsServer() as bare:
+        await catalogue_only_async(bare.url)  # the event types are declared, no stream stores them
         runtime.configure(url=bare.url)
         try:
             ok = await runtime.publish_event("session.output", "s", {}, attempts=2, timeout=0.5)
@@ -160,18 +161,18 @@ async def test_a_consumer_group_keeps_consuming_across_a_server_restart() -> Non
         got: list[int] = []
 
         async def handler(event: dict[str, object], msg: object) -> None:
-            got.append(int(event["payload"]))  # type: ignore[call-overload]
+            got.append(event["payload"]["i"])  # type: ignore[index]
 
         sub = await runtime.subscribe_to_events(None, handler, consumer_group="git_monitors")
         for i in range(5):
-            assert await runtime.publish_event("session.git_activity", "s-r", i)
+            assert await runtime.publish_event("session.git_activity", "s-r", {"i": i})
         for _ in range(100):
             if len(got) >= 5:
                 break
             await asyncio.sleep(0.05)
         await asyncio.to_thread(srv.restart)
         for i in range(5, 10):
-            assert await runtime.publish_event("session.git_activity", "s-r", i)
+            assert await runtime.publish_event("session.git_activity", "s-r", {"i": i})
         for _ in range(300):
             if len(got) >= 10:
                 break

@@ -133,14 +133,14 @@ async def test_health_turns_degraded_then_critical_as_a_group_lags(url: str) -> 
     session = uuid.uuid4().hex
     await runtime.publish_events(
         [
-            {"event_type": "session.file_modified", "session_id": session, "payload": i}
+            {"event_type": "session.file_modified", "session_id": session, "payload": {"i": i}}
             for i in range(101)
         ]
     )
     degraded = await runtime.get_health_status([group])
     await runtime.publish_events(
         [
-            {"event_type": "session.file_modified", "session_id": session, "payload": i}
+            {"event_type": "session.file_modified", "session_id": session, "payload": {"i": i}}
             for i in range(900)
         ]
     )
@@ -190,14 +190,14 @@ async def test_performance_metrics_count_this_process_and_include_server_statist
     done: list[int] = []
 
     async def handler(event: dict[str, Any], msg: Any) -> None:
-        if msg.metadata.num_delivered == 1 and event["payload"] == 0:
+        if msg.metadata.num_delivered == 1 and event["payload"]["i"] == 0:
             raise RuntimeError("first attempt fails")
-        done.append(event["payload"])
+        done.append(event["payload"]["i"])
 
     sub = await runtime.subscribe_to_events(None, handler, consumer_group=group)
     try:
         for i in range(10):
-            await runtime.publish_event("session.directory_changed", session, i)
+            await runtime.publish_event("session.directory_changed", session, {"i": i})
         for _ in range(200):
             if len(done) >= 10:
                 break

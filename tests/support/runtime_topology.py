@@ -178,6 +178,15 @@ async def provision_catalogue(nc: Any) -> None:
         await put_event(nc, event_type, spec.config, stream=spec.stream or MAIN)
 
 
+async def catalogue_only_async(url: str) -> None:
+    """The event catalogue and nothing else: no stream captures the events."""
+    nc = await nats.connect(url)
+    try:
+        await provision_catalogue(nc)
+    finally:
+        await nc.close()
+
+
 async def provision_async(
     url: str,
     *,
