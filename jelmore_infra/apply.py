@@ -641,7 +641,7 @@ def recheck_plan(plan: Plan, live: LiveState, *, now: datetime) -> SavedPlanChec
             kind = _kind(c)
             key, spec = kind.spec_from_change(c)
             specs[kind.topology_field][key] = spec
-    desired = Topology(**specs)
+    desired = Topology(**specs)  # type: ignore[arg-type]  # the kinds' own fields only
     fresh = build_plan(desired, live, targets=[c.address for c in plan.changes], now=now)
     actions = {c.address: c.action for c in fresh.changes}
     for change in plan.changes:

@@ -151,14 +151,32 @@ class EventSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Policy:
+    """An environment's plan policy (``policy:`` in its file), each rule with where it is written
+    so a violation can name the line: addresses whose delete or replace is refused, whether
+    data-losing changes are refused, and the fewest replicas any resource may have."""
+
+    prevent_destroy: Mapping[str, Location] = field(default_factory=dict)
+    forbid_data_loss: Location | None = None
+    min_replicas: tuple[int, Location] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.prevent_destroy or self.forbid_data_loss or self.min_replicas)
+
+
+@dataclass(frozen=True, slots=True)
 class Topology:
-    """Everything the topology files declare."""
+    """Everything the topology files declare (with an environment's overlay merged in, when one
+    was selected: ``environment`` names it and ``policy`` is its policy)."""
 
     streams: Mapping[str, StreamSpec] = field(default_factory=dict)
     consumers: Mapping[tuple[str, str], ConsumerSpec] = field(default_factory=dict)
     kv_buckets: Mapping[str, BucketSpec] = field(default_factory=dict)
     object_stores: Mapping[str, BucketSpec] = field(default_factory=dict)
     events: Mapping[str, EventSpec] = field(default_factory=dict)
+    environment: str | None = None
+    policy: Policy = field(default_factory=Policy)
 
 
 @dataclass(frozen=True, slots=True)

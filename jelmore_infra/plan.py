@@ -245,6 +245,8 @@ class Plan:
     targets: tuple[str, ...] = ()
     fingerprints: Mapping[str, str | None] = dc_field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    #: The environment (``--env``) the plan was made for; a saved plan is applied only there.
+    environment: str | None = None
 
     @property
     def errors(self) -> tuple[PlanMessage, ...]:
@@ -281,6 +283,7 @@ class Plan:
         return {
             "format_version": self.format_version,
             "tool": "jelmore-infra",
+            "environment": self.environment,
             "server": self.server.to_dict(),
             "summary": summary,
             "errors": [m.to_dict() for m in self.errors],
@@ -302,4 +305,5 @@ class Plan:
             targets=tuple(d.get("targets", ())),
             fingerprints=dict(d.get("fingerprints", {})),
             format_version=int(d["format_version"]),
+            environment=d.get("environment"),
         )

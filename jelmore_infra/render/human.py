@@ -100,6 +100,11 @@ def server_description(server: ServerIdentity) -> str:
     return f"nats-server {server.version} ({', '.join(parts)})"
 
 
+def environment_words(plan: Plan) -> str:
+    """`` for environment prod`` when the plan was made for an environment, else nothing."""
+    return f" for environment {plan.environment}" if plan.environment else ""
+
+
 def summary_line(plan: Plan) -> str:
     """``Plan: N to add, N to change, N to replace, N to destroy.`` or the no-changes sentence."""
     if not plan.has_changes and not plan.errors:
@@ -179,11 +184,16 @@ def _plan_lines(plan: Plan, brief_creates: bool = False) -> list[Text]:
         lines.append(
             Text(
                 "jelmore-infra will perform the following actions against "
-                f"{server_description(plan.server)}:"
+                f"{server_description(plan.server)}{environment_words(plan)}:"
             )
         )
     else:
-        lines.append(Text(f"Compared the topology with {server_description(plan.server)}."))
+        lines.append(
+            Text(
+                f"Compared the topology with {server_description(plan.server)}"
+                f"{environment_words(plan)}."
+            )
+        )
     if plan.targets:
         lines.append(Text(f"Only these targets were planned: {', '.join(plan.targets)}"))
     adopted = adopted_addresses(plan)

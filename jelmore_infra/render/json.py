@@ -152,6 +152,7 @@ def _check_shape(doc: Mapping[str, Any]) -> None:
         _require(server, key, typ, "server")
     for key in ("cluster", "domain", "account", "url"):
         _require(server, key, str, "server", optional=True)
+    _require(doc, "environment", str, "the document", optional=True)
     summary = _require(doc, "summary", dict, "the document")
     for key in _SUMMARY_KEYS:
         _require(summary, key, int, "summary")

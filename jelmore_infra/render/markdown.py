@@ -154,6 +154,8 @@ def render_plan_markdown(plan: Plan, *, max_length: int | None = GITHUB_COMMENT_
     title = "No changes" if summary == NO_CHANGES else summary.rstrip(".")
     if refusal:
         title = f"❌ {title} — cannot be applied"
+    if plan.environment:
+        title = f"{plan.environment}: {title}"
     out += [f"### {title}", ""]
     if not plan.has_changes and not plan.errors:
         out += ["The server matches the topology.", ""]
@@ -197,6 +199,8 @@ def render_plan_markdown(plan: Plan, *, max_length: int | None = GITHUB_COMMENT_
     identity = escape(server_description(plan.server))
     if plan.server.url:
         identity += f" at {code(plan.server.url)}"
+    if plan.environment:
+        identity += f" for environment {code(plan.environment)}"
     tail.append(f"<sub>Planned by jelmore-infra against {identity}.</sub>")
 
     head_text = escape_controls_keeping_lines("\n".join(out) + "\n")

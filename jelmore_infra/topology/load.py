@@ -539,7 +539,10 @@ def merge_files(sources: Sequence[tuple[str, str]], diags: list[Diagnostic]) -> 
 
 
 def parse_sources(
-    sources: Sequence[tuple[str, str]], *, unread: Sequence[Diagnostic] = ()
+    sources: Sequence[tuple[str, str]],
+    *,
+    unread: Sequence[Diagnostic] = (),
+    environment: tuple[str, str, str] | None = None,
 ) -> tuple[Topology | None, list[Diagnostic]]:
     """Validate topology texts and build the desired model. Pure: no file I/O.
 
@@ -547,9 +550,19 @@ def parse_sources(
     that cannot be parsed to its end, the checks across resources (which stream a group reads,
     overlapping subjects, ...) are skipped, since the missing part would make them wrong.
     Returns the model (``None`` when any error was found) and every diagnostic, sorted.
+    ``environment``: ``(name, filename, text)`` of an environment file, merged into the base
+    before validation (:mod:`jelmore_infra.topology.environments`).
     """
     diags: list[Diagnostic] = list(unread)
     raw = merge_files(sources, diags)
+    overlay = None
+    if environment is not None:
+        from jelmore_infra.topology.environments import apply_overlay
+
+        env_name, env_file, env_text = environment
+        root, ok = read_yaml(env_file, env_text, diags)
+        raw.complete = raw.complete and ok
+        overlay = apply_overlay(raw, env_name, root, diags)
     streams, groups = convert_topology(raw, diags)
     kv_buckets, object_stores = convert_buckets(raw, diags)
     events = convert_events(raw.events, diags) if raw.events else []
@@ -563,6 +576,15 @@ def parse_sources(
     topology = build_topology(streams, groups, kv_buckets, object_stores)
     if events:
         topology = replace(topology, events=build_events(events))
+    if overlay is not None:
+        from jelmore_infra.kinds import KINDS
+        from jelmore_infra.topology.environments import check_policy_addresses
+
+        known = {str(a) for kind in KINDS for a in kind.desired_specs(topology)}
+        problems = check_policy_addresses(overlay.policy, known)
+        if problems:
+            return None, sort_diagnostics([*diags, *problems])
+        topology = replace(topology, environment=overlay.name, policy=overlay.policy)
     return topology, diags
 
 
@@ -650,17 +672,67 @@ def read_sources(directory: str | Path) -> tuple[list[tuple[str, str]], list[Dia
     return sources, diags
 
 
-def check_topology(directory: str | Path) -> tuple[Topology | None, list[Diagnostic]]:
-    """Read and validate the topology directory: the model (or ``None``) and every diagnostic."""
+def environment_names(directory: str | Path) -> list[str]:
+    """The environments of a topology directory: ``environments/<name>.yaml`` files, sorted."""
+    from jelmore_infra.topology.environments import ENV_DIR, ENV_NAME
+
+    folder = Path(directory) / ENV_DIR
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    return sorted(
+        p.stem for p in entries if p.suffix in (".yaml", ".yml") and ENV_NAME.match(p.stem)
+    )
+
+
+def environment_file(
+    directory: str | Path, env: str
+) -> tuple[tuple[str, str, str] | None, list[Diagnostic]]:
+    """``(name, filename, text)`` of environment ``env``, or the error saying why it cannot be
+    had (an unknown name lists the known ones)."""
+    from jelmore_infra.topology.environments import ENV_DIR
+
+    known = environment_names(directory)
+    if env not in known:
+        listing = ", ".join(known) if known else f"none (no {ENV_DIR}/*.yaml in {directory})"
+        return None, [Diagnostic("error", f"unknown environment '{env}'; known: {listing}")]
+    shown = os.fspath(directory)
+    for suffix in (".yaml", ".yml"):
+        path = Path(shown) / ENV_DIR / f"{env}{suffix}"
+        if path.exists() or path.is_symlink():
+            name = os.path.join(shown, ENV_DIR, path.name)
+            problem = _unreadable(path, name)
+            if problem is not None:
+                return None, [Diagnostic("error", problem)]
+            try:
+                text = path.read_bytes().decode("utf-8-sig")
+            except (OSError, UnicodeDecodeError) as exc:
+                return None, [Diagnostic("error", f"cannot read {name}: {exc}")]
+            return (env, name, text), []
+    return None, [Diagnostic("error", f"unknown environment '{env}'")]  # pragma: no cover
+
+
+def check_topology(
+    directory: str | Path, env: str | None = None
+) -> tuple[Topology | None, list[Diagnostic]]:
+    """Read and validate the topology directory (with environment ``env`` merged in): the model
+    (or ``None``) and every diagnostic."""
+    environment = None
+    if env is not None:
+        environment, env_diags = environment_file(directory, env)
+        if environment is None:
+            return None, env_diags
     sources, read_diags = read_sources(directory)
     if read_diags and not sources:
         return None, read_diags
-    return parse_sources(sources, unread=read_diags)
+    return parse_sources(sources, unread=read_diags, environment=environment)
 
 
-def load_topology(directory: str | Path) -> Topology:
-    """Read and validate the topology directory; raise :class:`TopologyError` with every problem."""
-    topology, diags = check_topology(directory)
+def load_topology(directory: str | Path, env: str | None = None) -> Topology:
+    """Read and validate the topology directory (with environment ``env`` merged in); raise
+    :class:`TopologyError` with every problem."""
+    topology, diags = check_topology(directory, env)
     if topology is None:
         raise TopologyError([d for d in diags if d.severity == "error"])
     return topology
@@ -668,6 +740,8 @@ def load_topology(directory: str | Path) -> Topology:
 
 __all__ = [
     "check_topology",
+    "environment_file",
+    "environment_names",
     "load_topology",
     "merge_files",
     "parse_sources",

@@ -64,9 +64,10 @@ def test_json_document_is_plan_to_dict_plus_ci_keys() -> None:
     assert doc["applyable"] is True
     assert doc["has_changes"] is True
     assert doc["checksum"].startswith("sha256:")
-    assert list(doc)[:6] == [
+    assert list(doc)[:7] == [
         "format_version",
         "tool",
+        "environment",
         "server",
         "summary",
         "applyable",
