@@ -156,18 +156,45 @@ def _tls_origin(
     return None
 
 
+def _from_block(block: Mapping[str, str]) -> dict[str, Any]:
+    """An environment file's ``connection:`` values as settings (``server`` and ``context`` are
+    handled by the caller)."""
+    out: dict[str, Any] = {}
+    for key in ("creds", "nkey", "user", "password", "token", "tls_cert", "tls_key", "tls_ca"):
+        if block.get(key):
+            out[key] = block[key]
+    if block.get("js_domain"):
+        out["js_domain"] = block["js_domain"]
+    if block.get("tls_first"):
+        out["tls_first"] = block["tls_first"].strip().lower() == "true"
+    if block.get("timeout"):
+        try:
+            out["timeout"] = float(block["timeout"])
+        except ValueError:
+            from jelmore_infra.errors import JelmoreError
+
+            raise JelmoreError("connection timeout must be a number of seconds") from None
+    return out
+
+
 def resolve_settings(
     *,
     url: str | None,
     context: str | None = None,
     env: Mapping[str, str] | None = None,
+    environment: Mapping[str, str] | None = None,
     **given: Any,
 ) -> ConnectionSettings:
-    """Combine command-line values (which win), ``NATS_CA``/``NATS_CERT``/``NATS_KEY``, a ``nats``
-    context, ``NATS_URL`` and defaults. ``env`` stands in for ``os.environ``.
+    """Combine command-line values (which win), an environment file's ``connection:`` block
+    (``environment``, by ``nats`` CLI name: ``server``, ``creds``, ``tls_ca``, …),
+    ``NATS_CA``/``NATS_CERT``/``NATS_KEY``, a ``nats`` context, ``NATS_URL`` and defaults.
+    ``env`` stands in for ``os.environ``.
 
     The CLI and the runtime (``runtime.settings.from_env``) both resolve their settings here."""
     environ = os.environ if env is None else env
+    block = dict(environment or {})
+    if context is None and block.get("context"):
+        context = block["context"]
     ctx: dict[str, Any] = load_context(context) if context else {}
     from_ctx: dict[str, Any] = {
         "url": ctx.get("url") or None,
@@ -187,8 +214,15 @@ def resolve_settings(
     settings = ConnectionSettings()
     values = {k: v for k, v in from_ctx.items() if v is not None}
     values.update(from_env)
+    values.update(_from_block(block))
     values.update({k: v for k, v in given.items() if v is not None})
-    chosen_url = url or values.pop("url", None) or environ.get("NATS_URL") or DEFAULT_URL
+    chosen_url = (
+        url
+        or block.get("server")
+        or values.pop("url", None)
+        or environ.get("NATS_URL")
+        or DEFAULT_URL
+    )
     values.pop("url", None)
     origin = _tls_origin(given, env_origin, ctx, context)
     return replace(settings, url=chosen_url, tls_origin=origin, **values)

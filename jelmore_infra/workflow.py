@@ -111,6 +111,9 @@ class ApplyRequest:
     #: Take the apply lock, waiting up to ``lock_timeout`` seconds for another apply's.
     use_lock: bool = True
     lock_timeout: float = 0.0
+    #: The environment applied to (``--env``): a saved plan made for another one is refused,
+    #: and with a saved plan ``topology`` (when given) supplies the environment's policy.
+    environment: str | None = None
 
 
 async def run_apply(api: JetStreamAPI, request: ApplyRequest, hooks: ApplyHooks) -> ApplyResult:
@@ -135,12 +138,25 @@ async def run_apply(api: JetStreamAPI, request: ApplyRequest, hooks: ApplyHooks)
         checked = None
         if request.saved is not None:
             plan = request.saved
+            if plan.environment != request.environment:
+                raise StalePlanError(
+                    f"the plan was made for {_env_words(plan.environment)}, and this apply is "
+                    f"for {_env_words(request.environment)}: plan again for this environment"
+                )
             mismatch = identity_mismatch(plan, api)
             if mismatch:
                 raise StalePlanError(f"plan was made against another server: {mismatch}")
             checked = await recheck_saved_plan(api, plan)
             if checked.stale:
                 raise StalePlanError("plan is stale: " + "; ".join(checked.stale))
+            if request.topology is not None:
+                from dataclasses import replace
+
+                from jelmore_infra.diff.policy import policy_errors
+
+                # the environment's policy as it is now, not as the plan file says
+                refused = policy_errors(checked.plan, request.topology)
+                plan = replace(plan, messages=(*plan.messages, *refused))
         else:
             assert request.topology is not None
             plan = await make_plan(api, request.topology, request.targets)
@@ -149,6 +165,10 @@ async def run_apply(api: JetStreamAPI, request: ApplyRequest, hooks: ApplyHooks)
     finally:
         if lock is not None:
             await lock.release()
+
+
+def _env_words(environment: str | None) -> str:
+    return f"environment {environment}" if environment else "no environment (--env not given)"
 
 
 async def with_api(settings: object, body: Callable[[JetStreamAPI], Awaitable[T]]) -> T:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from jelmore_infra.cli.common import STRICT_BOOL, WAIT, connection_options, short_lived
+from jelmore_infra.cli.envs import env_option
 from jelmore_infra.cli.plan_cmd import TARGET_OPTION, TOPOLOGY_OPTION, check_targets, print_plan
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import ApplyError, LockError
@@ -82,12 +83,14 @@ def _lock_timeout(value: str) -> float:
     metavar="DURATION",
     help="How long to wait for another apply's lock.",
 )
+@env_option
 @connection_options
 @click.pass_context
 def apply(
     ctx: click.Context,
     planfile: str | None,
     topology_dir: str,
+    env_name: str | None,
     auto_approve: bool,
     allow_destroy: bool,
     allow_data_loss: bool,
@@ -108,10 +111,11 @@ def apply(
 
     saved = read_plan_file(planfile) if planfile else None
     topology = None
-    if saved is None:
+    if saved is None or env_name:
         from jelmore_infra.topology import load_topology
 
-        topology = load_topology(topology_dir)
+        # with a saved plan, the environment's policy as it is now is checked again
+        topology = load_topology(topology_dir, env_name)
     terminal = _stdin_is_terminal()
     unattended = saved is not None or auto_approve  # nobody is asked to approve the plan
     request = ApplyRequest(
@@ -124,6 +128,7 @@ def apply(
         saved=saved,
         use_lock=use_lock,
         lock_timeout=wait,
+        environment=env_name,
     )
     hooks = ApplyHooks(
         on_plan=lambda plan: print_plan(

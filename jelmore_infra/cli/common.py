@@ -127,7 +127,15 @@ def connection_options(func: F) -> F:
         raw = {n: kwargs.pop(n) for n in names}
         context = raw.pop("context_name")
         url = raw.pop("url")
-        kwargs["settings"] = resolve_settings(url=url, context=context, **raw)
+        environment = None
+        if kwargs.get("env_name"):  # the environment file's connection: block
+            from jelmore_infra.topology.load import environment_connection
+
+            directory = kwargs.get("topology_dir") or "topology"
+            environment = environment_connection(directory, kwargs["env_name"])
+        kwargs["settings"] = resolve_settings(
+            url=url, context=context, environment=environment, **raw
+        )
         check_resolved_url(kwargs["settings"], url, context)
         return func(*args, **kwargs)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from jelmore_infra.cli.common import connection_options, short_lived
+from jelmore_infra.cli.envs import env_option
 from jelmore_infra.connection import ConnectionSettings
 
 
@@ -27,8 +28,23 @@ from jelmore_infra.connection import ConnectionSettings
     help="Write one NAME.yaml per stream (KV_<bucket>.yaml / OBJ_<bucket>.yaml per bucket) into "
     "DIR instead of printing.",
 )
+@click.option(
+    "--topology",
+    "topology_dir",
+    default="topology",
+    show_default=True,
+    metavar="DIR",
+    help="Topology directory whose environments/ --env reads (for its connection).",
+)
+@env_option
 @connection_options
-def import_(names: tuple[str, ...], output_dir: str | None, settings: ConnectionSettings) -> int:
+def import_(
+    names: tuple[str, ...],
+    output_dir: str | None,
+    topology_dir: str,
+    env_name: str | None,
+    settings: ConnectionSettings,
+) -> int:
     """Write topology YAML for live streams NAME... (all when none given) and their consumers.
 
     KV buckets and object stores are written as kv_buckets: / object_stores: entries (name their

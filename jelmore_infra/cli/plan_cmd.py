@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from jelmore_infra.cli.common import connection_options, make_console, short_lived
+from jelmore_infra.cli.envs import env_option
 from jelmore_infra.connection import ConnectionSettings
 
 TOPOLOGY_OPTION = click.option(
@@ -86,11 +87,13 @@ def print_plan(
     help="Exit 0 when there are no changes, 2 when there are, 1 on error.",
 )
 @TARGET_OPTION
+@env_option
 @connection_options
 @click.pass_context
 def plan(
     ctx: click.Context,
     topology_dir: str,
+    env_name: str | None,
     out: str | None,
     as_json: bool,
     markdown: bool,
@@ -110,7 +113,7 @@ def plan(
 
     # The live read runs in a child process while the topology loads (a topology error wins).
     with ReadAhead(settings, target_streams(targets)) as ahead:
-        topology = load_topology(topology_dir)
+        topology = load_topology(topology_dir, env_name)
         live = ahead.result()
     result = plan_from(topology, live, targets)
     print_plan(ctx, result, as_json=as_json, markdown=markdown)

@@ -10,10 +10,12 @@ exit codes. Nothing here touches the network.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from jelmore_infra.cli.common import short_lived
+from jelmore_infra.cli.envs import env_option
 from jelmore_infra.diagnostics import PER_KIND, Diagnostic, capped_lines
 
 
@@ -57,57 +59,92 @@ def _format(diag: Diagnostic, color: bool) -> str:
     metavar="N",
     help="Print at most N problems of each kind, then count the rest (0: print all).",
 )
+@env_option
+@click.option(
+    "--all-envs",
+    is_flag=True,
+    help="Check the topology alone and with each environment of environments/.",
+)
 @click.pass_context
-def validate(ctx: click.Context, topology_dir: str, as_json: bool, limit: int) -> int:
+def validate(
+    ctx: click.Context,
+    topology_dir: str,
+    as_json: bool,
+    limit: int,
+    env_name: str | None,
+    all_envs: bool,
+) -> int:
     """Check topology files offline: schema and semantic checks, every problem at once."""
     short_lived()
     from jelmore_infra.topology import check_topology
+    from jelmore_infra.topology.load import environment_names
 
-    topology, diags = check_topology(topology_dir)
-    errors = [d for d in diags if d.severity == "error"]
-    streams = len(topology.streams) if topology else 0
-    groups = len(topology.consumers) if topology else 0
-    extra = {
+    if all_envs and env_name:
+        raise click.UsageError("choose one of --env and --all-envs")
+    envs: list[str | None] = [env_name]
+    if all_envs:
+        envs = [None, *environment_names(topology_dir)]
+    docs = []
+    failed = False
+    for env in envs:
+        topology, diags = check_topology(topology_dir, env)
+        failed = failed or topology is None
+        doc = _document(topology, diags)
+        if env is not None:
+            doc = {"environment": env, **doc}
+        docs.append((env, topology, diags, doc))
+    if as_json:
+        import json
+
+        out = (
+            docs[0][3]
+            if not all_envs
+            else {"valid": not failed, "environments": [d for *_, d in docs]}
+        )
+        click.echo(json.dumps(out, indent=2))
+        if failed:
+            ctx.exit(1)
+        return 0
+    shown = _display_dir(topology_dir)
+    color = _use_color(ctx)
+    for env, topology, diags, doc in docs:
+        where = f"{shown} ({env})" if env else shown
+        errors = [d for d in diags if d.severity == "error"]
+        if topology is None and len(errors) == 1 and errors[0].location is None and not all_envs:
+            # the directory itself is the problem: one line, like every other CLI error
+            from jelmore_infra.render.controls import escape_controls
+
+            click.echo(f"Error: {escape_controls(errors[0].message)}", err=True)
+            ctx.exit(1)
+        for line in capped_lines(diags, limit, lambda d: _format(d, color)):
+            click.echo(line, err=True)
+        if topology is None:
+            count = len(errors)
+            click.echo(f"{where} is invalid: {count:,} error{'s' if count != 1 else ''}.", err=True)
+            continue
+        words = {"kv_buckets": "KV bucket", "object_stores": "object store", "events": "event type"}
+        parts = [
+            f"{doc['streams']} stream{'s' if doc['streams'] != 1 else ''}",
+            f"{doc['consumer_groups']} consumer group{'s' if doc['consumer_groups'] != 1 else ''}",
+            *(f"{doc[k]} {w}{'s' if doc[k] != 1 else ''}" for k, w in words.items() if doc[k]),
+        ]
+        click.echo(f"{where} is valid: {', '.join(parts)}.")
+    if failed:
+        ctx.exit(1)
+    return 0
+
+
+def _document(topology: Any, diags: list[Any]) -> dict[str, Any]:
+    """What ``--json`` prints for one topology (or one environment of it)."""
+    return {
+        "valid": topology is not None,
+        "diagnostics": [d.to_dict() for d in diags],
+        "streams": len(topology.streams) if topology else 0,
+        "consumer_groups": len(topology.consumers) if topology else 0,
         "kv_buckets": len(topology.kv_buckets) if topology else 0,
         "object_stores": len(topology.object_stores) if topology else 0,
         "events": len(topology.events) if topology else 0,
     }
-    if as_json:
-        import json
-
-        doc = {
-            "valid": topology is not None,
-            "diagnostics": [d.to_dict() for d in diags],
-            "streams": streams,
-            "consumer_groups": groups,
-            **extra,
-        }
-        click.echo(json.dumps(doc, indent=2))
-        if topology is None:
-            ctx.exit(1)
-        return 0
-    shown = _display_dir(topology_dir)
-    if topology is None and len(errors) == 1 and errors[0].location is None:
-        # the directory itself is the problem: one line, like every other CLI error
-        from jelmore_infra.render.controls import escape_controls
-
-        click.echo(f"Error: {escape_controls(errors[0].message)}", err=True)
-        ctx.exit(1)
-    color = _use_color(ctx)
-    for line in capped_lines(diags, limit, lambda d: _format(d, color)):
-        click.echo(line, err=True)
-    if topology is None:
-        count = len(errors)
-        click.echo(f"{shown} is invalid: {count:,} error{'s' if count != 1 else ''}.", err=True)
-        ctx.exit(1)
-    words = {"kv_buckets": "KV bucket", "object_stores": "object store", "events": "event type"}
-    parts = [
-        f"{streams} stream{'s' if streams != 1 else ''}",
-        f"{groups} consumer group{'s' if groups != 1 else ''}",
-        *(f"{n} {words[k]}{'s' if n != 1 else ''}" for k, n in extra.items() if n),
-    ]
-    click.echo(f"{shown} is valid: {', '.join(parts)}.")
-    return 0
 
 
 @click.command()

@@ -32,6 +32,7 @@ from jelmore_infra.diff.migrate import (
     resumed_consumers,
 )
 from jelmore_infra.diff.order import order_changes
+from jelmore_infra.diff.policy import with_policy
 from jelmore_infra.diff.rules import check_fields, classify, one_way_error
 from jelmore_infra.impact import Impact
 from jelmore_infra.kinds import KINDS, TARGET_KEYWORDS, ResourceKind, kind_at
@@ -386,7 +387,7 @@ class _Builder:
         self.resolve_targets(inventories)
         for kind in KINDS:
             self.plan_kind(kind, inventories[kind.name])
-        return Plan(
+        plan = Plan(
             server=self.live.server,
             changes=tuple(order_changes(self.changes)),
             messages=tuple(self.messages),
@@ -394,6 +395,7 @@ class _Builder:
             targets=tuple(self.targets),
             fingerprints=dict(sorted(self.fingerprints.items())),
         )
+        return with_policy(plan, self.desired)
 
 
 def build_plan(

@@ -31,7 +31,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +52,7 @@ from yaml.reader import Reader
 from yaml.scanner import Scanner
 
 from jelmore_infra.diagnostics import Diagnostic, Location, sort_diagnostics
-from jelmore_infra.errors import TopologyError
+from jelmore_infra.errors import JelmoreError, TopologyError
 from jelmore_infra.topology.build import build_topology
 from jelmore_infra.topology.events import build_events, check_events, convert_events
 from jelmore_infra.topology.nodes import (
@@ -713,6 +713,29 @@ def environment_file(
     return None, [Diagnostic("error", f"unknown environment '{env}'")]  # pragma: no cover
 
 
+def environment_connection(
+    directory: str | Path, env: str, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The ``connection:`` block of environment ``env``, ``${VAR}`` read from ``environ``
+    (``os.environ`` by default), by ``nats`` CLI name; :class:`TopologyError` when the file
+    cannot be read or a variable is not set (the error names the variable, never a value)."""
+    from jelmore_infra.topology.environments import apply_overlay, connection_values
+
+    environment, diags = environment_file(directory, env)
+    if environment is None:
+        raise JelmoreError(diags[0].message)
+    name, filename, text = environment
+    root, _ = read_yaml(filename, text, diags)
+    overlay = apply_overlay(RawTopology(), name, root, [])
+    values, problems = connection_values(
+        overlay.connection, os.environ if environ is None else environ
+    )
+    errors = [d for d in (*diags, *problems) if d.severity == "error"]
+    if errors:
+        raise TopologyError(errors)
+    return values
+
+
 def check_topology(
     directory: str | Path, env: str | None = None
 ) -> tuple[Topology | None, list[Diagnostic]]:
@@ -733,6 +756,8 @@ def load_topology(directory: str | Path, env: str | None = None) -> Topology:
     """Read and validate the topology directory (with environment ``env`` merged in); raise
     :class:`TopologyError` with every problem."""
     topology, diags = check_topology(directory, env)
+    if topology is None and env is not None and len(diags) == 1 and diags[0].location is None:
+        raise JelmoreError(diags[0].message)  # the environment itself: one line
     if topology is None:
         raise TopologyError([d for d in diags if d.severity == "error"])
     return topology
@@ -740,6 +765,7 @@ def load_topology(directory: str | Path, env: str | None = None) -> Topology:
 
 __all__ = [
     "check_topology",
+    "environment_connection",
     "environment_file",
     "environment_names",
     "load_topology",
