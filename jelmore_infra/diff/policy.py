@@ -2,8 +2,7 @@
 that name the policy's line (:class:`~jelmore_infra.model.Policy`,
 :mod:`jelmore_infra.topology.environments`).
 
-- ``prevent_destroy``: a delete or replace of a listed address (or of a consumer group of a listed
-  stream that goes with it) is an error;
+- ``prevent_destroy``: a delete or replace of a listed address is an error;
 - ``forbid_data_loss``: every data-loss warning of the plan is also an error, so no flag can
   accept it;
 - ``min_replicas``: every declared stream, consumer group and bucket with fewer replicas is an
@@ -44,10 +43,8 @@ def with_policy(plan: Plan, topology: Topology) -> Plan:
 def _prevent_destroy(plan: Plan, policy: Policy, env: str) -> Iterable[PlanMessage]:
     destroying = {c.address: c for c in plan.changes if c.action in (Action.DELETE, Action.REPLACE)}
     for address, where in policy.prevent_destroy.items():
-        for change in destroying.values():
-            inside = change.address.startswith("consumer.") and address == f"stream.{change.stream}"
-            if change.address != address and not inside:
-                continue
+        change = destroying.get(address)
+        if change is not None:
             verb = "deletes" if change.action is Action.DELETE else "replaces"
             yield PlanMessage(
                 "error",

@@ -85,6 +85,9 @@ class Overlay:
     #: ``connection:`` as written (``${VAR}`` unexpanded), with where each value is.
     connection: dict[str, tuple[str, Location]] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
+    #: Addresses of base resources this environment removes (``NAME: null``): a policy may
+    #: still name them, and a plan that deletes them is what ``prevent_destroy`` refuses.
+    removed: set[str] = field(default_factory=set)
 
 
 def apply_overlay(
@@ -105,7 +108,7 @@ def apply_overlay(
     allowed = (*SECTIONS, "connection", "policy")
     for key, entry in root.entries.items():
         if key in SECTIONS:
-            _merge_section(raw, key, entry, diags)
+            overlay.removed |= _merge_section(raw, key, entry, diags)
         elif key == "connection":
             overlay.connection = _connection(entry, diags)
         elif key == "policy":
@@ -122,15 +125,34 @@ def apply_overlay(
     return overlay
 
 
-def _merge_section(raw: RawTopology, key: str, entry: Entry, diags: list[Diagnostic]) -> None:
+#: The address keyword of each section's resources (consumer groups are handled apart).
+_KEYWORDS = {
+    "streams": "stream",
+    "kv_buckets": "kv",
+    "object_stores": "objectstore",
+    "events": "event",
+}
+
+
+def _removed_address(key: str, resource: RawResource) -> str | None:
+    if key != "consumer_groups":
+        return f"{_KEYWORDS[key]}.{resource.name}"
+    settings = resource.settings
+    stream = settings.entries.get("stream") if isinstance(settings, Map) else None
+    value = stream.value.value if stream is not None and isinstance(stream.value, Scalar) else None
+    return f"consumer.{value}.{resource.name}" if isinstance(value, str) else None
+
+
+def _merge_section(raw: RawTopology, key: str, entry: Entry, diags: list[Diagnostic]) -> set[str]:
+    """Merge one section into ``raw``; the addresses of the base resources it removes."""
     section = entry.value
     if is_null(section):
-        return
+        return set()
     if not isinstance(section, Map):
         diags.append(
             Diagnostic("error", f"'{key}' must be a map, not {describe(section)}", section.loc)
         )
-        return
+        return set()
     target: list[RawResource] = getattr(raw, SECTIONS[key])
     by_name = {r.name: i for i, r in enumerate(target)}
     removed: list[int] = []
@@ -155,8 +177,10 @@ def _merge_section(raw: RawTopology, key: str, entry: Entry, diags: list[Diagnos
             continue
         base = target[index]
         target[index] = RawResource(base.name, base.name_loc, merge_nodes(base.settings, value))
+    gone = {_removed_address(key, target[i]) for i in removed}
     for index in sorted(removed, reverse=True):
         del target[index]
+    return {a for a in gone if a is not None}
 
 
 def merge_nodes(base: LNode, over: LNode) -> LNode:

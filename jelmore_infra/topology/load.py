@@ -581,6 +581,7 @@ def parse_sources(
         from jelmore_infra.topology.environments import check_policy_addresses
 
         known = {str(a) for kind in KINDS for a in kind.desired_specs(topology)}
+        known |= overlay.removed
         problems = check_policy_addresses(overlay.policy, known)
         if problems:
             return None, sort_diagnostics([*diags, *problems])
