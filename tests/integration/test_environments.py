@@ -160,3 +160,34 @@ def test_an_environment_variable_that_is_not_set_is_named_and_nothing_connects(
     code, _, err = cli(topology, {}, "plan", "--env", "qa")
     assert code == 1
     assert err.strip() == "Error: unknown environment 'qa'; known: prod, staging"
+
+
+def test_secrets_read_from_variables_never_reach_plans_or_output(tmp_path: Path) -> None:
+    secret = "s3cret-from-the-ci-vault"
+    with NatsServer(
+        config='authorization { user: ci, password: "s3cret-from-the-ci-vault" }'
+    ) as srv:
+        topology = topology_with_envs(tmp_path)
+        (topology / "environments" / "prod.yaml").write_text(
+            "connection:\n  server: ${TEST_PROD_URL}\n  user: ci\n  password: ${TEST_PROD_PASSWORD}\n"
+        )
+        env = {"TEST_PROD_URL": srv.url, "TEST_PROD_PASSWORD": secret}
+        saved = tmp_path / "prod.plan"
+        outputs = []
+        for args in (
+            ("plan", "--env", "prod", "-out", str(saved)),
+            ("plan", "--env", "prod", "--json"),
+            ("plan", "--env", "prod", "--markdown"),
+            ("apply", str(saved), "--env", "prod"),
+            ("plan", "--env", "prod", "--detailed-exitcode"),
+        ):
+            code, out, err = cli(topology, env, *args)
+            assert code == 0, out + err
+            outputs.append(out + err)
+        wrong = {**env, "TEST_PROD_PASSWORD": "not-" + secret}
+        code, out, err = cli(topology, wrong, "plan", "--env", "prod")
+        assert code == 1
+        outputs.append(out + err)
+    assert all(secret not in text for text in outputs)
+    assert secret not in saved.read_text()
+    assert "${TEST_PROD_PASSWORD}" in (topology / "environments" / "prod.yaml").read_text()
