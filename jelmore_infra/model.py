@@ -33,6 +33,12 @@ META_DEAD_LETTER_SUBJECT = "jelmore.dead-letter-subject"
 REPLACE_RECREATE = "recreate"
 REPLACE_MIGRATE = "migrate"
 REPLACE_STRATEGIES = (REPLACE_RECREATE, REPLACE_MIGRATE)
+#: A stream's ``jelmore.durability``: ``strict`` marks a stream whose acknowledged writes must
+#: survive a crash; ``doctor`` and ``plan`` then warn about servers that do not sync every write
+#: (:mod:`jelmore_infra.preflight`). A topology setting only, never sent to the server.
+DURABILITY_STRICT = "strict"
+DURABILITY_DEFAULT = "default"
+DURABILITIES = (DURABILITY_DEFAULT, DURABILITY_STRICT)
 #: Metadata keys the server adds by itself (2.11+); never diffed, never sent.
 SERVER_META_PREFIX = "_nats."
 
@@ -61,6 +67,8 @@ class StreamSpec:
     location: Location | None = None
     locations: Mapping[str, Location] = field(default_factory=dict)
     replace_strategy: str = REPLACE_RECREATE
+    #: ``jelmore.durability`` (``default`` or ``strict``); never sent.
+    durability: str = DURABILITY_DEFAULT
 
     @property
     def address(self) -> str:

@@ -31,6 +31,8 @@ class StreamDraft:
     written: set[str] = field(default_factory=set)
     #: ``jelmore.replace_strategy`` (an instruction for apply, never sent to the server).
     replace_strategy: str = model.REPLACE_RECREATE
+    #: ``jelmore.durability`` (read by the preflight checks, never sent to the server).
+    durability: str = model.DURABILITY_DEFAULT
 
 
 @dataclass(slots=True)
@@ -66,7 +68,12 @@ def build_stream(draft: StreamDraft) -> StreamSpec:
     user_meta = draft.config.get("metadata") or {}
     config["metadata"] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE, **user_meta}
     return StreamSpec(
-        draft.name, config, draft.location, dict(draft.locations), draft.replace_strategy
+        draft.name,
+        config,
+        draft.location,
+        dict(draft.locations),
+        draft.replace_strategy,
+        draft.durability,
     )
 
 

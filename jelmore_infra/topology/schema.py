@@ -378,6 +378,12 @@ def _strategy_schema(what: str, data: str) -> dict[str, Any]:
 def _stream_schema() -> dict[str, Any]:
     props = {f.name: _field_property(f, STREAM_DOCS) for f in F.STREAM_FIELDS if f.name != "name"}
     props["jelmore"] = _strategy_schema("stream", "messages")
+    props["jelmore"]["properties"]["durability"] = {
+        "description": "'strict': acknowledged writes must survive a crash; doctor and plan "
+        "warn about servers that do not sync every write (default 'default').",
+        "type": "string",
+        "enum": ["default", "strict"],
+    }
     return {
         "description": "A JetStream stream. Settings are the JetStream API's own field names; "
         "a setting left out means the server's default.",

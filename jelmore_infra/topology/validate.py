@@ -64,7 +64,7 @@ GROUP_KEYS = ("stream", "jelmore")
 JELMORE_KEYS = ("retry_delays", "dead_letter")
 #: Keys of a stream besides the JetStream stream fields, and of its ``jelmore:`` block.
 STREAM_KEYS = ("jelmore",)
-STREAM_JELMORE_KEYS = ("replace_strategy",)
+STREAM_JELMORE_KEYS = ("replace_strategy", "durability")
 DEAD_LETTER_KEYS = ("stream", "subject")
 RESERVED_META_PREFIXES = (model.JELMORE_META_PREFIX, model.SERVER_META_PREFIX)
 #: Stream settings a mirror may not have (the server refuses them).
@@ -472,18 +472,34 @@ def _convert_strategy(conv: _Converter, entry: Entry, draft: StreamDraft, what: 
     if is_null(node):
         return
     if not isinstance(node, Map):
-        conv.error(f"jelmore must be a map with replace_strategy, not {describe(node)}", node.loc)
+        keys = STREAM_JELMORE_KEYS if what == "stream" else ("replace_strategy",)
+        conv.error(
+            f"jelmore must be a map with {' or '.join(keys)}, not {describe(node)}", node.loc
+        )
         return
+    keys = STREAM_JELMORE_KEYS if what == "stream" else ("replace_strategy",)
     for key, item in node.entries.items():
-        if key != "replace_strategy":
+        if key not in keys:
             conv.error(
-                f"unknown {what} jelmore setting '{key}'{did_you_mean(key, STREAM_JELMORE_KEYS)}"
+                f"unknown {what} jelmore setting '{key}'{did_you_mean(key, keys)}"
                 f"; the jelmore block of {'an' if what[0] in 'aeiou' else 'a'} {what} has "
-                "replace_strategy",
+                + " and ".join(keys),
                 item.key_loc,
             )
             continue
         value = item.value
+        if key == "durability":
+            if not (isinstance(value, Scalar) and value.value in model.DURABILITIES):
+                conv.error(
+                    "jelmore.durability must be one of "
+                    + ", ".join(model.DURABILITIES)
+                    + f", not {describe(value)}",
+                    value.loc,
+                )
+                continue
+            draft.durability = str(value.value)
+            draft.locations["jelmore.durability"] = value.loc
+            continue
         if (
             not isinstance(value, Scalar)
             or not isinstance(value.value, str)
