@@ -65,6 +65,7 @@ MessageKind = Literal[
     "unmanaged",  # a live resource not created by jelmore-infra, left alone
     "unavailable",  # a live resource the server reported missing/offline
     "adopt",  # an unmanaged resource named in the topology will be taken over
+    "preflight",  # a known server fault or risky setting (jelmore_infra.preflight)
     "note",  # anything else a reviewer should read
 ]
 

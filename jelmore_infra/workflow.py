@@ -25,6 +25,7 @@ from jelmore_infra.plan import Plan
 
 if TYPE_CHECKING:
     from jelmore_infra.apply import ApplyHooks, ApplyResult, Gates
+    from jelmore_infra.connection import ConnectionSettings
     from jelmore_infra.live.jsapi import JetStreamAPI
 
 T = TypeVar("T")
@@ -94,10 +95,32 @@ def plan_from(topology: Topology, live: LiveState, targets: Sequence[str] = ()) 
 
 
 async def make_plan(api: JetStreamAPI, topology: Topology, targets: Sequence[str] = ()) -> Plan:
-    """Read the live server through ``api`` (only what ``targets`` need) and diff ``topology``."""
+    """Read the live server through ``api`` (only what ``targets`` need) and diff ``topology``;
+    with the preflight warnings (:mod:`jelmore_infra.preflight`)."""
     from jelmore_infra.live.read import read_live
 
-    return plan_from(topology, await read_live(api, streams=target_streams(targets)), targets)
+    plan = plan_from(topology, await read_live(api, streams=target_streams(targets)), targets)
+    return await with_preflight(api, plan, topology)
+
+
+async def with_preflight(api: JetStreamAPI, plan: Plan, topology: Topology) -> Plan:
+    """``plan`` with the preflight warnings; the servers' VARZ is read only when a check needs
+    it (streams marked durability strict, or placement)."""
+    from jelmore_infra import preflight
+
+    varz = await api.server_varz() if preflight.needs_varz(topology) else None
+    return preflight.with_findings(plan, preflight.findings(api.identity.version, varz, topology))
+
+
+def preflight_after_read(plan: Plan, topology: Topology, settings: ConnectionSettings) -> Plan:
+    """``plan`` (made from a live read elsewhere) with the preflight warnings; connects to read
+    the servers' VARZ only when a check needs it."""
+    from jelmore_infra import preflight
+
+    varz = None
+    if preflight.needs_varz(topology):
+        varz = run(with_api(settings, lambda api: api.server_varz()))
+    return preflight.with_findings(plan, preflight.findings(plan.server.version, varz, topology))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +194,15 @@ def _env_words(environment: str | None) -> str:
     return f"environment {environment}" if environment else "no environment (--env not given)"
 
 
-async def with_api(settings: object, body: Callable[[JetStreamAPI], Awaitable[T]]) -> T:
+async def with_api(
+    settings: object, body: Callable[[JetStreamAPI], Awaitable[T]], *, jetstream: bool = True
+) -> T:
     """Connect once, run ``body`` with the API client, always close."""
     from jelmore_infra.connection import ConnectionSettings
     from jelmore_infra.live.jsapi import JetStreamAPI
 
     assert isinstance(settings, ConnectionSettings)
-    api = await JetStreamAPI.connect(settings)
+    api = await JetStreamAPI.connect(settings, jetstream=jetstream)
     try:
         return await body(api)
     finally:

@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Remove a stuck apply lock.",
     ),
     "server": ("jelmore_infra.cli.server_cmd", "server", "Run a local JetStream server."),
+    "doctor": (
+        "jelmore_infra.cli.doctor_cmd",
+        "doctor",
+        "Warn about known server faults and risky settings.",
+    ),
     "events": ("jelmore_infra.cli.events_cmd", "events", "Publish, consume and inspect events."),
     "asyncapi": (
         "jelmore_infra.cli.asyncapi_cmd",

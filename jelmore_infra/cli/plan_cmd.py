@@ -109,13 +109,13 @@ def plan(
     from jelmore_infra.live.ahead import ReadAhead
     from jelmore_infra.planfile import KEY_ENV, plan_key, write_plan_file
     from jelmore_infra.topology import load_topology
-    from jelmore_infra.workflow import plan_from, target_streams
+    from jelmore_infra.workflow import plan_from, preflight_after_read, target_streams
 
     # The live read runs in a child process while the topology loads (a topology error wins).
     with ReadAhead(settings, target_streams(targets)) as ahead:
         topology = load_topology(topology_dir, env_name)
         live = ahead.result()
-    result = plan_from(topology, live, targets)
+    result = preflight_after_read(plan_from(topology, live, targets), topology, settings)
     print_plan(ctx, result, as_json=as_json, markdown=markdown)
     if out:
         write_plan_file(out, result)

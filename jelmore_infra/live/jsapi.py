@@ -15,6 +15,7 @@ with one line that never contains a secret; error envelopes become
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -109,8 +110,10 @@ class JetStreamAPI:
     # -- connection ------------------------------------------------------------------------
 
     @classmethod
-    async def connect(cls, settings: ConnectionSettings) -> JetStreamAPI:
-        """Connect, read the server identity once, and check that JetStream answers."""
+    async def connect(cls, settings: ConnectionSettings, *, jetstream: bool = True) -> JetStreamAPI:
+        """Connect, read the server identity once, and check that JetStream answers (with
+        ``jetstream=False`` only the server's greeting is read: a system account connection,
+        for ``doctor``)."""
         events = ConnectionEvents()
         nc = await transport.connect(
             settings,
@@ -121,7 +124,10 @@ class JetStreamAPI:
             limit=settings.timeout * 2 * max(1, len(settings.servers())) + 1.0,
         )
         try:
-            identity = await _read_identity(nc, settings, events)
+            if jetstream:
+                identity = await _read_identity(nc, settings, events)
+            else:
+                identity = _greeting_identity(nc, settings)
         except BaseException:
             await transport.close_quietly(nc)
             raise
@@ -364,6 +370,43 @@ class JetStreamAPI:
             raise ConnectionFailed(transport.scrub(str(exc), self._settings)) from None
         return transport.decode_reply(subject, msg.data)
 
+    async def server_varz(self, wait: float = 0.5) -> list[JSONDict] | None:
+        """Every server's ``VARZ`` (``$SYS.REQ.SERVER.PING.VARZ``): the replies that arrive within
+        ``wait`` seconds of the last one; ``None`` when none answers (the connection is not in the
+        system account, or may not ask)."""
+        inbox = self._nc.new_inbox()
+        replies: list[JSONDict] = []
+        arrived = asyncio.Event()
+
+        async def collect(msg: Any) -> None:
+            try:
+                data = json.loads(msg.data)
+            except ValueError:
+                return
+            if isinstance(data, dict) and isinstance(data.get("data"), dict):
+                replies.append(data["data"])
+                arrived.set()
+
+        try:
+            sub = await self._nc.subscribe(inbox, cb=collect)
+            await transport.publish(self._nc, "$SYS.REQ.SERVER.PING.VARZ", b"", reply=inbox)
+        except (TransportError, OSError):
+            return None
+        except Exception:  # nats-py's own errors (a closed connection): no VARZ
+            return None
+        try:
+            while True:
+                arrived.clear()
+                try:
+                    first = min(self._timeout, 1.0)  # nobody answers outside the system account
+                    await asyncio.wait_for(arrived.wait(), wait if replies else first)
+                except TimeoutError:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        return replies or None
+
     async def ensure_stream(self, config: JSONDict) -> None:
         """Create ``config``'s stream unless it exists (one created meanwhile is fine)."""
         name = str(config["name"])
@@ -379,6 +422,20 @@ class JetStreamAPI:
 
 
 # -- the server identity -------------------------------------------------------------------------
+
+
+def _greeting_identity(nc: Client, settings: ConnectionSettings) -> ServerIdentity:
+    """The server identity its greeting (INFO) gives, without asking JetStream."""
+    info: JSONDict = dict(getattr(nc, "_server_info", None) or {})
+    return ServerIdentity(
+        server_name=str(info.get("server_name") or info.get("server_id") or ""),
+        server_id=str(info.get("server_id") or ""),
+        version=str(info.get("version") or "0.0.0"),
+        api_level=0,
+        cluster=info.get("cluster") or None,
+        domain=info.get("domain") or None,
+        url=settings.safe_url(),
+    )
 
 
 async def _read_identity(

@@ -129,6 +129,7 @@ class NatsServer:
     http_port: int = field(default_factory=free_port)
     store_dir: Path | None = None
     config: str | None = None  # extra config file content (merged after the generated part)
+    jetstream_config: str = ""  # extra settings inside the jetstream { } block
     server_name: str | None = None
     extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
@@ -155,7 +156,7 @@ class NatsServer:
             f'server_name: "{name}"',
             f'listen: "127.0.0.1:{self.port}"',
             f'http: "127.0.0.1:{self.http_port}"',
-            f'jetstream {{ store_dir: "{self.store_dir / "js"}" }}',
+            f'jetstream {{ store_dir: "{self.store_dir / "js"}", {self.jetstream_config} }}',
         ]
         if self.config:
             body.append(self.config)
