@@ -69,6 +69,10 @@ CLUSTER_LIST_WAIT = 4.0
 PEDANTIC_SINCE = (2, 11, 0)
 #: How often a publish to a stream that has no leader yet is tried again (seconds).
 NO_LEADER_RETRY = 0.1
+#: Replicas of jelmore-infra's own streams on a cluster, and the errors of a cluster that
+#: cannot place them ("insufficient resources", "no suitable peers for placement").
+REPLICATED = 3
+CANNOT_PLACE = frozenset({10005, 10023})
 
 #: The provisioner's connection: one retry of a lost connection, then the command fails.
 _RECONNECT = transport.Reconnect(attempts=1, wait=0.1)
@@ -407,18 +411,44 @@ class JetStreamAPI:
                 await sub.unsubscribe()
         return replies or None
 
-    async def ensure_stream(self, config: JSONDict) -> None:
-        """Create ``config``'s stream unless it exists (one created meanwhile is fine)."""
+    async def ensure_stream(self, config: JSONDict, *, replicated: bool = False) -> None:
+        """Create ``config``'s stream unless it exists (one created meanwhile is fine).
+
+        ``replicated``: one of jelmore-infra's own streams (the apply lock, the catalogue) that
+        must outlive a node: on a cluster it gets three replicas (one when the cluster cannot
+        place three), and an existing one with fewer is raised to three in place.
+        """
         name = str(config["name"])
         if name in self._ensured:
             return
-        if await self.stream_info(name) is None:
-            try:
-                await self.create_stream(config)
-            except JetStreamAPIError as exc:
-                if exc.err_code != ERR_STREAM_NAME_IN_USE:
-                    raise
+        info = await self.stream_info(name)
+        if info is None:
+            await self._create_own(config, replicated)
+        elif replicated and self.identity.cluster:
+            await self._raise_replicas(info)
         self._ensured.add(name)
+
+    async def _create_own(self, config: JSONDict, replicated: bool) -> None:
+        wanted = [REPLICATED, 1] if replicated and self.identity.cluster else [1]
+        for replicas in wanted:
+            try:
+                await self.create_stream({**config, "num_replicas": replicas})
+                return
+            except JetStreamAPIError as exc:
+                if exc.err_code == ERR_STREAM_NAME_IN_USE:
+                    return  # created meanwhile
+                if exc.err_code not in CANNOT_PLACE or replicas == wanted[-1]:
+                    raise
+
+    async def _raise_replicas(self, info: JSONDict) -> None:
+        config = dict(info["config"])
+        if int(config.get("num_replicas") or 1) >= REPLICATED:
+            return
+        try:
+            await self.update_stream({**config, "num_replicas": REPLICATED})
+        except JetStreamAPIError as exc:
+            if exc.err_code not in CANNOT_PLACE:
+                raise
 
 
 # -- the server identity -------------------------------------------------------------------------

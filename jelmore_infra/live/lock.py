@@ -95,13 +95,13 @@ def _bucket_config(ttl: float) -> dict[str, Any]:
 async def _ensure_bucket(api: JetStreamAPI, ttl: float) -> None:
     info = await api.stream_info(LOCK_STREAM)
     wanted = _bucket_config(ttl)
-    if info is None:
-        try:
-            await api.request(f"STREAM.CREATE.{LOCK_STREAM}", wanted)
-        except JetStreamAPIError as exc:
-            if exc.err_code != 10058:  # created by a racing apply with another TTL
-                raise
-        return
+    if info is None or api.identity.cluster:
+        # R3 on a cluster, so that the lock survives the loss of a node (an R1 lock made by an
+        # earlier version is raised to R3 in place); a racing apply may create it meanwhile
+        await api.ensure_stream(wanted, replicated=True)
+        if info is None:
+            return
+        info = await api.stream_info(LOCK_STREAM) or info
     if info["config"].get("max_age") != wanted["max_age"]:
         config = dict(info["config"])
         config["max_age"] = wanted["max_age"]

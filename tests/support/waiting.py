@@ -32,6 +32,23 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+def wait_until(
+    check: Callable[[], Any],
+    what: str = "the condition",
+    within: float = 30.0,
+    interval: float = 0.1,
+) -> Any:
+    """:func:`wait_for` for synchronous code (a check that runs its own event loop)."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what} ({within}s)")
+        time.sleep(interval)
+
+
 def unique(prefix: str, sep: str = "") -> str:
     """``prefix`` plus a random suffix: a fresh stream, consumer or subject name per test."""
     return f"{prefix}{sep}{uuid.uuid4().hex[:8]}"
