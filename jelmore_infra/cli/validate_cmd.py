@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from jelmore_infra.cli.common import short_lived
+from jelmore_infra.cli.common import note, short_lived
 from jelmore_infra.diagnostics import PER_KIND, Diagnostic, capped_lines
 
 
@@ -106,7 +106,7 @@ def validate(ctx: click.Context, topology_dir: str, as_json: bool, limit: int) -
         f"{groups} consumer group{'s' if groups != 1 else ''}",
         *(f"{n} {words[k]}{'s' if n != 1 else ''}" for k, n in extra.items() if n),
     ]
-    click.echo(f"{shown} is valid: {', '.join(parts)}.")
+    note(f"{shown} is valid: {', '.join(parts)}.", err=False)
     return 0
 
 
