@@ -32,6 +32,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check jelmore_infra tests bench
 	$(VENV)/bin/ruff format --check jelmore_infra tests bench
 	$(VENV)/bin/mypy --strict jelmore_infra
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-actions action.yml
+	$(VENV)/bin/shellcheck .ci/topology.sh
 
 demo: $(STAMP)
 	@bash scripts/demo.sh

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from jelmore_infra.cli.common import STRICT_BOOL, WAIT, connection_options, short_lived
+from jelmore_infra.cli.common import (
+    STRICT_BOOL,
+    WAIT,
+    connection_options,
+    is_quiet,
+    note,
+    short_lived,
+)
 from jelmore_infra.cli.envs import env_option
 from jelmore_infra.cli.plan_cmd import TARGET_OPTION, TOPOLOGY_OPTION, check_targets, print_plan
 from jelmore_infra.connection import ConnectionSettings
@@ -131,12 +138,17 @@ def apply(
         environment=env_name,
     )
     hooks = ApplyHooks(
-        on_plan=lambda plan: print_plan(
-            ctx,
-            plan,
-            as_json=False,
-            markdown=False,
-            brief_creates=unattended and plan.summary().add > BRIEF_CREATES_OVER,
+        # --quiet leaves out the plan only when nobody is asked to approve it
+        on_plan=lambda plan: (
+            None
+            if unattended and is_quiet(ctx)
+            else print_plan(
+                ctx,
+                plan,
+                as_json=False,
+                markdown=False,
+                brief_creates=unattended and plan.summary().add > BRIEF_CREATES_OVER,
+            )
         ),
         confirm=None if unattended else _confirmation(terminal),
         on_step_start=_step_started,
@@ -213,11 +225,13 @@ async def _ask(question: str) -> str:
     return answer
 
 
-def _progress_line(line: str) -> None:
-    """One plain line per step event on stderr (fast: thousands of steps print in no time)."""
+def _progress_line(line: str, *, failure: bool = False) -> None:
+    """One plain line per step event on stderr (fast: thousands of steps print in no time);
+    under ``--quiet`` only failures."""
     from jelmore_infra.render.controls import escape_controls
 
-    sys.stderr.write(escape_controls(line) + "\n")
+    if failure or not is_quiet():
+        sys.stderr.write(escape_controls(line) + "\n")
 
 
 def _step_started(change: ResourceChange) -> None:
@@ -231,7 +245,7 @@ def _step_progress(change: ResourceChange, line: str) -> None:
 
 def _step_done(change: ResourceChange, error: str | None) -> None:
     if error is not None:
-        _progress_line(f"{change.address}: failed: {error}")
+        _progress_line(f"{change.address}: failed: {error}", failure=True)
         return
     _, done = _VERBS.get(change.action.value, ("Applying", "applied"))
     _progress_line(f"{change.address}: {done[0].upper()}{done[1:]}.")
@@ -240,10 +254,10 @@ def _step_done(change: ResourceChange, error: str | None) -> None:
 def _report(result: ApplyResult) -> None:
     """Show how the apply ended (called before the lock is released)."""
     if not result.steps:
-        click.echo(f"Apply complete! {result.summary_line()}")
+        note(f"Apply complete! {result.summary_line()}", err=False)
         return
     if result.ok:
-        click.echo(f"\nApply complete! {result.summary_line()}")
+        note(f"\nApply complete! {result.summary_line()}", err=False)
         return
     failed = result.failed
     lines: list[str] = []

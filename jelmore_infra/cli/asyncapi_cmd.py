@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from jelmore_infra.cli.common import SERVER_URL, short_lived
+from jelmore_infra.cli.common import SERVER_URL, note, short_lived
 from jelmore_infra.errors import JelmoreError
 
 FORMATS = ("yaml", "json")
@@ -79,10 +79,9 @@ def asyncapi(
             Path(output).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise JelmoreError(f"cannot write {output}: {exc.strerror or exc}") from None
-        click.echo(
+        note(
             f"Wrote the AsyncAPI document to {output} ({len(topology.events)} event(s), "
-            f"{len(document['operations'])} operation(s)).",
-            err=True,
+            f"{len(document['operations'])} operation(s))."
         )
     else:
         click.echo(text, nl=False)

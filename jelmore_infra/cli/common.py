@@ -1,4 +1,5 @@
-"""Pieces shared by the commands: the output console and the connection options."""
+"""Pieces shared by the commands: the output console, ``--quiet``, the connection options, strict
+option values, and shell completion of addresses and environments."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -63,6 +65,26 @@ def _quiet_on_broken_pipe(base: type[Any]) -> type[Any]:
             raise BrokenPipeError(errno.EPIPE, "the reader of the output has gone")
 
     return QuietConsole
+
+
+def is_quiet(ctx: click.Context | None = None) -> bool:
+    """Whether the global ``--quiet`` (``-q``) was given (``ctx``: the current command's context,
+    by default the one click is running)."""
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    obj = ctx.find_root().obj
+    return bool(isinstance(obj, dict) and obj.get("quiet"))
+
+
+def note(message: str, *, err: bool = True) -> None:
+    """Print informational output (progress, a summary, where a file went) unless ``--quiet``.
+
+    Errors, warnings and what a command is asked to print never go through here: ``--quiet``
+    leaves them, and every exit code, alone.
+    """
+    if not is_quiet():
+        click.echo(message, err=err)
 
 
 def handle_broken_pipe() -> None:
@@ -146,6 +168,7 @@ def connection_options(func: F) -> F:
 
 __all__ = [
     "DURATION",
+    "ENVIRONMENT_NAME",
     "HOURS",
     "PORT",
     "SEQUENCE",
@@ -154,11 +177,17 @@ __all__ = [
     "TIMEOUT",
     "WAIT",
     "ConnectionSettings",
+    "EnvironmentName",
     "Number",
+    "complete_address",
     "connection_options",
+    "environment_names",
     "handle_broken_pipe",
+    "is_quiet",
     "make_console",
     "mask_url",
+    "note",
+    "topology_addresses",
 ]
 
 
@@ -427,3 +456,97 @@ SEQUENCE = click.IntRange(1, MAX_SEQUENCE)
 WAIT = DurationText(MAX_TIMEOUT_SECONDS)
 STRICT_BOOL = StrictBool()
 SERVER_URL = ServerURL()
+
+
+# --- shell completion: addresses and environments -----------------------------------------------
+# Completion runs on every Tab press: it reads only local files, never the server, and a problem
+# (a missing directory, a topology with errors) gives no suggestions instead of an error.
+
+#: An environment name: a plain word, since it names the file ``environments/NAME.yaml``.
+_ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _topology_dir(ctx: click.Context) -> str:
+    """The ``--topology`` directory given so far on the command line (default ``topology``)."""
+    value = ctx.params.get("topology_dir")
+    return value if isinstance(value, str) and value else "topology"
+
+
+def topology_addresses(directory: str | Path) -> list[str]:
+    """Every address the topology in ``directory`` declares (``stream.JELMORE``,
+    ``consumer.JELMORE.workers``, ``kv.NAME``, ``objectstore.NAME``, ``event.TYPE``), sorted;
+    none when the topology does not load."""
+    from jelmore_infra.kinds import KINDS
+    from jelmore_infra.topology import check_topology
+
+    topology, _ = check_topology(directory)
+    if topology is None:
+        return []
+    return sorted({str(address) for kind in KINDS for address in kind.desired_specs(topology)})
+
+
+def complete_address(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """``--target`` completion: the topology's addresses that start with ``incomplete``; before
+    a keyword is complete, and when the topology does not load, the address keywords
+    (``stream.``, ``consumer.``, …) from :data:`jelmore_infra.address.FORMS`."""
+    from click.shell_completion import CompletionItem
+
+    from jelmore_infra.address import FORMS
+
+    try:
+        addresses = topology_addresses(_topology_dir(ctx))
+    except Exception:  # completion must never fail loudly
+        addresses = []
+    found = [CompletionItem(a) for a in addresses if a.startswith(incomplete)]
+    if found or "." in incomplete:
+        return found
+    return [
+        CompletionItem(f"{keyword}.", help=form.usage)
+        for keyword, form in FORMS.items()
+        if keyword.startswith(incomplete)
+    ]
+
+
+def environment_names(directory: str | Path) -> list[str]:
+    """The environments of the topology in ``directory``: the ``environments/*.yaml`` files."""
+    folder = Path(directory) / "environments"
+    try:
+        files = sorted(folder.glob("*.yaml"))
+    except OSError:
+        return []
+    return [f.stem for f in files if _ENV_NAME.fullmatch(f.stem) and f.is_file()]
+
+
+class EnvironmentName(_StrParam):
+    """The name of an environment (``--env``): a plain word (letters, digits, ``.``, ``_``,
+    ``-``), since it names the file ``<topology>/environments/NAME.yaml``. Whether that file
+    exists is for the topology loader to say. Completes the environments of the ``--topology``
+    directory given so far (default ``topology``)."""
+
+    name = "environment"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value).strip()
+        if not _ENV_NAME.fullmatch(text):
+            shown = "an empty value" if not text else repr(text)
+            self.fail(
+                f"{shown} is not an environment name: use letters, digits, '.', '_' and '-' "
+                "(the file environments/NAME.yaml)",
+                param,
+                ctx,
+            )
+        return text
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        names = environment_names(_topology_dir(ctx))
+        return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+    def __repr__(self) -> str:
+        return "EnvironmentName"
+
+
+ENVIRONMENT_NAME = EnvironmentName()

@@ -15,11 +15,14 @@ ENV_VAR = "JELMORE_ENV"
 
 def env_option(func: F) -> F:
     """Add ``--env NAME``; the command receives ``env_name`` (``None`` without one)."""
+    from jelmore_infra.cli.common import ENVIRONMENT_NAME
+
     return click.option(
         "--env",
         "env_name",
         envvar=ENV_VAR,
         default=None,
+        type=ENVIRONMENT_NAME,
         metavar="NAME",
         help=f"Environment: topology/environments/NAME.yaml overlays the topology (env {ENV_VAR}).",
     )(func)

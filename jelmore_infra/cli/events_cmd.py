@@ -27,7 +27,9 @@ from jelmore_infra.cli.common import (
     ConnectionSettings,
     _StrParam,
     connection_options,
+    is_quiet,
     make_console,
+    note,
 )
 from jelmore_infra.errors import JelmoreError
 
@@ -348,7 +350,7 @@ def subscribe(
             wanted, handler, consumer_group, deliver=deliver, decrypt=not reveal
         )
         where = f"group {consumer_group}" if consumer_group else ", ".join(wanted or [])
-        make_console(ctx, stderr=True).print(f"listening on {where} (Ctrl-C to stop)")
+        note(f"listening on {where} (Ctrl-C to stop)")
         try:
             await _until_stopped(duration, out.stop)
         finally:
@@ -356,7 +358,7 @@ def subscribe(
 
     _run(settings, prefix, main)
     out.raise_if_closed()
-    make_console(ctx, stderr=True).print(f"{count} event(s) received")
+    note(f"{count} event(s) received")
 
 
 # -- replay --------------------------------------------------------------------------------------
@@ -417,7 +419,7 @@ def replay(
                 f"session={event.get('session_id', '')}  {_compact(event.get('payload'))}",
                 markup=False,
             )
-    make_console(ctx, stderr=True).print(f"{len(found)} event(s) in the last {hours:g} hour(s)")
+    note(f"{len(found)} event(s) in the last {hours:g} hour(s)")
 
 
 # -- types ---------------------------------------------------------------------------------------
@@ -569,7 +571,7 @@ def load(
             event_type=event_type,
             size=size,
             window=window,
-            console=None if as_json else err_console,
+            console=None if as_json or is_quiet(ctx) else err_console,
         )
 
     result = _run(settings, prefix, main)
@@ -762,7 +764,7 @@ def dlq_route(
                 "the topology has no dead-letter safety net (advisory stream and dlq_router "
                 "consumer): run `jelmore-infra apply`"
             )
-        make_console(ctx, stderr=True).print("routing max-deliveries advisories (Ctrl-C to stop)")
+        note("routing max-deliveries advisories (Ctrl-C to stop)")
         try:
             await _until_stopped(duration)
         finally:

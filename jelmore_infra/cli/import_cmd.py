@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from jelmore_infra.cli.common import connection_options, short_lived
+from jelmore_infra.cli.common import connection_options, note, short_lived
 from jelmore_infra.cli.envs import env_option
 from jelmore_infra.connection import ConnectionSettings
 
@@ -82,7 +82,7 @@ def import_(
 
     docs, unmanaged = run(with_api(settings, body))
     if not docs:
-        click.echo("No streams to import.", err=True)
+        note("No streams to import.")
         return 0
     if output_dir:
         out = Path(output_dir)
@@ -97,7 +97,7 @@ def import_(
         out.mkdir(parents=True, exist_ok=True)
         for path, text in paths:
             path.write_text(text, encoding="utf-8")
-            click.echo(f"Wrote {escape_controls(str(path))}", err=True)
+            note(f"Wrote {escape_controls(str(path))}")
     else:
         click.echo("\n".join(text for _, text in docs), nl=False)
     if unmanaged:

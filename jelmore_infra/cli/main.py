@@ -44,6 +44,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "asyncapi",
         "Write an AsyncAPI 3.0 document of the events.",
     ),
+    "completion": (
+        "jelmore_infra.cli.completion_cmd",
+        "completion",
+        "Print the shell completion script (bash, zsh, fish).",
+    ),
 }
 
 
@@ -76,8 +81,14 @@ def _available(name: str) -> bool:
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="jelmore-infra")
 @click.option("--no-color", is_flag=True, help="Never use colour (NO_COLOR is honoured too).")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Print no progress or notes; results, errors and exit codes are unchanged.",
+)
 @click.pass_context
-def cli(ctx: click.Context, no_color: bool) -> None:
+def cli(ctx: click.Context, no_color: bool, quiet: bool) -> None:
     """Declarative infrastructure-as-code for NATS JetStream.
 
     Topology files (topology/*.yaml) describe streams and consumer groups; `plan` shows how the
@@ -85,6 +96,7 @@ def cli(ctx: click.Context, no_color: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["no_color"] = no_color or bool(os.environ.get("NO_COLOR"))
+    ctx.obj["quiet"] = quiet
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from jelmore_infra.cli.common import connection_options, make_console, short_lived
+from jelmore_infra.cli.common import (
+    complete_address,
+    connection_options,
+    make_console,
+    note,
+    short_lived,
+)
 from jelmore_infra.cli.envs import env_option
 from jelmore_infra.connection import ConnectionSettings
 
@@ -25,6 +31,7 @@ TARGET_OPTION = click.option(
     "targets",
     multiple=True,
     metavar="ADDR",
+    shell_complete=complete_address,
     help="Limit to stream.NAME, consumer.STREAM.NAME, kv.NAME or objectstore.NAME (repeatable; a "
     "stream includes its groups).",
 )
@@ -121,10 +128,7 @@ def plan(
         write_plan_file(out, result)
         if not as_json:
             signed = f" (signed with {KEY_ENV})" if plan_key() is not None else ""
-            click.echo(
-                f"Saved the plan to {out}{signed}. Apply it with: jelmore-infra apply {out}",
-                err=True,
-            )
+            note(f"Saved the plan to {out}{signed}. Apply it with: jelmore-infra apply {out}")
     if result.errors:
         click.echo(
             f"Error: the plan has {len(result.errors)} error(s) and cannot be applied.", err=True

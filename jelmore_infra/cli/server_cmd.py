@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from jelmore_infra.cli.common import MAX_TIMEOUT_SECONDS, PORT, Number, make_console
+from jelmore_infra.cli.common import MAX_TIMEOUT_SECONDS, PORT, Number, is_quiet, make_console
 from jelmore_infra.localserver import (
     BINARY_ENV,
     DEFAULT_HOST,
@@ -82,6 +82,7 @@ def server(
             param_hint="--http-port",
         )
     console = make_console(ctx)
+    console.quiet = is_quiet(ctx)  # everything it prints is information
     path = find_binary(binary)
     version = server_version(path)
     options = ServerOptions(

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from jelmore_infra.cli.common import short_lived
+from jelmore_infra.cli.common import note, short_lived
 from jelmore_infra.cli.envs import env_option
 from jelmore_infra.diagnostics import PER_KIND, Diagnostic, capped_lines
 
@@ -128,7 +128,7 @@ def validate(
             f"{doc['consumer_groups']} consumer group{'s' if doc['consumer_groups'] != 1 else ''}",
             *(f"{doc[k]} {w}{'s' if doc[k] != 1 else ''}" for k, w in words.items() if doc[k]),
         ]
-        click.echo(f"{where} is valid: {', '.join(parts)}.")
+        note(f"{where} is valid: {', '.join(parts)}.", err=False)
     if failed:
         ctx.exit(1)
     return 0
