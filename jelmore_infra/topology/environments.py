@@ -45,7 +45,7 @@ from jelmore_infra.topology.nodes import (
 )
 
 #: Environment names: the file name without ``.yaml`` (also what ``--env`` takes).
-ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
+ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 #: The folder of environment files, inside the topology directory.
 ENV_DIR = "environments"
 #: The resource maps an environment may overlay, and the ``RawTopology`` list each one fills.
