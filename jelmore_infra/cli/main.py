@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "asyncapi",
         "Write an AsyncAPI 3.0 document of the events.",
     ),
+    "graph": ("jelmore_infra.cli.graph_cmd", "graph", "Draw the topology (Mermaid or DOT)."),
 }
 
 
