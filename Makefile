@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SERVER_CACHE ?= .cache/nats-server
 ASYNCAPI_CACHE ?= .cache/asyncapi
+DIAGRAM_CACHE ?= .cache/diagram-parsers
 PYTEST_ARGS ?=
 
 .PHONY: install test lint demo bench clean servers asyncapi-schema
@@ -25,8 +26,19 @@ servers: $(STAMP)
 asyncapi-schema: $(STAMP)
 	$(PY) tests/support/asyncapi_schema.py --cache $(ASYNCAPI_CACHE)
 
-test: $(STAMP) servers asyncapi-schema
-	JELMORE_SERVER_CACHE=$(abspath $(SERVER_CACHE)) JELMORE_ASYNCAPI_CACHE=$(abspath $(ASYNCAPI_CACHE)) $(PY) -m pytest $(PYTEST_ARGS)
+# The real Mermaid and Graphviz (WebAssembly) parsers the graph tests run, installed with npm
+# from tests/support/diagram_check/package-lock.json (every package pinned with its integrity).
+.PHONY: diagram-parsers
+diagram-parsers: $(DIAGRAM_CACHE)/.installed
+
+$(DIAGRAM_CACHE)/.installed: tests/support/diagram_check/package.json tests/support/diagram_check/package-lock.json
+	rm -rf $(DIAGRAM_CACHE) && mkdir -p $(DIAGRAM_CACHE)
+	cp tests/support/diagram_check/package.json tests/support/diagram_check/package-lock.json $(DIAGRAM_CACHE)/
+	cd $(DIAGRAM_CACHE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: $(STAMP) servers asyncapi-schema diagram-parsers
+	JELMORE_SERVER_CACHE=$(abspath $(SERVER_CACHE)) JELMORE_ASYNCAPI_CACHE=$(abspath $(ASYNCAPI_CACHE)) JELMORE_DIAGRAM_CACHE=$(abspath $(DIAGRAM_CACHE)) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check jelmore_infra tests bench

@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "completion",
         "Print the shell completion script (bash, zsh, fish).",
     ),
+    "graph": ("jelmore_infra.cli.graph_cmd", "graph", "Draw the topology (Mermaid or DOT)."),
 }
 
 

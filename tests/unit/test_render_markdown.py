@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
-from jelmore_infra.plan import Action, FieldChange, Plan
+from bench.topogen import write_topology
+from jelmore_infra.diff import build_plan
+from jelmore_infra.model import LiveState
+from jelmore_infra.plan import Action, FieldChange, Plan, PlanMessage
+from jelmore_infra.render.graph import MAX_CHARS, MAX_EDGES, plan_graph, render_mermaid
 from jelmore_infra.render.markdown import (
     GITHUB_COMMENT_LIMIT,
     code,
     escape,
     render_plan_markdown,
 )
+from jelmore_infra.topology import load_topology
+from tests.support.diagram_parsers import parse_diagrams
 from tests.support.render_plans import (
     CASES,
+    SERVER,
     check_golden,
     plan_adopt,
     plan_create,
@@ -56,7 +64,13 @@ def test_title_says_when_the_plan_cannot_be_applied() -> None:
 
 def test_errors_and_warnings_come_before_the_changes() -> None:
     heads = sections(render_plan_markdown(plan_errors()))
-    assert heads[1:5] == ["#### Errors (2)", "#### Warnings (1)", "#### Changes", "#### Details"]
+    assert heads[1:] == [
+        "#### Errors (2)",
+        "#### Warnings (1)",
+        "#### Graph",
+        "#### Changes",
+        "#### Details",
+    ]
     md = render_plan_markdown(plan_errors())
     assert "- `stream.EVENTS`: allow\\_msg\\_ttl needs nats-server 2.11.0 or newer" in md
 
@@ -194,29 +208,184 @@ def test_replace_caused_by_the_stream_lists_the_reason_but_no_changed_field() ->
     assert re.search(r"^      # forces replacement: stream JELMORE_DLQ is replaced$", md, re.M)
 
 
-def _many_creates(n: int) -> Plan:
-    base = plan_create().changes[0]
-    changes = tuple(
-        stream_change(f"S{i:03d}", Action.CREATE, None, {**(base.after or {}), "name": f"S{i:03d}"})
-        for i in range(n)
-    )
-    return replace(plan_create(), changes=changes)
-
-
-def test_a_comment_too_long_for_github_leaves_out_details_but_keeps_the_table() -> None:
-    plan = _many_creates(300)
-    md = render_plan_markdown(plan)
-    assert len(md) <= GITHUB_COMMENT_LIMIT
-    shown = md.count("<details>")
-    assert 0 < shown < 300
-    assert f"_The details of {300 - shown} more resources are not shown" in md
-    assert all(f"| `stream.S{i:03d}` | `+ create` |" in md for i in range(300))
-    assert md.rstrip().endswith("</sub>")
-    full = render_plan_markdown(plan, max_length=None)
-    assert full.count("<details>") == 300
-    assert "are not shown" not in full
-
-
 def test_a_comment_within_the_limit_is_not_cut() -> None:
     md = render_plan_markdown(plan_mixed(), max_length=len(render_plan_markdown(plan_mixed())))
     assert md == render_plan_markdown(plan_mixed(), max_length=None)
+
+
+# --- the graph ------------------------------------------------------------------------------------
+
+
+def mermaid_blocks(markdown: str) -> list[str]:
+    return re.findall(r"^```mermaid\n(.*?)^```$", markdown, re.S | re.M)
+
+
+def test_the_comment_draws_the_changed_resources_and_their_neighbours() -> None:
+    md = render_plan_markdown(plan_mixed())
+    (block,) = mermaid_blocks(md)
+    assert block == render_mermaid(plan_graph(plan_mixed().changes))
+    assert 'c1("-/+ git_monitors")' in block
+    assert 's2["JELMORE_DLQ"]' in block  # the changed group's dead-letter stream, unmarked
+    assert "  class s0 created\n" in block and "  class s1 deleted\n" in block
+    legend = md.split("```mermaid\n", 1)[1].split("```\n\n", 1)[1].splitlines()[0]
+    assert legend.startswith("<sub>🟩 `+` created · 🟨 `~` updated or `~>` migrated · ")
+    assert "🟧 `-/+` replaced · 🟥 `-` deleted · no colour: a neighbour" in legend
+
+
+def test_the_legend_names_only_the_colours_the_graph_uses() -> None:
+    md = render_plan_markdown(plan_update())
+    assert "<sub>🟨 `~` updated or `~>` migrated · no colour: a neighbour" in md
+    assert "created" not in md.split("#### Graph", 1)[1].split("#### Changes", 1)[0]
+
+
+def test_an_origin_in_another_domain_is_drawn_grey_and_explained() -> None:
+    source = {"name": "REMOTE", "external": {"api": "$JS.hub.API"}}
+    change = stream_change("AGG", Action.CREATE, None, {"name": "AGG", "sources": [source]})
+    md = render_plan_markdown(replace(plan_update(), changes=(change,), messages=()))
+    assert 'r0["REMOTE via #36;JS.hub.API"]' in md and "  class r0 outside\n" in md
+    assert "<sub>🟩 `+` created · ⬜ in another JetStream domain or account. Boxes" in md
+
+
+def test_the_legend_mentions_neighbours_only_when_the_graph_has_some() -> None:
+    md = render_plan_markdown(CASES["delete"]())
+    assert "<sub>🟥 `-` deleted. Boxes are streams, rounded boxes consumer groups," in md
+    assert "neighbour" not in md
+
+
+def test_a_plan_without_changes_has_no_graph() -> None:
+    md = render_plan_markdown(plan_no_changes())
+    assert "#### Graph" not in md and "```mermaid" not in md
+
+
+# --- comments too long for GitHub -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plan_5000(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    """Creating the 5,000 resources of bench/topogen.py's topology on an empty server."""
+    directory = write_topology(tmp_path_factory.mktemp("topogen"), 5000)
+    live = LiveState(server=SERVER)
+    plan = build_plan(load_topology(str(directory)), live, now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert len(plan.changes) == 5000
+    return plan
+
+
+def section(md: str, heading: str) -> str:
+    """The text of the section whose heading starts with ``heading``, up to the next one."""
+    body = md.split(f"\n{heading}", 1)[1].split("\n", 1)[1]
+    return re.split(r"^(?:#### |<sub>Planned)", body, maxsplit=1, flags=re.M)[0]
+
+
+def listed(md: str) -> list[str]:
+    """The short form's address lines under ``#### Changes (N)``."""
+    return [line for line in section(md, "#### Changes (").splitlines() if line.startswith("- `")]
+
+
+def more_count(text: str, word: str) -> int:
+    """The count of the line saying how many items of a list were left out (0: none was)."""
+    some = rf"^- _… and ([0-9,]+) more {word}s?: see the saved plan\._$"
+    none = rf"^- _([0-9,]+) {word}s?, not listed here: see the saved plan\._$"
+    found = re.findall(some, text, re.M) + re.findall(none, text, re.M)
+    assert len(found) <= 1
+    return int(found[0].replace(",", "")) if found else 0
+
+
+def test_a_5000_resource_plan_fits_a_github_comment(plan_5000: Plan) -> None:
+    md = render_plan_markdown(plan_5000)
+    assert len(md) <= GITHUB_COMMENT_LIMIT
+    full = render_plan_markdown(plan_5000, max_length=None)
+    assert len(full) > 10 * GITHUB_COMMENT_LIMIT
+    lines = md.splitlines()
+    assert lines[0] == "### Plan: 5000 to add, 0 to change, 0 to replace, 0 to destroy"
+    assert lines[2] == (
+        f"_This plan is too long for a pull-request comment ({len(full):,} characters; GitHub "
+        "takes at most 65,536), so the changes are listed by address only. The full plan is in "
+        "the saved-plan artifact of this run (the file `jelmore-infra plan -out FILE` writes; "
+        "`jelmore-infra apply FILE` applies it)._"
+    )
+    assert sections(md)[1:] == ["#### Graph", "#### Changes (5,000)"]
+    (block,) = mermaid_blocks(md)
+    assert len(block) <= MAX_CHARS and block.count(" --> ") <= MAX_EDGES
+    assert re.search(r"^_The graph shows [0-9,]+ of the 5,000 changed resources", md, re.M)
+    shown = listed(md)
+    assert shown == [f"- `+ {c.address}`" for c in plan_5000.changes[: len(shown)]]
+    assert len(shown) + more_count(section(md, "#### Changes ("), "resource") == 5000
+    assert "<details>" not in md and "| Address |" not in md
+    assert lines[-1].startswith("<sub>Planned by jelmore-infra against nats-server 2.14.6")
+
+
+def test_the_short_form_keeps_every_error_and_warning(plan_5000: Plan) -> None:
+    messages = (
+        PlanMessage("error", "invalid", "stream BENCH_00001 cannot be created", "stream.X"),
+        PlanMessage("warning", "note", "a note about the plan"),
+        PlanMessage("warning", "data-loss", "deleting the stream removes 5 messages", "stream.Y"),
+    )
+    plan = replace(plan_5000, messages=messages)
+    md = render_plan_markdown(plan)
+    assert len(md) <= GITHUB_COMMENT_LIMIT
+    assert md.startswith("### ❌ Plan: 5000 to add")
+    assert sections(md)[1:] == [
+        "#### Errors (1)",
+        "#### Warnings (2)",
+        "#### Graph",
+        "#### Changes (5,000)",
+    ]
+    assert "- `stream.X`: stream BENCH\\_00001 cannot be created" in md
+    assert "**This plan cannot be applied: fix the 1 error above first.**" in md
+    warnings = md.split("#### Warnings (2)\n\n", 1)[1].splitlines()[:2]
+    assert warnings[0].startswith("- **Data loss:** **`stream.Y`: deleting the stream")
+    assert warnings[1] == "- a note about the plan"
+
+
+def pathological(plan: Plan) -> Plan:
+    """Errors, warnings and unmanaged resources that alone are longer than a comment."""
+    errors = tuple(
+        PlanMessage("error", "invalid", f"error number {i} " + "e" * 80, f"stream.E{i}")
+        for i in range(1500)
+    )
+    warnings = tuple(
+        PlanMessage("warning", "data-loss", f"warning {i} " + "w" * 80, f"stream.W{i}")
+        for i in range(3000)
+    )
+    unmanaged = tuple(f"stream.UNMANAGED_{i}" for i in range(2000))
+    return replace(plan, messages=errors + warnings, unmanaged=unmanaged)
+
+
+@pytest.mark.parametrize("limit", [2_000, 10_000, GITHUB_COMMENT_LIMIT])
+def test_when_even_the_lists_are_too_long_the_rest_is_counted(plan_5000: Plan, limit: int) -> None:
+    plan = pathological(plan_5000)
+    md = render_plan_markdown(plan, max_length=limit)
+    assert len(md) <= limit
+    heads = sections(md)
+    assert heads[1:3] == ["#### Errors (1,500)", "#### Warnings (3,000)"]
+    assert heads[-2:] == ["#### Changes (5,000)", "#### Not managed by jelmore-infra (left alone)"]
+    errors = section(md, "#### Errors")
+    warnings = section(md, "#### Warnings")
+    changes = section(md, "#### Changes")
+    unmanaged = section(md, "#### Not managed")
+    shown_errors = re.findall(r"^- `stream\.E[0-9]+`: error number", errors, re.M)
+    shown_warnings = re.findall(r"^- \*\*Data loss:\*\* \*\*`stream\.W[0-9]+`", warnings, re.M)
+    shown_unmanaged = re.findall(r"^- `stream\.UNMANAGED_[0-9]+`$", unmanaged, re.M)
+    assert len(shown_errors) + more_count(errors, "error") == 1500
+    assert len(shown_warnings) + more_count(warnings, "warning") == 3000
+    assert len(listed(md)) + more_count(changes, "resource") == 5000
+    assert len(shown_unmanaged) + more_count(unmanaged, "resource") == 2000
+    assert more_count(warnings, "warning") > 0 and more_count(changes, "resource") > 0
+    assert "#### Graph" not in md
+    assert "_The graph is left out: it does not fit in the comment._" in md
+    assert md.rstrip().endswith("</sub>")
+
+
+def test_a_cut_list_fills_the_comment_instead_of_stopping_early(plan_5000: Plan) -> None:
+    md = render_plan_markdown(plan_5000)
+    next_line = f"- `+ {plan_5000.changes[len(listed(md))].address}`\n"
+    assert len(md) + len(next_line) > GITHUB_COMMENT_LIMIT
+
+
+def test_every_graph_in_a_comment_parses_with_mermaid(plan_5000: Plan) -> None:
+    comments = [render_plan_markdown(build()) for build in CASES.values()]
+    comments.append(render_plan_markdown(plan_5000))
+    blocks = [b for md in comments for b in mermaid_blocks(md)]
+    assert len(blocks) == len(comments) - 1  # the no-changes plan has none
+    results = parse_diagrams([("mermaid", b) for b in blocks])
+    assert [r.get("error") for r in results] == [None] * len(blocks)
