@@ -24,7 +24,7 @@ from tests.support.natsserver import NatsServer
 
 SCRIPT = REPO / ".ci" / "topology.sh"
 #: The environments the pipeline is tested with.
-CI_ENVS = ["default"]
+CI_ENVS = ["default", "staging"]
 #: Variables of the calling environment that must not reach the script (a test run inside
 #: GitHub Actions would otherwise write to that job's outputs and summary).
 _FOREIGN = ("GITHUB_", "RUNNER_", "NATS_", "JELMORE_")
@@ -53,6 +53,7 @@ class Workspace:
             JELMORE_INFRA=f"{sys.executable} -m jelmore_infra",
             PYTHONPATH=pythonpath,
             NATS_URL=self.url,
+            NATS_URL_STAGING=self.url,  # topology/environments/staging.yaml reads it
             GITHUB_OUTPUT=str(self.outputs_file),
             NO_COLOR="1",
         )
@@ -131,7 +132,8 @@ def test_a_merge_applies_the_saved_plan_and_the_next_plan_has_no_changes(
 
     _ok(ws.run("pr", ws.env))
     assert ws.outputs()["has_changes"] == "false"
-    assert "### No changes" in ws.file(f"plans/{ws.env}.md").read_text()
+    title = "### No changes" if ws.env == "default" else f"### {ws.env}: No changes"
+    assert title in ws.file(f"plans/{ws.env}.md").read_text()
 
 
 def test_the_drift_check_is_clean_after_apply_and_reports_an_out_of_band_change(
