@@ -13,20 +13,14 @@ from pathlib import Path
 import click
 
 from jelmore_infra.cli.common import SERVER_URL, note, short_lived
+from jelmore_infra.cli.plan_cmd import TOPOLOGY_OPTION
 from jelmore_infra.errors import JelmoreError
 
 FORMATS = ("yaml", "json")
 
 
 @click.command()
-@click.option(
-    "--topology",
-    "topology_dir",
-    default="topology",
-    show_default=True,
-    metavar="DIR",
-    help="Directory of topology *.yaml files.",
-)
+@TOPOLOGY_OPTION
 @click.option(
     "-o", "--output", "output", metavar="FILE", help="Write the document to FILE (default stdout)."
 )

@@ -75,6 +75,15 @@ class EventTypeParam(_StrParam):
 
 
 EVENT_TYPE_PARAM = EventTypeParam()
+#: ``--event-type T`` (repeatable) on the reading commands: T's subject in the catalogue.
+EVENT_TYPES_OPTION = click.option(
+    "--event-type",
+    "-t",
+    "event_types",
+    multiple=True,
+    type=EVENT_TYPE_PARAM,
+    help="Event type (repeatable): its subject in the event catalogue.",
+)
 
 
 async def _catalogue_types(settings: ConnectionSettings | None) -> dict[str, Any]:
@@ -253,14 +262,7 @@ def publish(
 @events.command()
 @click.argument("mode", type=click.Choice(["all", "specific", "dlq"]))
 @click.option("--subjects", default=None, metavar="A,B", help="Subjects (mode specific).")
-@click.option(
-    "--event-type",
-    "-t",
-    "event_types",
-    multiple=True,
-    type=EVENT_TYPE_PARAM,
-    help="Event type (mode specific, repeatable): its subject in the event catalogue.",
-)
+@EVENT_TYPES_OPTION
 @click.option("--consumer-group", "-g", default=None, help="Consume as this consumer group.")
 @click.option("--duration", type=DURATION, default=None, metavar="S", help="Stop after S seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
@@ -367,14 +369,7 @@ def subscribe(
 @events.command()
 @click.option("--hours", type=HOURS, default=1.0, show_default=True, help="How far back.")
 @click.option("--subjects", default=None, metavar="A,B", help="Subjects (default: all events).")
-@click.option(
-    "--event-type",
-    "-t",
-    "event_types",
-    multiple=True,
-    type=EVENT_TYPE_PARAM,
-    help="Event type (repeatable): its subject in the event catalogue.",
-)
+@EVENT_TYPES_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
 @_prefix_option
 @connection_options

@@ -15,6 +15,7 @@ import click
 
 from jelmore_infra.cli.common import connection_options, note, short_lived
 from jelmore_infra.cli.envs import env_option
+from jelmore_infra.cli.plan_cmd import TOPOLOGY_OPTION
 from jelmore_infra.connection import ConnectionSettings
 
 
@@ -28,14 +29,7 @@ from jelmore_infra.connection import ConnectionSettings
     help="Write one NAME.yaml per stream (KV_<bucket>.yaml / OBJ_<bucket>.yaml per bucket) into "
     "DIR instead of printing.",
 )
-@click.option(
-    "--topology",
-    "topology_dir",
-    default="topology",
-    show_default=True,
-    metavar="DIR",
-    help="Topology directory whose environments/ --env reads (for its connection).",
-)
+@TOPOLOGY_OPTION
 @env_option
 @connection_options
 def import_(

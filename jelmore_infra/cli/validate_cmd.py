@@ -16,6 +16,7 @@ import click
 
 from jelmore_infra.cli.common import note, short_lived
 from jelmore_infra.cli.envs import env_option
+from jelmore_infra.cli.plan_cmd import TOPOLOGY_OPTION
 from jelmore_infra.diagnostics import PER_KIND, Diagnostic, capped_lines
 
 
@@ -40,14 +41,7 @@ def _format(diag: Diagnostic, color: bool) -> str:
 
 
 @click.command()
-@click.option(
-    "--topology",
-    "topology_dir",
-    default="topology",
-    show_default=True,
-    metavar="DIR",
-    help="Directory of topology files (*.yaml).",
-)
+@TOPOLOGY_OPTION
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the result as JSON on stdout (every problem)."
 )
