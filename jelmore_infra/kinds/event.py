@@ -41,9 +41,6 @@ from jelmore_infra.plan import Kind, PlanMessage, ResourceChange
 if TYPE_CHECKING:
     from jelmore_infra.live.jsapi import JetStreamAPI
 
-#: Error codes a clustered server gives when it cannot place three replicas.
-_CANNOT_PLACE = frozenset({10005, 10023})
-
 
 class EventKind(ResourceKind):
     name: ClassVar[str] = "event"
@@ -166,17 +163,8 @@ class EventKind(ResourceKind):
     # --------------------------------------------------------------------- API
 
     async def _ensure_catalogue(self, api: JetStreamAPI) -> None:
-        from jelmore_infra.errors import JetStreamAPIError
-
-        if not api.identity.cluster:
-            await api.ensure_stream(catalogue_stream_config(1))
-            return
-        try:  # the replication of the cluster, so the catalogue outlives a node
-            await api.ensure_stream(catalogue_stream_config(3))
-        except JetStreamAPIError as exc:
-            if exc.err_code not in _CANNOT_PLACE:
-                raise
-            await api.ensure_stream(catalogue_stream_config(1))
+        # the replication of the cluster, so the catalogue outlives a node
+        await api.ensure_replicated_stream(catalogue_stream_config)
 
     async def _put(self, api: JetStreamAPI, change: ResourceChange, delete: bool = False) -> None:
         entry = change.before if delete else change.after
