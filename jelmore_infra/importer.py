@@ -48,10 +48,10 @@ def _minimal(config: Mapping[str, Any], normalize: Any, keep: Collection[str]) -
 
 def select_streams(live: LiveState, names: Collection[str]) -> list[str]:
     """The stream names to import: ``names`` (each must exist), or every stream; buckets'
-    streams (``KV_*``, ``OBJ_*``) are included, the apply lock's never."""
-    from jelmore_infra.model import LOCK_STREAM
+    streams (``KV_*``, ``OBJ_*``) are included, the apply lock's and the audit trail's never."""
+    from jelmore_infra.model import UNPLANNED_STREAMS
 
-    available = sorted(n for n in live.streams if n != LOCK_STREAM)
+    available = sorted(n for n in live.streams if n not in UNPLANNED_STREAMS)
     if not names:
         return available
     missing = sorted(set(names) - set(available))

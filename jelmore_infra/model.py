@@ -316,6 +316,14 @@ LOCK_STREAM = f"KV_{LOCK_BUCKET}"
 #: earlier schema versions); like the lock bucket it is the tool's own, never drift or unmanaged.
 CATALOGUE_BUCKET = "jelmore-catalogue"
 CATALOGUE_STREAM = f"KV_{CATALOGUE_BUCKET}"
+#: The audit trail (docs/audit.md): one record per apply and force-unlock, on the subject
+#: ``jelmore-infra.audit.<environment>``. The tool's own stream, created by the first apply and
+#: never deleted; never drift or unmanaged, and no topology may declare it or its subjects.
+AUDIT_STREAM = "JELMORE_INFRA_AUDIT"
+AUDIT_SUBJECT_PREFIX = "jelmore-infra.audit"
+AUDIT_SUBJECTS = f"{AUDIT_SUBJECT_PREFIX}.>"
 #: Buckets and their streams that belong to jelmore-infra itself.
 INTERNAL_BUCKETS = (LOCK_BUCKET, CATALOGUE_BUCKET)
-INTERNAL_STREAMS = (LOCK_STREAM, CATALOGUE_STREAM)
+INTERNAL_STREAMS = (LOCK_STREAM, CATALOGUE_STREAM, AUDIT_STREAM)
+#: The tool's streams a live read skips entirely (the catalogue is read: it holds the events).
+UNPLANNED_STREAMS = (LOCK_STREAM, AUDIT_STREAM)

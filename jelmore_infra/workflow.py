@@ -25,6 +25,7 @@ from jelmore_infra.plan import Plan
 
 if TYPE_CHECKING:
     from jelmore_infra.apply import ApplyHooks, ApplyResult, Gates
+    from jelmore_infra.audit import ApplyObserver
     from jelmore_infra.connection import ConnectionSettings
     from jelmore_infra.live.jsapi import JetStreamAPI
 
@@ -137,6 +138,9 @@ class ApplyRequest:
     #: The environment applied to (``--env``): a saved plan made for another one is refused,
     #: and with a saved plan ``topology`` (when given) supplies the environment's policy.
     environment: str | None = None
+    #: Told, in one line, when the audit record of an apply that did not complete could not be
+    #: written (for a complete apply that raises :class:`~jelmore_infra.audit.AuditError`).
+    on_audit_failure: Callable[[str], None] | None = None
 
 
 async def run_apply(api: JetStreamAPI, request: ApplyRequest, hooks: ApplyHooks) -> ApplyResult:
@@ -146,14 +150,23 @@ async def run_apply(api: JetStreamAPI, request: ApplyRequest, hooks: ApplyHooks)
     server or outdated by the server's changes, :class:`~jelmore_infra.errors.ApplyError` when
     apply refuses (nothing sent), :class:`~jelmore_infra.errors.LockError` when the lock is
     held by another apply.
+
+    Every apply, however it ends, appends its record to the audit trail before the lock is
+    released (:mod:`jelmore_infra.live.audit`); :class:`~jelmore_infra.audit.AuditError` when
+    the apply is complete but its record could not be written.
     """
     from jelmore_infra.apply import identity_mismatch, recheck_saved_plan
     from jelmore_infra.apply import run_apply as execute
+    from jelmore_infra.audit import ApplyObserver
     from jelmore_infra.errors import StalePlanError
     from jelmore_infra.live.lock import ApplyLock
 
-    lock = ApplyLock(api) if request.use_lock else None
+    started = datetime.now(UTC)
+    observer = ApplyObserver(request.saved)
+    hooks = observer.watch(hooks)
+    lock = None
     try:
+        lock = ApplyLock(api) if request.use_lock else None
         if lock is not None:
             await lock.acquire(timeout=request.lock_timeout)
             if lock.took_over_from:
@@ -185,9 +198,32 @@ async def run_apply(api: JetStreamAPI, request: ApplyRequest, hooks: ApplyHooks)
             plan = await make_plan(api, request.topology, request.targets)
         hooks.on_plan(plan)
         return await execute(api, plan, request.gates, hooks, lease=lock, checked=checked)
+    except BaseException as exc:
+        observer.ended_by = exc
+        raise
     finally:
-        if lock is not None:
-            await lock.release()
+        try:
+            await _record(api, request, observer, started)
+        finally:
+            if lock is not None:
+                await lock.release()
+
+
+async def _record(
+    api: JetStreamAPI, request: ApplyRequest, observer: ApplyObserver, started: datetime
+) -> None:
+    """Append the apply's audit record; a record that cannot be written is an error when the
+    apply is complete (the changes are made, the trail lacks them), else a warning."""
+    from jelmore_infra.audit import COMPLETE, AuditError, not_written
+    from jelmore_infra.live.audit import record_apply
+
+    why = await record_apply(api, observer, request.environment, started)
+    if why is None:
+        return
+    if observer.ended_by is None and observer.outcome()[0] == COMPLETE:
+        raise AuditError("the apply is complete, but " + not_written("this apply", why))
+    if request.on_audit_failure is not None:
+        request.on_audit_failure(not_written("this apply", why))
 
 
 def _env_words(environment: str | None) -> str:

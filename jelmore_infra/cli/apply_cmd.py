@@ -136,6 +136,7 @@ def apply(
         use_lock=use_lock,
         lock_timeout=wait,
         environment=env_name,
+        on_audit_failure=_warn,
     )
     hooks = ApplyHooks(
         # --quiet leaves out the plan only when nobody is asked to approve it
@@ -174,6 +175,12 @@ def _confirmation(terminal: bool) -> Callable[[Plan], Awaitable[bool]]:
         return answer.strip() == "yes"
 
     return confirm
+
+
+def _warn(line: str) -> None:
+    from jelmore_infra.render.controls import escape_controls
+
+    click.echo(f"Warning: {escape_controls(line)}", err=True)
 
 
 def _lock_taken_over(holder: str) -> None:
@@ -302,21 +309,29 @@ def _exit_code(result: ApplyResult) -> int:
 
 @click.command("force-unlock")
 @click.option("--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
+@TOPOLOGY_OPTION
+@env_option
 @connection_options
-def force_unlock(assume_yes: bool, settings: ConnectionSettings) -> int:
-    """Remove the apply lock left by a crashed or stuck apply."""
-    from jelmore_infra.live.lock import force_unlock as remove
+def force_unlock(
+    assume_yes: bool, topology_dir: str, env_name: str | None, settings: ConnectionSettings
+) -> int:
+    """Remove the apply lock left by a crashed or stuck apply (recorded in the audit trail)."""
+    from jelmore_infra.live.audit import force_unlock_recorded
     from jelmore_infra.workflow import run, with_api
 
     if not assume_yes:
         if not _stdin_is_terminal():
             raise LockError("force-unlock needs confirmation: pass --yes")
         click.confirm("Remove the apply lock? Another apply may still be running", abort=True)
-    holder = run(with_api(settings, remove))
+    holder, problem = run(with_api(settings, lambda api: force_unlock_recorded(api, env_name)))
     if holder is None:
         click.echo("No apply lock was held.")
     else:
         from jelmore_infra.render.controls import escape_controls
 
         click.echo(f"Removed the apply lock held by {escape_controls(holder)}.")
+    if problem is not None:
+        from jelmore_infra.audit import AuditError, not_written
+
+        raise AuditError(not_written("this force-unlock", problem))
     return 0

@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "force_unlock",
         "Remove a stuck apply lock.",
     ),
+    "history": (
+        "jelmore_infra.cli.history_cmd",
+        "history",
+        "List the audit trail of applies and force-unlocks.",
+    ),
     "server": ("jelmore_infra.cli.server_cmd", "server", "Run a local JetStream server."),
     "doctor": (
         "jelmore_infra.cli.doctor_cmd",

@@ -34,7 +34,7 @@ from jelmore_infra.kinds.base import (
 )
 from jelmore_infra.migration.steps import keep_resumed_position
 from jelmore_infra.model import (
-    LOCK_STREAM,
+    UNPLANNED_STREAMS,
     ConsumerSpec,
     LiveConsumer,
     LiveState,
@@ -73,18 +73,19 @@ class ConsumerKind(ResourceKind):
         return {
             Address("consumer", key): c
             for key, c in topology.consumers.items()
-            if key[0] != LOCK_STREAM
+            if key[0] not in UNPLANNED_STREAMS
         }
 
     def live_resources(self, live: LiveState) -> Mapping[Address, LiveConsumer]:
-        """Every live consumer but those of the lock's and the buckets' streams."""
+        """Every live consumer but those of the tool's own streams (lock, audit) and of the
+        buckets' streams."""
         from jelmore_infra.kinds.shape import bucket_of
 
         buckets = {n for n, s in live.streams.items() if bucket_of(s.config) is not None}
         return {
             Address("consumer", key): c
             for key, c in live.consumers.items()
-            if key[0] != LOCK_STREAM and key[0] not in buckets
+            if key[0] not in UNPLANNED_STREAMS and key[0] not in buckets
         }
 
     def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:
@@ -93,7 +94,7 @@ class ConsumerKind(ResourceKind):
         return key, ConsumerSpec(change.stream, change.name, dict(change.after))
 
     def excluded(self, address: Address) -> bool:
-        return address.parts[0] == LOCK_STREAM
+        return address.parts[0] in UNPLANNED_STREAMS
 
     def plannable(self, live: Any, declared: bool) -> bool:
         """Ephemeral consumers (no durable_name) and the server's own sourcing consumers (2.14+)

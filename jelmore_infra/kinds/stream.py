@@ -49,9 +49,9 @@ from jelmore_infra.kinds.base import (
     version_text,
 )
 from jelmore_infra.model import (
-    LOCK_STREAM,
     REPLACE_MIGRATE,
     REPLACE_RECREATE,
+    UNPLANNED_STREAMS,
     LiveState,
     LiveStream,
     StreamSpec,
@@ -122,10 +122,15 @@ class StreamKind(ResourceKind):
     # ------------------------------------------------------------------ inventory
 
     def desired_specs(self, topology: Topology) -> Mapping[Address, StreamSpec]:
-        return {Address("stream", (n,)): s for n, s in topology.streams.items() if n != LOCK_STREAM}
+        return {
+            Address("stream", (n,)): s
+            for n, s in topology.streams.items()
+            if n not in UNPLANNED_STREAMS
+        }
 
     def live_resources(self, live: LiveState) -> Mapping[Address, LiveStream]:
-        """Every live stream but the lock's and the buckets' (:mod:`~jelmore_infra.kinds.shape`)."""
+        """Every live stream but the tool's own (lock, audit) and the buckets'
+        (:mod:`~jelmore_infra.kinds.shape`)."""
         from jelmore_infra.kinds.shape import bucket_of, migrating_buckets
 
         # A bucket's stream halfway through a migration is not bucket-shaped (frozen, or
@@ -134,7 +139,7 @@ class StreamKind(ResourceKind):
         return {
             Address("stream", (n,)): s
             for n, s in live.streams.items()
-            if n != LOCK_STREAM and bucket_of(s.config) is None and n not in migrating
+            if n not in UNPLANNED_STREAMS and bucket_of(s.config) is None and n not in migrating
         }
 
     def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:
@@ -143,7 +148,7 @@ class StreamKind(ResourceKind):
         return change.name, StreamSpec(change.name, dict(change.after), replace_strategy=strategy)
 
     def excluded(self, address: Address) -> bool:
-        return address.name == LOCK_STREAM
+        return address.name in UNPLANNED_STREAMS
 
     # -------------------------------------------------------------- normalisation
 

@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from jelmore_infra import transport
 from jelmore_infra.connection import ConnectionSettings
@@ -29,6 +30,7 @@ from jelmore_infra.errors import (
     ERR_CONSUMER_NOT_FOUND,
     ERR_JS_NOT_ENABLED,
     ERR_JS_NOT_ENABLED_FOR_ACCOUNT,
+    ERR_MESSAGE_NOT_FOUND,
     ERR_PEDANTIC,
     ERR_STREAM_NAME_IN_USE,
     ERR_STREAM_NOT_FOUND,
@@ -87,6 +89,7 @@ class JetStreamAPI:
         settings: ConnectionSettings,
         events: ConnectionEvents,
         identity: ServerIdentity,
+        user: str | None = None,
     ) -> None:
         self._nc = nc
         self._settings = settings
@@ -96,6 +99,10 @@ class JetStreamAPI:
         # Clustered servers wait up to 4 s for peers before answering a LIST (missing entries).
         self._list_timeout = settings.timeout + CLUSTER_LIST_WAIT
         self.identity = identity
+        #: The user the server says this connection is (``$SYS.REQ.USER.INFO``): a user name,
+        #: a public nkey, a JWT user's public key; ``None`` when unknown, anonymous, or when the
+        #: server's answer could be a secret (token authentication, see :func:`_reported_user`).
+        self.user = user
         self.version: tuple[int, int, int] = parse_version(identity.version)
         self.api_level: int = identity.api_level
         self.pedantic: bool = self.version >= PEDANTIC_SINCE
@@ -129,13 +136,13 @@ class JetStreamAPI:
         )
         try:
             if jetstream:
-                identity = await _read_identity(nc, settings, events)
+                identity, user = await _read_identity(nc, settings, events)
             else:
-                identity = _greeting_identity(nc, settings)
+                identity, user = _greeting_identity(nc, settings), None
         except BaseException:
             await transport.close_quietly(nc)
             raise
-        return cls(nc, settings, events, identity)
+        return cls(nc, settings, events, identity, user)
 
     async def close(self) -> None:
         await transport.close_quietly(self._nc)
@@ -278,15 +285,31 @@ class JetStreamAPI:
 
     # -- messages (data-preserving migration) ------------------------------------------------
 
-    async def get_message(self, stream: str, seq: int) -> JSONDict | None:
-        """``STREAM.MSG.GET`` by sequence: the raw ``message`` (base64 ``data``/``hdrs``).
+    async def get_message(
+        self,
+        stream: str,
+        seq: int | None = None,
+        *,
+        next_by_subj: str | None = None,
+        last_by_subj: str | None = None,
+    ) -> JSONDict | None:
+        """``STREAM.MSG.GET``: the raw ``message`` (base64 ``data``/``hdrs``, ``subject``, ``seq``).
 
-        ``None`` when there is no message at ``seq`` (deleted, or beyond the stream's end).
+        By sequence; with ``next_by_subj`` the first message at or after ``seq`` whose subject
+        matches that filter (wildcards allowed); with ``last_by_subj`` the last message on that
+        subject. ``None`` when there is no such message (deleted, or beyond the stream's end).
         """
+        body: JSONDict = {}
+        if seq is not None:
+            body["seq"] = seq
+        if next_by_subj is not None:
+            body["next_by_subj"] = next_by_subj
+        if last_by_subj is not None:
+            body["last_by_subj"] = last_by_subj
         try:
-            reply = await self.request(f"STREAM.MSG.GET.{stream}", {"seq": seq})
+            reply = await self.request(f"STREAM.MSG.GET.{stream}", body)
         except JetStreamAPIError as exc:
-            if exc.err_code == 10037:  # no message found
+            if exc.err_code == ERR_MESSAGE_NOT_FOUND:
                 return None
             raise
         message: JSONDict = reply.get("message") or {}
@@ -450,6 +473,11 @@ class JetStreamAPI:
             if exc.err_code not in CANNOT_PLACE:
                 raise
 
+    async def ensure_replicated_stream(self, config_for: Callable[[int], JSONDict]) -> None:
+        """:meth:`ensure_stream` of one of the tool's own streams built by ``config_for``:
+        three replicas on a cluster, so it outlives a node (see ``replicated``)."""
+        await self.ensure_stream(config_for(REPLICATED), replicated=True)
+
 
 # -- the server identity -------------------------------------------------------------------------
 
@@ -470,8 +498,9 @@ def _greeting_identity(nc: Client, settings: ConnectionSettings) -> ServerIdenti
 
 async def _read_identity(
     nc: Client, settings: ConnectionSettings, events: ConnectionEvents
-) -> ServerIdentity:
-    """Server INFO from the handshake, ``$JS.API.INFO`` and (best effort) the account name."""
+) -> tuple[ServerIdentity, str | None]:
+    """Server INFO from the handshake, ``$JS.API.INFO`` and (best effort) the account name and
+    the user the server reports (:func:`_reported_user`)."""
     info: JSONDict = dict(getattr(nc, "_server_info", None) or {})
     subject = f"{settings.api_prefix()}.INFO"
     reply = await _probe(nc, subject, settings, events)
@@ -485,14 +514,16 @@ async def _read_identity(
         raise
     api = data.get("api") or {}
     account: str | None = None
+    user: str | None = None
     try:
         user_reply = await _probe(nc, "$SYS.REQ.USER.INFO", settings, events, quiet=True)
         if user_reply:
-            user_info = json.loads(user_reply)
-            account = (user_info.get("data") or {}).get("account") or None
-    except (ConnectionFailed, ValueError):
-        account = None
-    return ServerIdentity(
+            user_info = (json.loads(user_reply) or {}).get("data") or {}
+            account = user_info.get("account") or None
+            user = _reported_user(user_info, settings)
+    except (ConnectionFailed, ValueError, AttributeError):
+        account = user = None
+    identity = ServerIdentity(
         server_name=str(info.get("server_name") or info.get("server_id") or ""),
         server_id=str(info.get("server_id") or ""),
         version=str(info.get("version") or "0.0.0"),
@@ -502,6 +533,34 @@ async def _read_identity(
         account=account,
         url=settings.safe_url(),
     )
+    return identity, user
+
+
+#: What 2.11+ servers report as the user of a connection that authenticated with a token.
+_REDACTED = "[REDACTED]"
+
+
+def _reported_user(user_info: Mapping[str, Any], settings: ConnectionSettings) -> str | None:
+    """The ``user`` of a ``$SYS.REQ.USER.INFO`` reply, unless it may be a secret.
+
+    A server reports the user name (user/password), the public nkey (nkey, JWT user) or an empty
+    string (no authentication). For a connection that authenticated with a token, 2.10 reports
+    the token itself and newer servers ``[REDACTED]``: with a token in use (``--token``, a
+    context's or environment's token, a ``nats://TOKEN@host`` URL) nothing is kept. A value equal
+    to any password or token of the settings is never kept either.
+    """
+    user = user_info.get("user")
+    if not isinstance(user, str) or not user or user == _REDACTED:
+        return None
+    secrets = {settings.token, settings.password}
+    for url in settings.servers():
+        parts = urlsplit(url if "://" in url else f"nats://{url}")
+        if parts.username is not None and parts.password is None:
+            return None  # nats://TOKEN@host
+        secrets.add(parts.password)
+    if settings.token or user in secrets:
+        return None
+    return user
 
 
 async def _probe(

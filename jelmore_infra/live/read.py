@@ -19,7 +19,7 @@ from jelmore_infra.errors import ERR_STREAM_NOT_FOUND, JetStreamAPIError
 from jelmore_infra.live.jsapi import JetStreamAPI, ListResult
 from jelmore_infra.model import (
     CATALOGUE_STREAM,
-    LOCK_STREAM,
+    UNPLANNED_STREAMS,
     LiveConsumer,
     LiveEvent,
     LiveState,
@@ -75,7 +75,7 @@ async def read_live(
             if name == CATALOGUE_STREAM:
                 catalogue = wanted is None or name in wanted
                 continue
-            if name == LOCK_STREAM or (wanted is not None and name not in wanted):
+            if name in UNPLANNED_STREAMS or (wanted is not None and name not in wanted):
                 continue
             state = dict(info.get("state") or {})
             state["created"] = info.get("created")
@@ -83,10 +83,10 @@ async def read_live(
             tasks.append(asyncio.create_task(consumers_of(name)))
 
     for name in listing.missing:
-        if name != LOCK_STREAM and (wanted is None or name in wanted):
+        if name not in UNPLANNED_STREAMS and (wanted is None or name in wanted):
             unavailable[stream_address(name)] = MISSING_REASON
     for name, reason in listing.offline.items():
-        if name != LOCK_STREAM and (wanted is None or name in wanted):
+        if name not in UNPLANNED_STREAMS and (wanted is None or name in wanted):
             unavailable[stream_address(name)] = f"offline: {reason}"
 
     live_consumers: dict[tuple[str, str], LiveConsumer] = {}

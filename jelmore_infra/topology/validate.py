@@ -429,7 +429,12 @@ def _check_name(conv: _Converter, kind: str, name: str, loc: Location) -> bool:
 
 def _convert_stream(conv: _Converter, res: RawResource) -> StreamDraft:
     draft = StreamDraft(res.name, res.name_loc)
-    _check_name(conv, "stream", res.name, res.name_loc)
+    if _check_name(conv, "stream", res.name, res.name_loc) and res.name == model.AUDIT_STREAM:
+        conv.error(
+            f"'{res.name}' is the stream of jelmore-infra's audit trail (created and kept by "
+            "apply); choose another name",
+            res.name_loc,
+        )
     node = res.settings
     if is_null(node):
         return draft
@@ -882,6 +887,16 @@ class _Semantics(_Checker):
                 self.error(
                     f"subject '{subj}' overlaps '{space}', the subjects of {what}: the server "
                     "refuses it unless the stream has no_ack: true",
+                    loc,
+                )
+            # Named subjects only: a capture starting with a wildcard ('*.>') overlaps every
+            # subject space of the tool (the lock's too); its rule is the reserved spaces' above.
+            wide = subj.split(".", 1)[0] in ("*", ">")
+            if not wide and subjects_overlap(subj, model.AUDIT_SUBJECTS):
+                self.error(
+                    f"subject '{printable(subj)}' overlaps '{model.AUDIT_SUBJECTS}', the subjects "
+                    "of jelmore-infra's audit trail: the server refuses streams with overlapping "
+                    "subjects",
                     loc,
                 )
         replicas = cfg.get("num_replicas")

@@ -40,6 +40,7 @@ def test_apply_creates_the_jelmore_topology_and_a_second_plan_shows_no_changes(
         "JELMORE",
         "JELMORE_ADVISORIES",
         "JELMORE_DLQ",
+        "JELMORE_INFRA_AUDIT",
         "KV_jelmore-catalogue",
         "KV_jelmore-infra-locks",
     ]
@@ -70,7 +71,8 @@ def test_apply_without_a_terminal_or_auto_approve_refuses_and_changes_nothing(
     proc = apply(nats_server.url, copy_topology(tmp_path))
     assert_clean_error(proc)
     assert "--auto-approve" in proc.stderr
-    assert raw.stream_names(nats_server.url) in ([], ["KV_jelmore-infra-locks"])
+    # only the tool's own streams: the lock, and the audit trail holding the refusal
+    assert raw.stream_names(nats_server.url) == ["JELMORE_INFRA_AUDIT", "KV_jelmore-infra-locks"]
 
 
 def _apply_on_a_terminal(url: str, topology: Path, answer: str) -> tuple[int, str]:
@@ -157,7 +159,7 @@ def test_saved_plan_for_another_server_is_refused(tmp_path: Path) -> None:
         proc = run_cli("apply", "-s", two.url, str(planfile))
         assert_clean_error(proc)
         assert "another server" in proc.stderr
-        assert raw.stream_names(two.url) in ([], ["KV_jelmore-infra-locks"])
+        assert raw.stream_names(two.url) == ["JELMORE_INFRA_AUDIT", "KV_jelmore-infra-locks"]
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 #: (``diff`` is a module today and a package after the restructure; both forms are listed).
 PURE = (
     "address",
+    "audit",
     "diagnostics",
     "diff",
     "diff.*",
