@@ -39,6 +39,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "asyncapi",
         "Write an AsyncAPI 3.0 document of the events.",
     ),
+    "permissions": (
+        "jelmore_infra.cli.permissions_cmd",
+        "permissions",
+        "Print least-privilege NATS permissions per role.",
+    ),
 }
 
 
