@@ -56,6 +56,9 @@ class ConnectionSettings:
     timeout: float = 5.0
     #: what asked for TLS (``--tls-ca``, ``NATS_CA``, ``nats context 'x' (ca)``), if known
     tls_origin: str | None = None
+    #: the prefix of the reply subjects of requests (nats-py's default ``_INBOX`` when unset); a
+    #: user whose permissions allow only its own inbox space connects with that prefix
+    inbox_prefix: str | None = None
 
     def __repr__(self) -> str:
         """Every setting but the secrets: the URL without user info, and secrets as ``<set>``."""
@@ -208,6 +211,7 @@ def resolve_settings(
         "tls_ca": ctx.get("ca") or None,
         "tls_first": ctx.get("tls_first") is True or None,
         "js_domain": ctx.get("jetstream_domain") or None,
+        "inbox_prefix": ctx.get("inbox_prefix") or None,
     }
     from_env = tls_from_env(environ)
     env_origin = from_env.pop("tls_origin", None)

@@ -356,6 +356,8 @@ async def connect(
         "reconnect_time_wait": reconnect.wait,
     }
     options.update(auth_options(settings))
+    if settings.inbox_prefix:
+        options["inbox_prefix"] = settings.inbox_prefix
     try:
         return await asyncio.wait_for(open_client(settings, options), limit)
     except ConnectionFailed:

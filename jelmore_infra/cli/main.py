@@ -55,6 +55,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Print the shell completion script (bash, zsh, fish).",
     ),
     "graph": ("jelmore_infra.cli.graph_cmd", "graph", "Draw the topology (Mermaid or DOT)."),
+    "permissions": (
+        "jelmore_infra.cli.permissions_cmd",
+        "permissions",
+        "Print least-privilege NATS permissions per role.",
+    ),
 }
 
 

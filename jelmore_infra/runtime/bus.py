@@ -18,6 +18,7 @@ import asyncio
 import base64
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +53,19 @@ BusError = TransportError
 BusTimeout = TransportTimeout
 #: Nobody answered (no responders: JetStream or the stream is not available right now).
 BusUnavailable = NoResponders
+
+
+class BusDenied(TransportError):
+    """The server refused a request or a publish: the connection's user may not publish to its
+    subject (nothing was sent on)."""
+
+
+def denied_line(subject: str) -> str:
+    return f"the server refused {subject}: no permission to publish to it"
+
+
+#: How nats-py reports the server's refusal of a publish (in lower case).
+_REFUSED_PUBLISH = re.compile(r'permissions violation for publish to "([^"]*)"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +173,17 @@ class AckInbox:
         except JelmoreError as exc:
             fut.set_exception(exc)
 
+    def refuse(self, subject: str) -> None:
+        """The server refused permission to publish to ``subject`` (in lower case, as nats-py
+        reports it): its publishes waiting for an acknowledgement fail at once with
+        ``BusDenied``, none of them was stored."""
+        for token, (fut, timer, target) in list(self._pending.items()):
+            if target.lower() == subject:
+                del self._pending[token]
+                timer.cancel()
+                if not fut.done():
+                    fut.set_exception(BusDenied(denied_line(target)))
+
     def fail_all(self, reason: str) -> None:
         for token in list(self._pending):
             fut, timer, subject = self._pending.pop(token)
@@ -182,9 +207,33 @@ class _BusEvents(transport.ConnectionEvents):
         super().__init__()
         self.bus = bus
         self.last_text = ""
+        #: requests waiting for their answer, by subject in lower case (nats-py reports the
+        #: server's errors so), each told when the server refuses its subject
+        self.refusals: dict[str, set[asyncio.Future[str]]] = {}
+
+    def watch(self, subject: str) -> asyncio.Future[str]:
+        """A future set when the server refuses permission to publish to ``subject``."""
+        refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.refusals.setdefault(subject.lower(), set()).add(refused)
+        return refused
+
+    def unwatch(self, subject: str, refused: asyncio.Future[str]) -> None:
+        waiting = self.refusals.get(subject.lower())
+        if waiting is not None:
+            waiting.discard(refused)
+            if not waiting:
+                del self.refusals[subject.lower()]
 
     async def on_error(self, exc: Exception) -> None:
         await super().on_error(exc)
+        found = _REFUSED_PUBLISH.search(str(exc).lower())
+        if found is not None:
+            subject = found.group(1)
+            for refused in self.refusals.get(subject, ()):
+                if not refused.done():
+                    refused.set_result(str(exc))
+            if self.bus._inbox is not None:
+                self.bus._inbox.refuse(subject)
         text = f"{type(exc).__name__}: {exc}".rstrip(": ")
         if text != self.last_text:
             self.last_text = text
@@ -218,6 +267,7 @@ class Bus:
         self._connected_once = False
         self._closing = False
         self._inbox: AckInbox | None = None
+        self._events: _BusEvents | None = None
         #: the event catalogue as this connection reads it (loaded on first use)
         self.catalogue = Catalogue(self)
 
@@ -255,10 +305,11 @@ class Bus:
 
     async def _open(self) -> Client:
         conn = self.settings.connection
+        self._events = _BusEvents(self)
         nc = await transport.connect(
             conn,
             name=self.settings.client_id,
-            events=_BusEvents(self),
+            events=self._events,
             reconnect=transport.Reconnect(attempts=-1, wait=self.settings.reconnect_wait),
             connect_timeout=max(1, int(min(conn.timeout, self.settings.connect_timeout))),
             limit=self.settings.connect_timeout,
@@ -297,9 +348,30 @@ class Bus:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> Msg:
+        """A request; ``BusDenied`` at once when the server refuses permission for ``subject``
+        (instead of waiting out the timeout for an answer that cannot come)."""
         nc = await self.connect()
         wait = timeout if timeout is not None else self.settings.connection.timeout
-        return await transport.request(nc, subject, data, timeout=wait, headers=headers)
+        events = self._events
+        if events is None:
+            return await transport.request(nc, subject, data, timeout=wait, headers=headers)
+        refused = events.watch(subject)
+        task = asyncio.ensure_future(
+            transport.request(nc, subject, data, timeout=wait, headers=headers)
+        )
+        waiting: set[asyncio.Future[Any]] = {task, refused}
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            raise
+        finally:
+            events.unwatch(subject, refused)
+        if task.done():
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise BusDenied(denied_line(subject))
 
     async def api(
         self,

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jelmore_infra.errors import JelmoreError, JetStreamAPIError
-from jelmore_infra.runtime.bus import Bus, BusError, BusUnavailable, PubAck
+from jelmore_infra.runtime.bus import Bus, BusDenied, BusError, BusUnavailable, PubAck
 from jelmore_infra.runtime.crypto import protect
 from jelmore_infra.runtime.envelope import EventError, OutgoingEvent, build_event, wire_size
 
@@ -86,6 +86,8 @@ def attempt_kind(exc: BaseException, *, sent: bool = True) -> AttemptKind:
     """Classify a failed attempt; ``sent=False`` when the publish never left the client."""
     if not sent or isinstance(exc, BusUnavailable):
         return AttemptKind.NOT_STORED
+    if isinstance(exc, BusDenied):
+        return AttemptKind.REFUSED  # no permission to publish there: it was never stored
     if isinstance(exc, JetStreamAPIError):
         # 503: JetStream temporarily unavailable (leader election, restart): nothing stored
         return AttemptKind.NOT_STORED if exc.code == 503 else AttemptKind.REFUSED
