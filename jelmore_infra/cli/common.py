@@ -93,18 +93,30 @@ def connection_options(func: F) -> F:
         ),
         click.option("--nkey", metavar="FILE", help="NKey seed file (env NATS_NKEY)."),
         click.option(
-            "--user", metavar="USER", help="Username, or a token without --password (NATS_USER)."
+            "--user", metavar="USER", help="Username, or a token without password (env NATS_USER)."
         ),
         click.option("--password", metavar="PASSWORD", help="Password (env NATS_PASSWORD)."),
         click.option("--token", metavar="TOKEN", help="Authentication token (env NATS_TOKEN)."),
         click.option(
-            "--tls-cert", "--tlscert", "tls_cert", metavar="FILE", help="Client TLS certificate."
+            "--tls-cert",
+            "--tlscert",
+            "tls_cert",
+            metavar="FILE",
+            help="Client TLS certificate (env NATS_CERT).",
         ),
         click.option(
-            "--tls-key", "--tlskey", "tls_key", metavar="FILE", help="Client TLS private key."
+            "--tls-key",
+            "--tlskey",
+            "tls_key",
+            metavar="FILE",
+            help="Client TLS private key (env NATS_KEY).",
         ),
         click.option(
-            "--tls-ca", "--tlsca", "tls_ca", metavar="FILE", help="CA to verify the server with."
+            "--tls-ca",
+            "--tlsca",
+            "tls_ca",
+            metavar="FILE",
+            help="CA to verify the server with (env NATS_CA).",
         ),
         click.option(
             "--tls-first",
@@ -115,7 +127,7 @@ def connection_options(func: F) -> F:
             help="TLS handshake before the server's greeting (server handshake_first).",
         ),
         click.option(
-            "--context", "context_name", metavar="NAME", help="nats CLI context (NATS_CONTEXT)."
+            "--context", "context_name", metavar="NAME", help="nats CLI context (env NATS_CONTEXT)."
         ),
         click.option("--js-domain", metavar="DOMAIN", help="JetStream domain."),
         click.option(
