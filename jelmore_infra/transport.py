@@ -93,36 +93,113 @@ class TLSNotOffered(nats_errors.SecureConnWantedError):
         return self.message
 
 
-def check_readable(path: str, what: str) -> None:
-    """A one-line ``ConnectionFailed`` unless ``path`` can be opened for reading."""
+def check_readable(path: str, what: str, source: str = "") -> None:
+    """A one-line ``ConnectionFailed`` unless ``path`` can be opened for reading; ``source`` is
+    where the path came from, as `` (from NATS_CREDS)``."""
     try:
         with open(path, "rb"):
             pass
     except OSError as exc:
-        raise ConnectionFailed(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        reason = exc.strerror or exc
+        raise ConnectionFailed(f"cannot read {what} {path}{source}: {reason}") from None
 
 
 def ssl_context(settings: ConnectionSettings) -> ssl.SSLContext | None:
-    """The SSL context to connect with, or ``None`` when no TLS was asked for."""
+    """The SSL context to connect with, or ``None`` when no TLS was asked for.
+
+    The TLS files are checked first, each problem one line naming the file and where it was
+    given: unreadable, not a certificate, a client certificate that has expired (or is not yet
+    valid), a key that does not belong to the certificate.
+    """
     if settings.tls_requested_by() is None:
         return None
-    if bool(settings.tls_cert) != bool(settings.tls_key):
-        raise ConnectionFailed("--tls-cert and --tls-key must be given together")
-    for path, what in (
-        (settings.tls_ca, "TLS CA file"),
-        (settings.tls_cert, "TLS certificate"),
-        (settings.tls_key, "TLS key"),
+    cert, key, ca = settings.tls_cert, settings.tls_key, settings.tls_ca
+    if bool(cert) != bool(key):
+        if not settings.sources:
+            raise ConnectionFailed("--tls-cert and --tls-key must be given together")
+        given, which = ("tls_cert", "certificate") if cert else ("tls_key", "key")
+        raise ConnectionFailed(
+            "a client certificate needs both --tls-cert and --tls-key (or NATS_CERT and "
+            f"NATS_KEY): only the {which} is set{settings.from_where(given)}"
+        )
+    for path, what, setting in (
+        (ca, "TLS CA file", "tls_ca"),
+        (cert, "TLS certificate", "tls_cert"),
+        (key, "TLS key", "tls_key"),
     ):
         if path:
-            check_readable(path, what)
+            check_readable(path, what, settings.from_where(setting))
+    if cert:
+        check_validity(cert, settings.from_where("tls_cert"))
     try:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.tls_ca)
-        if settings.tls_cert and settings.tls_key:
-            context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
     except (ssl.SSLError, OSError, ValueError) as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        raise ConnectionFailed(f"cannot load TLS files: {text}") from None
+        raise ConnectionFailed(
+            f"the TLS CA file {ca}{settings.from_where('tls_ca')} holds no usable CA "
+            f"certificate ({_ssl_reason(exc)})"
+        ) from None
+    if cert and key:
+        try:
+            context.load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            reason = _ssl_reason(exc)
+            if "KEY_VALUES_MISMATCH" in reason or not key_matches(cert, key):
+                raise ConnectionFailed(
+                    f"the TLS key {key}{settings.from_where('tls_key')} does not belong to the "
+                    f"TLS certificate {cert}{settings.from_where('tls_cert')}"
+                ) from None
+            raise ConnectionFailed(
+                f"cannot load the TLS certificate {cert}{settings.from_where('tls_cert')} and "
+                f"key {key}{settings.from_where('tls_key')}: {reason}"
+            ) from None
     return context
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    """An ``ssl``/``OSError`` as a short reason (OpenSSL's code name when it has one)."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def key_matches(cert: str, key: str) -> bool:
+    """Whether the private key in ``key`` belongs to the certificate in ``cert`` (``True`` when
+    either cannot be read: then that is the problem to report)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        with open(cert, "rb") as handle:
+            public = x509.load_pem_x509_certificate(handle.read()).public_key()
+        with open(key, "rb") as handle:
+            private = serialization.load_pem_private_key(handle.read(), password=None)
+    except (OSError, ValueError, TypeError):
+        return True
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return bool(public.public_bytes(der, spki) == private.public_key().public_bytes(der, spki))
+
+
+def check_validity(path: str, source: str = "") -> None:
+    """A one-line ``ConnectionFailed`` when the (first) certificate in ``path`` has expired or
+    is not valid yet: the server would refuse it with a less clear TLS alert. A file that is not
+    a PEM certificate is left to the TLS library to report."""
+    from datetime import UTC, datetime
+
+    from cryptography import x509
+
+    try:
+        with open(path, "rb") as handle:
+            certificate = x509.load_pem_x509_certificate(handle.read())
+    except (OSError, ValueError):
+        return
+    now = datetime.now(UTC)
+    if certificate.not_valid_after_utc < now:
+        when = certificate.not_valid_after_utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+        raise ConnectionFailed(f"the TLS certificate {path}{source} expired on {when}")
+    if certificate.not_valid_before_utc > now:
+        when = certificate.not_valid_before_utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+        raise ConnectionFailed(f"the TLS certificate {path}{source} is not valid before {when}")
 
 
 class GuardedClient(Client):
@@ -259,8 +336,9 @@ def explain_failure(exc: BaseException, settings: ConnectionSettings) -> str | N
 def auth_options(settings: ConnectionSettings) -> dict[str, Any]:
     """nats-py's options for the user/password, token, creds file or nkey seed of ``settings``.
 
-    A creds or nkey file that cannot be read, or a missing ``nkeys`` package, is a one-line
-    ``ConnectionFailed`` before anything is sent.
+    A creds or nkey file that cannot be read or is malformed, or a missing ``nkeys`` package, is
+    a one-line ``ConnectionFailed`` before anything is sent; the message names the file and
+    where it was given, never its content.
     """
     options: dict[str, Any] = {}
     if settings.user:
@@ -270,17 +348,112 @@ def auth_options(settings: ConnectionSettings) -> dict[str, Any]:
     if settings.token:
         options["token"] = settings.token
     if settings.creds or settings.nkey:
-        for path, flag in ((settings.creds, "--creds"), (settings.nkey, "--nkey")):
+        for path, what, key in (
+            (settings.creds, "creds file", "creds"),
+            (settings.nkey, "nkey file", "nkey"),
+        ):
             if path:
-                check_readable(path, f"{flag} file")
+                check_readable(path, what, settings.from_where(key))
         if importlib.util.find_spec("nkeys") is None:
             flag = "--creds" if settings.creds else "--nkey"
             raise ConnectionFailed(f"{flag} needs the nkeys package: pip install 'nats-py[nkeys]'")
         if settings.creds:
+            check_creds_file(settings.creds, settings.from_where("creds"))
             options["user_credentials"] = settings.creds
         if settings.nkey:
+            check_seed_file(settings.nkey, settings.from_where("nkey"))
             options["nkeys_seed"] = settings.nkey
     return options
+
+
+#: The line before the user JWT, and the line before the user's nkey seed, in a creds file.
+_JWT_MARK = b"BEGIN NATS USER JWT"
+_SEED_MARK = b"BEGIN USER NKEY SEED"
+
+
+def check_creds_file(path: str, source: str = "") -> None:
+    """A one-line ``ConnectionFailed`` unless ``path`` is a creds file nats-py can use: a user
+    JWT on the line after ``BEGIN NATS USER JWT`` and a valid user nkey seed on the line after
+    ``BEGIN USER NKEY SEED``, read as nats-py reads them. (nats-py itself, given a file without
+    the JWT line, loops forever.) Nothing of the file's content is ever shown."""
+    lines = _read_lines(path, "creds file", source)
+    problem = _creds_problem(lines)
+    if problem:
+        raise ConnectionFailed(f"the creds file {path}{source} is malformed: {problem}")
+
+
+def _creds_problem(lines: list[bytes]) -> str | None:
+    jwt = _line_after(lines, _JWT_MARK)
+    if jwt is None:
+        return "it has no user JWT (no line 'BEGIN NATS USER JWT' followed by the JWT)"
+    parts = jwt.strip().split(b".")
+    if len(parts) != 3 or not all(parts) or not _claims_of(parts[1]):
+        return "the text after 'BEGIN NATS USER JWT' is not a JWT"
+    seed = _line_after(lines, _SEED_MARK)
+    if seed is None:
+        return "it has no user nkey seed (no line 'BEGIN USER NKEY SEED' followed by the seed)"
+    # nats-py takes the seed line without its last character (the newline).
+    return _seed_problem(bytearray(seed[:-1]))
+
+
+def check_seed_file(path: str, source: str = "") -> None:
+    """A one-line ``ConnectionFailed`` unless ``path`` holds a user nkey seed (the whole file,
+    stripped, as nats-py reads it). The seed is never shown."""
+    try:
+        with open(path, "rb") as handle:
+            seed = bytearray(handle.read().strip())
+    except OSError as exc:
+        raise ConnectionFailed(
+            f"cannot read nkey file {path}{source}: {exc.strerror or exc}"
+        ) from None
+    problem = _seed_problem(seed)
+    if problem:
+        raise ConnectionFailed(f"the nkey file {path}{source} is malformed: {problem}")
+
+
+def _read_lines(path: str, what: str, source: str) -> list[bytes]:
+    try:
+        with open(path, "rb") as handle:
+            return handle.readlines()
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ConnectionFailed(f"cannot read {what} {path}{source}: {reason}") from None
+
+
+def _line_after(lines: list[bytes], mark: bytes) -> bytes | None:
+    for index, line in enumerate(lines):
+        if mark in line:
+            following = lines[index + 1] if index + 1 < len(lines) else b""
+            return following if following.strip() else None
+    return None
+
+
+def _claims_of(payload: bytes) -> dict[str, Any] | None:
+    """The claims of a JWT's middle part, or ``None`` when it is not base64url JSON."""
+    import base64
+    import binascii
+
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def _seed_problem(seed: bytearray) -> str | None:
+    """Why ``seed`` is not a user nkey seed, or ``None``. The seed is wiped afterwards."""
+    import nkeys  # type: ignore[import-untyped]
+
+    try:
+        nkeys.from_seed(seed).wipe()
+        prefix, _raw = nkeys.decode_seed(seed)
+    except Exception:
+        return "it does not hold a valid nkey seed"
+    finally:
+        seed[:] = b"\0" * len(seed)
+    if prefix != nkeys.PREFIX_BYTE_USER:
+        return "its nkey seed is not a user's seed (a user seed starts with SU)"
+    return None
 
 
 class ConnectionEvents:
@@ -341,12 +514,22 @@ async def connect(
     """Open a connection (TLS and authentication from ``settings``), bounded by ``limit`` seconds.
 
     ``connect_timeout`` bounds each attempt; nats-py can otherwise wait forever on some failures
-    (a TLS handshake the server drops). Any failure is one ``ConnectionFailed`` line.
+    (a TLS handshake the server drops). Any failure is one ``ConnectionFailed`` line. With one
+    server URL, a refusal that another attempt would only repeat (see :func:`is_permanent`) ends
+    the first connection at once, as the ``nats`` CLI's does, instead of after ``limit``.
     """
+    single = len(settings.servers()) == 1
+    refused: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    async def on_error(exc: Exception) -> None:
+        await events.on_error(exc)
+        if single and not refused.done() and is_permanent(exc):
+            refused.set_result(exc)
+
     options: dict[str, Any] = {
         "servers": settings.servers(),
         "name": name,
-        "error_cb": events.on_error,
+        "error_cb": on_error,
         "disconnected_cb": events.on_disconnect,
         "reconnected_cb": events.on_reconnect,
         "closed_cb": events.on_closed,
@@ -358,8 +541,18 @@ async def connect(
     options.update(auth_options(settings))
     if settings.inbox_prefix:
         options["inbox_prefix"] = settings.inbox_prefix
+    attempt = asyncio.ensure_future(open_client(settings, options))
+    handed_over = False
     try:
-        return await asyncio.wait_for(open_client(settings, options), limit)
+        either: set[asyncio.Future[Any]] = {attempt, refused}
+        done, _ = await asyncio.wait(either, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        if attempt in done:
+            client = attempt.result()
+            handed_over = True
+            return client
+        if refused in done:
+            raise ConnectionFailed(connect_error_line(refused.result(), events, settings))
+        raise TimeoutError
     except ConnectionFailed:
         raise
     except TimeoutError as exc:
@@ -367,6 +560,29 @@ async def connect(
         raise ConnectionFailed(connect_error_line(cause, events, settings)) from None
     except Exception as exc:
         raise ConnectionFailed(connect_error_line(exc, events, settings)) from None
+    finally:
+        if not attempt.done():
+            attempt.cancel()
+            await asyncio.wait({attempt}, timeout=_ABANDON_WAIT * 2)
+        # An attempt given up on (refused, or too late): its error is nobody's, and a connection
+        # it made after all is closed.
+        given_up = attempt.done() and not attempt.cancelled() and not handed_over
+        if given_up and attempt.exception() is None:
+            await close_quietly(attempt.result())
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether another attempt at the same server would fail the same way: a server certificate
+    we do not trust, a client certificate the server does not accept, or credentials it
+    refuses."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return True
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or ""
+        return "ALERT" in reason and ("CERTIFICATE" in reason or "_CA" in reason)
+    return isinstance(exc, nats_errors.AuthorizationError) or (
+        "authorization violation" in str(exc).lower()
+    )
 
 
 async def close_quietly(nc: Client, *, drain: bool = False) -> None:
@@ -393,16 +609,20 @@ def connect_error_line(
     cause: BaseException = exc
     if isinstance(exc, nats_errors.NoServersError) and events.last_error is not None:
         cause = events.last_error
+    # A certificate either side refused explains the lost connections that came with it.
+    refusals = [e for e in events.errors if isinstance(e, ssl.SSLError) and is_permanent(e)]
+    if refusals and not isinstance(cause, ssl.SSLError):
+        cause = refusals[-1]
     for seen in (*events.errors, exc):
         if isinstance(seen, nats_errors.AuthorizationError) or "authorization violation" in (
             str(seen).lower()
         ):
-            return AUTH_HINT
+            return refused_line(settings)
     text = str(cause).lower()
     if isinstance(cause, nats_errors.AuthorizationError) or "authorization violation" in text:
-        return AUTH_HINT
+        return refused_line(settings)
     if "authentication" in text or "user authentication" in text:
-        return AUTH_HINT
+        return refused_line(settings)
     if isinstance(cause, ConnectionRefusedError) or (
         isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
     ):
@@ -413,15 +633,74 @@ def connect_error_line(
     if explained is not None:
         return scrub(explained, settings)
     if isinstance(cause, ssl.SSLError):
-        reason = getattr(cause, "verify_message", None) or cause.reason or describe(cause)
-        return scrub(f"TLS handshake with {url} failed: {reason}", settings)
+        return scrub(f"TLS handshake with {url} failed: {tls_failure(cause, settings)}", settings)
     if isinstance(cause, nats_errors.SecureConnRequiredError):
         return f"{url} requires TLS: use a tls:// URL or --tls-ca"
     if isinstance(cause, nats_errors.SecureConnWantedError):
         return f"{url} does not offer TLS but TLS was requested"
     if isinstance(cause, OSError):
-        return scrub(f"cannot connect to {url}: {cause.strerror or describe(cause)}", settings)
+        text = f"cannot connect to {url}: {cause.strerror or describe(cause)}"
+        if settings.tls_requested_by() and not settings.tls_cert:
+            # TLS 1.3: a server that wants a client certificate says so after the handshake,
+            # and the alert can lose the race with the client's first write.
+            text += " (if the server requires a client certificate, use --tls-cert and --tls-key)"
+        return scrub(text, settings)
     return scrub(f"cannot connect to {url}: {describe(cause)}", settings)
+
+
+#: OpenSSL's verification codes for a server certificate no trusted CA signed.
+_UNTRUSTED = frozenset({2, 18, 19, 20, 21})
+#: OpenSSL's verification code for an expired certificate.
+_EXPIRED = 10
+
+
+def tls_failure(exc: ssl.SSLError, settings: ConnectionSettings) -> str:
+    """Why a TLS handshake failed: the server's certificate (not signed by the given CA,
+    expired) or ours (missing, refused by the server), else OpenSSL's words."""
+    verify = getattr(exc, "verify_message", None)
+    if isinstance(exc, ssl.SSLCertVerificationError) and verify:
+        code = getattr(exc, "verify_code", None)
+        if code == _EXPIRED:
+            return "the server's certificate has expired"
+        if code in _UNTRUSTED and settings.tls_ca:
+            return (
+                f"the server's certificate is not signed by the CA in {settings.tls_ca}"
+                f"{settings.from_where('tls_ca')}: {verify}"
+            )
+        return str(verify)
+    reason = exc.reason or describe(exc)
+    if "CERTIFICATE_REQUIRED" in reason:
+        return f"the server requires a client certificate ({reason}): use --tls-cert and --tls-key"
+    if settings.tls_cert and "ALERT" in reason and ("CERTIFICATE" in reason or "_CA" in reason):
+        return (
+            f"the server refused the client certificate {settings.tls_cert}"
+            f"{settings.from_where('tls_cert')}: {reason}"
+        )
+    return str(reason)
+
+
+def refused_line(settings: ConnectionSettings) -> str:
+    """The server refused to authenticate us: which credentials it refused and where they were
+    given, without a secret."""
+    if settings.creds:
+        what = f"the credentials in {settings.creds}{settings.from_where('creds')}"
+    elif settings.nkey:
+        what = f"the nkey in {settings.nkey}{settings.from_where('nkey')}"
+    elif settings.user and settings.password:
+        what = f"user {settings.user!r} with the password{settings.from_where('password')}"
+    elif settings.user:
+        what = f"user {settings.user!r}{settings.from_where('user')} without a password"
+    elif settings.token:
+        what = f"the token{settings.from_where('token')}"
+    elif settings.url_has_userinfo():
+        what = "the user or token in the server URL"
+    else:
+        return (
+            "authorization violation: the server wants credentials and none were given "
+            "(--user/--password, --token, --creds or --nkey, or NATS_USER/NATS_PASSWORD, "
+            "NATS_TOKEN, NATS_CREDS or NATS_NKEY)"
+        )
+    return f"authorization violation: the server refused {what}"
 
 
 def no_jetstream_line(settings: ConnectionSettings, detail: str | None = None) -> str:

@@ -99,33 +99,65 @@ def handle_broken_pipe() -> None:
 
 
 def connection_options(func: F) -> F:
-    """Add the ``nats`` CLI connection options; the command receives ``settings``."""
+    """Add the ``nats`` CLI connection options; the command receives ``settings``.
+
+    Options win over an environment's ``connection:`` block, which wins over the ``NATS_*``
+    variables, which win over the ``nats`` context (``--context`` or ``NATS_CONTEXT``); see
+    ``connection.resolve_settings``. The ``nats`` CLI's spellings of the TLS options
+    (``--tlscert``, ``--tlskey``, ``--tlsca``, ``--tlsfirst``) are accepted too.
+    """
     options = [
         click.option(
             "-s", "--server", "url", type=SERVER_URL, metavar="URL", help="NATS URL (env NATS_URL)."
         ),
-        click.option("--creds", metavar="FILE", help="User credentials file (JWT + nkey)."),
-        click.option("--nkey", metavar="FILE", help="NKey seed file."),
-        click.option("--user", metavar="USER", help="Username."),
-        click.option("--password", metavar="PASSWORD", help="Password."),
-        click.option("--token", metavar="TOKEN", help="Authentication token."),
-        click.option("--tls-cert", metavar="FILE", help="Client TLS certificate."),
-        click.option("--tls-key", metavar="FILE", help="Client TLS private key."),
-        click.option("--tls-ca", metavar="FILE", help="CA certificate to verify the server."),
+        click.option(
+            "--creds", metavar="FILE", help="User credentials file (JWT + nkey; env NATS_CREDS)."
+        ),
+        click.option("--nkey", metavar="FILE", help="NKey seed file (env NATS_NKEY)."),
+        click.option(
+            "--user", metavar="USER", help="Username, or a token without password (env NATS_USER)."
+        ),
+        click.option("--password", metavar="PASSWORD", help="Password (env NATS_PASSWORD)."),
+        click.option("--token", metavar="TOKEN", help="Authentication token (env NATS_TOKEN)."),
+        click.option(
+            "--tls-cert",
+            "--tlscert",
+            "tls_cert",
+            metavar="FILE",
+            help="Client TLS certificate (env NATS_CERT).",
+        ),
+        click.option(
+            "--tls-key",
+            "--tlskey",
+            "tls_key",
+            metavar="FILE",
+            help="Client TLS private key (env NATS_KEY).",
+        ),
+        click.option(
+            "--tls-ca",
+            "--tlsca",
+            "tls_ca",
+            metavar="FILE",
+            help="CA to verify the server with (env NATS_CA).",
+        ),
         click.option(
             "--tls-first",
+            "--tlsfirst",
+            "tls_first",
             is_flag=True,
             default=None,
             help="TLS handshake before the server's greeting (server handshake_first).",
         ),
-        click.option("--context", "context_name", metavar="NAME", help="nats CLI context."),
+        click.option(
+            "--context", "context_name", metavar="NAME", help="nats CLI context (env NATS_CONTEXT)."
+        ),
         click.option("--js-domain", metavar="DOMAIN", help="JetStream domain."),
         click.option(
             "--timeout",
-            type=TIMEOUT,
+            callback=_connection_timeout,
             default=None,
-            metavar="SECONDS",
-            help="Request timeout in seconds (default 5).",
+            metavar="DURATION",
+            help="Request timeout: 5s, 500ms or seconds (env NATS_TIMEOUT; default 5s).",
         ),
     ]
 
@@ -150,13 +182,18 @@ def connection_options(func: F) -> F:
         context = raw.pop("context_name")
         url = raw.pop("url")
         environment = None
-        if kwargs.get("env_name"):  # the environment file's connection: block
+        env_name = kwargs.get("env_name")
+        if env_name:  # the environment file's connection: block
             from jelmore_infra.topology.load import environment_connection
 
             directory = kwargs.get("topology_dir") or "topology"
-            environment = environment_connection(directory, kwargs["env_name"])
+            environment = environment_connection(directory, env_name)
         kwargs["settings"] = resolve_settings(
-            url=url, context=context, environment=environment, **raw
+            url=url,
+            context=context,
+            environment=environment,
+            environment_name=env_name,
+            **raw,
         )
         check_resolved_url(kwargs["settings"], url, context)
         return func(*args, **kwargs)
@@ -164,6 +201,19 @@ def connection_options(func: F) -> F:
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper  # type: ignore[return-value]
+
+
+def _connection_timeout(ctx: click.Context, param: click.Parameter, value: Any) -> float | None:
+    """``--timeout``: a duration (``5s``, ``500ms``, as the ``nats`` CLI takes it) or seconds."""
+    if value is None:
+        return None
+    from jelmore_infra.connection import parse_timeout
+    from jelmore_infra.errors import JelmoreError
+
+    try:
+        return parse_timeout(str(value), "--timeout")
+    except JelmoreError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--timeout: "), ctx, param) from None
 
 
 __all__ = [
@@ -411,7 +461,9 @@ def check_resolved_url(
         return  # checked by the option's type
     problem = server_url_problem(settings.url)
     if problem:
-        where = f"the nats context {context!r} or NATS_URL" if context else "NATS_URL"
+        where = settings.source_of("url") or (
+            f"the nats context {context!r} or NATS_URL" if context else "NATS_URL"
+        )
         raise click.UsageError(
             f"{mask_url(settings.url)!r} (from {where}) is not a usable server URL: {problem}"
         )

@@ -1,11 +1,16 @@
 """Runtime settings: where the shared connection goes and which subject prefix events use.
 
 Values come from ``configure(...)`` / ``Runtime(...)`` arguments first, then the environment
-(``NATS_URL``, ``NATS_SUBJECT_PREFIX``, ``NATS_CLIENT_ID``), then defaults. Authentication and TLS
-come from a ``ConnectionSettings`` (the same object the CLI builds from its ``nats``-style options,
-TLS-first included); without one, it is resolved from the environment exactly as the CLI resolves
-it (``connection.resolve_settings``: ``NATS_URL`` and the ``nats`` CLI's ``NATS_CA``,
-``NATS_CERT`` and ``NATS_KEY``; no other variable is read).
+(``NATS_URL``, ``NATS_SUBJECT_PREFIX``, ``NATS_CLIENT_ID``), then defaults. Authentication, TLS
+and the request timeout come from a ``ConnectionSettings`` (the same object the CLI builds from
+its ``nats``-style options, TLS-first included): given as ``connection=``, it replaces what the
+environment says; without one, it is resolved from the environment exactly as the CLI resolves it
+(``connection.resolve_settings``): the ``nats`` CLI's variables ``NATS_URL``, ``NATS_USER``,
+``NATS_PASSWORD``, ``NATS_TOKEN``, ``NATS_CREDS``, ``NATS_NKEY``, ``NATS_CERT``, ``NATS_KEY``,
+``NATS_CA`` and ``NATS_TIMEOUT`` over the ``nats`` context named by ``NATS_CONTEXT``, with a
+``url=`` argument over all of them. To override only some of them, build the settings with
+``resolve_settings(creds=..., ...)`` (it reads the rest from the environment) and pass them as
+``connection=``.
 A ``tls://`` URL or any TLS setting makes TLS mandatory: the connection is refused, never made in
 plain text. Secrets stay inside that object and are never logged.
 
@@ -92,8 +97,9 @@ def from_env(
     sensitive_event_types: Iterable[str] | Callable[[str], bool] | None = None,
 ) -> RuntimeSettings:
     """Build settings: explicit values win over ``NATS_*`` (and ``JELMORE_ENCRYPTION_KEYS``)
-    environment variables and defaults. ``encryption_keys`` as a string is read like that
-    variable; ``KeyConfigError`` when malformed."""
+    environment variables, the ``nats`` context (``NATS_CONTEXT``) and defaults; ``connection``
+    replaces every connection setting of the environment. ``encryption_keys`` as a string is read
+    like that variable; ``KeyConfigError`` when malformed."""
     environ = os.environ if env is None else env
     if connection is None:
         conn = resolve_settings(url=url, env=environ)

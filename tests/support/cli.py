@@ -10,6 +10,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TOPOLOGY = REPO / "topology"
+#: The nats CLI's connection variables, which the CLI reads.
+CONNECTION_VARIABLES = (
+    "NATS_URL",
+    "NATS_USER",
+    "NATS_PASSWORD",
+    "NATS_TOKEN",
+    "NATS_CREDS",
+    "NATS_NKEY",
+    "NATS_CERT",
+    "NATS_KEY",
+    "NATS_CA",
+    "NATS_TIMEOUT",
+    "NATS_CONTEXT",
+)
 
 
 def run_cli(
@@ -20,7 +34,9 @@ def run_cli(
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
-    full_env.pop("NATS_URL", None) if env is None or "NATS_URL" not in env else None
+    for var in CONNECTION_VARIABLES:  # the caller's shell must not pick a server or credentials
+        if env is None or var not in env:
+            full_env.pop(var, None)
     return subprocess.run(
         [sys.executable, "-m", "jelmore_infra", *args],
         capture_output=True,
