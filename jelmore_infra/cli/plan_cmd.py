@@ -31,6 +31,8 @@ TARGET_OPTION = click.option(
 
 def check_targets(targets: tuple[str, ...]) -> None:
     """Refuse a ``--target`` that is not the address of a kind jelmore-infra plans."""
+    if not targets:
+        return  # (and nothing to import)
     from jelmore_infra.address import AddressError, parse
     from jelmore_infra.kinds import TARGET_KEYWORDS
 
@@ -104,17 +106,20 @@ def plan(
     check_targets(targets)
     short_lived()
     from jelmore_infra.live.ahead import ReadAhead
-    from jelmore_infra.planfile import KEY_ENV, plan_key, write_plan_file
-    from jelmore_infra.topology import load_topology
     from jelmore_infra.workflow import plan_from, target_streams
 
     # The live read runs in a child process while the topology loads (a topology error wins).
+    # The child starts before the loader is imported: it needs none of it.
     with ReadAhead(settings, target_streams(targets)) as ahead:
+        from jelmore_infra.topology import load_topology
+
         topology = load_topology(topology_dir)
         live = ahead.result()
     result = plan_from(topology, live, targets)
     print_plan(ctx, result, as_json=as_json, markdown=markdown)
     if out:
+        from jelmore_infra.planfile import KEY_ENV, plan_key, write_plan_file
+
         write_plan_file(out, result)
         if not as_json:
             signed = f" (signed with {KEY_ENV})" if plan_key() is not None else ""
