@@ -360,6 +360,26 @@ async def apply_plan(
     gate = asyncio.Semaphore(max(1, concurrency))
     #: Position of a created or updated resource's change → the config the server replied with.
     replies: dict[int, dict[str, Any]] = {}
+    #: The replied configs by resource address, and the convergence problems of each change
+    #: already compared with its reply (while the server still works on other steps).
+    replied_at: dict[Address, dict[str, Any]] = {}
+    compared: dict[str, list[str]] = {}
+    version = parse_version(api.identity.version)
+
+    def compare_reply(change: ResourceChange, config: dict[str, Any]) -> None:
+        """Check a change against its reply now when its parent (if any) has replied; what
+        is not compared here (or fails) :func:`check_convergence` compares at the end."""
+        try:
+            kind = _kind(change)
+            address = kind.address_of(change)
+            replied_at[address] = config
+            parent = kind.parent_of(address)
+            if parent is not None and parent not in replied_at:
+                return
+            parent_config = dict(replied_at[parent]) if parent is not None else None
+            compared[change.address] = _reply_problems(kind, change, config, parent_config, version)
+        except Exception:
+            compared.pop(change.address, None)
 
     async def run(change: ResourceChange) -> None:
         nonlocal failed, lock_lost
@@ -394,6 +414,7 @@ async def apply_plan(
             config = recorder.result_config()
             if config is not None and change.action is not Action.DELETE:
                 replies[position[id(change)]] = config
+                compare_reply(change, config)
             hooks.on_step_done(change, None)
 
     for phase in phases(changes):
@@ -412,7 +433,7 @@ async def apply_plan(
     )
     if not failed:
         replied = {changes[n].address: config for n, config in replies.items()}
-        result.convergence_errors = await check_convergence(api, plan, replied)
+        result.convergence_errors = await check_convergence(api, plan, replied, compared)
     return result
 
 
@@ -481,8 +502,40 @@ def _keep_resumed_position(
     return keep_resumed_position(planned, got)
 
 
+def _reply_problems(
+    kind: ResourceKind,
+    change: ResourceChange,
+    replied: Mapping[str, Any],
+    parent_config: dict[str, Any] | None,
+    version: tuple[int, int, int],
+) -> list[str]:
+    """Each field of ``change`` its create or update reply (``replied``, the resulting config)
+    does not have as planned; ``parent_config``: its parent's reply (a consumer's stream's)."""
+    assert change.after is not None
+    planned = _keep_resumed_position(kind, change.after, replied)
+    want = kind.normalize_config(planned, version, parent_config)
+    got = kind.normalize_config(replied, version, parent_config)
+    return _differences(change, want, got)
+
+
+def _differences(
+    change: ResourceChange, want: Mapping[str, Any], got: Mapping[str, Any]
+) -> list[str]:
+    if want == got:
+        return []
+    return [
+        f"server did not apply {change.address} {key}: "
+        f"planned {want.get(key)!r}, server has {got.get(key)!r}"
+        for key in sorted(set(want) | set(got))
+        if want.get(key) != got.get(key)
+    ]
+
+
 async def check_convergence(
-    api: JetStreamAPI, plan: Plan, replies: Mapping[str, Mapping[str, Any]] | None = None
+    api: JetStreamAPI,
+    plan: Plan,
+    replies: Mapping[str, Mapping[str, Any]] | None = None,
+    compared: Mapping[str, list[str]] | None = None,
 ) -> list[str]:
     """Name each field of the plan's changes the server did not apply.
 
@@ -490,12 +543,15 @@ async def check_convergence(
     resulting config). Such a change is checked against its reply, with its parent's reply when
     it has a parent (a consumer's stream); every other change (deletes, changes without a reply,
     children of resources this apply did not touch) is read back from the server.
+    ``compared``: change address → its problems, for changes :func:`apply_plan` already checked
+    against their replies (and their parents' replies) while other steps were under way.
     """
     from jelmore_infra.live.read import read_live
 
     if not plan.changes:
         return []
     replies = replies or {}
+    compared = compared or {}
     version = parse_version(api.identity.version)
     by_address: dict[Address, Mapping[str, Any]] = {}
     for change in plan.changes:
@@ -517,34 +573,28 @@ async def check_convergence(
         kind = _kind(change)
         address = kind.address_of(change)
         if index is None or from_reply(change):
-            parent = kind.parent_of(address)
-            parent_config = dict(by_address[parent]) if parent is not None else None
-            assert change.after is not None
-            replied = replies[change.address]
-            planned = _keep_resumed_position(kind, change.after, replied)
-            want = kind.normalize_config(planned, version, parent_config)
-            got = kind.normalize_config(replied, version, parent_config)
-        else:
-            got_config = index.config(address)
-            if change.action is Action.DELETE:
-                if got_config is not None:
-                    problems.append(f"server did not apply {change.address}: it still exists")
-                continue
-            if got_config is None:
-                problems.append(f"server did not apply {change.address}: it does not exist")
-                continue
-            assert change.after is not None
-            planned = _keep_resumed_position(kind, change.after, got_config)
-            want = index.normalize(kind, address, planned)
-            got = index.normalize(kind, address, got_config)
-        if want == got:
-            continue
-        for key in sorted(set(want) | set(got)):
-            if want.get(key) != got.get(key):
-                problems.append(
-                    f"server did not apply {change.address} {key}: "
-                    f"planned {want.get(key)!r}, server has {got.get(key)!r}"
+            done = compared.get(change.address)
+            if done is None:
+                parent = kind.parent_of(address)
+                parent_config = dict(by_address[parent]) if parent is not None else None
+                done = _reply_problems(
+                    kind, change, replies[change.address], parent_config, version
                 )
+            problems.extend(done)
+            continue
+        got_config = index.config(address)
+        if change.action is Action.DELETE:
+            if got_config is not None:
+                problems.append(f"server did not apply {change.address}: it still exists")
+            continue
+        if got_config is None:
+            problems.append(f"server did not apply {change.address}: it does not exist")
+            continue
+        assert change.after is not None
+        planned = _keep_resumed_position(kind, change.after, got_config)
+        want = index.normalize(kind, address, planned)
+        got = index.normalize(kind, address, got_config)
+        problems.extend(_differences(change, want, got))
     return problems
 
 
