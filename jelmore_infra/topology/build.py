@@ -5,7 +5,8 @@ JetStream wire form, with where each was written. This module turns drafts into
 :class:`~jelmore_infra.model.StreamSpec` / :class:`~jelmore_infra.model.ConsumerSpec`: it adds the
 name, the ``jelmore.managed-by`` ownership marker and a consumer group's runtime settings
 (``jelmore.retry-delays``, ``jelmore.dead-letter-*``) to ``metadata``. It never fills in server
-defaults (the normaliser does that). Pure: no I/O.
+defaults (the normaliser does that). A spec takes over its draft's ``locations`` (drafts are
+not used after they are built). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def build_stream(draft: StreamDraft) -> StreamSpec:
     user_meta = draft.config.get("metadata") or {}
     config["metadata"] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE, **user_meta}
     return StreamSpec(
-        draft.name, config, draft.location, dict(draft.locations), draft.replace_strategy
+        draft.name, config, draft.location, draft.locations, draft.replace_strategy
     )
 
 
@@ -80,7 +81,7 @@ def build_consumer(draft: GroupDraft) -> ConsumerSpec:
         **user_meta,
         **group_metadata(draft),
     }
-    return ConsumerSpec(draft.stream, draft.name, config, draft.location, dict(draft.locations))
+    return ConsumerSpec(draft.stream, draft.name, config, draft.location, draft.locations)
 
 
 def build_bucket(draft: StreamDraft) -> BucketSpec:
@@ -89,7 +90,7 @@ def build_bucket(draft: StreamDraft) -> BucketSpec:
     user_meta = draft.config.get("metadata") or {}
     config["metadata"] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE, **user_meta}
     return BucketSpec(
-        draft.name, config, draft.location, dict(draft.locations), draft.replace_strategy
+        draft.name, config, draft.location, draft.locations, draft.replace_strategy
     )
 
 
