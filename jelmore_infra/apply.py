@@ -553,29 +553,31 @@ async def check_convergence(
     replies = replies or {}
     compared = compared or {}
     version = parse_version(api.identity.version)
-    by_address: dict[Address, Mapping[str, Any]] = {}
+    # Each change with its kind, its address and its parent's address (looked up once).
+    located = []
     for change in plan.changes:
-        if change.address in replies:
-            by_address[_kind(change).address_of(change)] = replies[change.address]
-
-    def from_reply(change: ResourceChange) -> bool:
         kind = _kind(change)
-        parent = kind.parent_of(kind.address_of(change))
+        address = kind.address_of(change)
+        located.append((change, kind, address, kind.parent_of(address)))
+    by_address: dict[Address, Mapping[str, Any]] = {
+        address: replies[change.address]
+        for change, _, address, _ in located
+        if change.address in replies
+    }
+
+    def from_reply(change: ResourceChange, parent: Address | None) -> bool:
         return change.address in replies and (parent is None or parent in by_address)
 
-    unreplied = [c for c in plan.changes if not from_reply(c)]
+    unreplied = [c for c, _, _, parent in located if not from_reply(c, parent)]
     index: _LiveIndex | None = None
     if unreplied:
         live = await read_live(api, streams={c.stream for c in unreplied})
         index = _LiveIndex(replace(live, server=api.identity))
     problems: list[str] = []
-    for change in plan.changes:
-        kind = _kind(change)
-        address = kind.address_of(change)
-        if index is None or from_reply(change):
+    for change, kind, address, parent in located:
+        if index is None or from_reply(change, parent):
             done = compared.get(change.address)
             if done is None:
-                parent = kind.parent_of(address)
                 parent_config = dict(by_address[parent]) if parent is not None else None
                 done = _reply_problems(
                     kind, change, replies[change.address], parent_config, version
