@@ -444,7 +444,7 @@ def _wire_fields(table: Mapping[str, F.Field], version: Version) -> tuple[_WireF
 
 def _deep_copy(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: _deep_copy(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else _deep_copy(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
+        return [v if type(v) in _SCALARS else _deep_copy(v) for v in value]
     return value
