@@ -404,23 +404,53 @@ def wire_config(
     if table is None:
         is_consumer = "durable_name" in normalized or "ack_policy" in normalized
         table = F.CONSUMER_FIELD_MAP if is_consumer else F.STREAM_FIELD_MAP
-    out: dict[str, Any] = {}
-    for name, is_bool, is_metadata in _wire_fields(table, version):
-        value = normalized.get(name, _ABSENT)
-        if value is _ABSENT:
-            if is_bool:
-                out[name] = False
-            continue
+    template, present, metadata = _wire_shape(table, version, tuple(normalized))
+    out = template.copy()  # every key in table order: absent booleans false, the rest filled in
+    for name in present:
+        value = normalized[name]
         if type(value) in _SCALARS:
             out[name] = value
             continue
-        if is_metadata and isinstance(value, Mapping):
+        if name in metadata and isinstance(value, Mapping):
             value = {k: v for k, v in value.items() if not str(k).startswith(SERVER_META_PREFIX)}
         out[name] = _deep_copy(value)
     return out
 
 
-_ABSENT = object()
+#: What :func:`wire_config` makes of a config with given keys: the output's keys in table order
+#: (absent booleans already ``False``), the keys taken from the config, which are metadata.
+_WireShape = tuple[dict[str, Any], tuple[str, ...], frozenset[str]]
+#: (table id, version, the config's keys) → (the table, the shape); at most _WIRE_SHAPES_KEPT.
+_WIRE_SHAPES: dict[tuple[int, Version, tuple[str, ...]], tuple[Mapping[str, F.Field], _WireShape]]
+_WIRE_SHAPES = {}
+_WIRE_SHAPES_KEPT = 512
+
+
+def _wire_shape(
+    table: Mapping[str, F.Field], version: Version, keys: tuple[str, ...]
+) -> _WireShape:
+    """The shape of the wire config of a config with ``keys`` (configs share a few shapes)."""
+    cache_key = (id(table), version, keys)
+    cached = _WIRE_SHAPES.get(cache_key)
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    given = set(keys)
+    template: dict[str, Any] = {}
+    metadata: set[str] = set()
+    for name, is_bool, is_metadata in _wire_fields(table, version):
+        if name in given:
+            template[name] = None  # replaced by the config's value
+            if is_metadata:
+                metadata.add(name)
+        elif is_bool:
+            template[name] = False
+    shape = (template, tuple(n for n in template if n in given), frozenset(metadata))
+    if len(_WIRE_SHAPES) >= _WIRE_SHAPES_KEPT:
+        _WIRE_SHAPES.clear()
+    _WIRE_SHAPES[cache_key] = (table, shape)
+    return shape
+
+
 #: A field apply sends: its name, whether it is a boolean, whether it is metadata.
 _WireField = tuple[str, bool, bool]
 #: (table id, version) → (the table, its wire fields); the table is kept so an id is never reused.
