@@ -17,8 +17,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from jelmore_infra.cli.common import STRICT_BOOL, WAIT, connection_options, short_lived
-from jelmore_infra.cli.plan_cmd import TARGET_OPTION, TOPOLOGY_OPTION, check_targets, print_plan
+from jelmore_infra.cli.common import STRICT_BOOL, WAIT, connection_options
+from jelmore_infra.cli.plan_cmd import (
+    TARGET_OPTION,
+    TOPOLOGY_OPTION,
+    check_targets,
+    print_plan,
+    short_lived_to_the_end,
+)
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import ApplyError, LockError
 
@@ -101,7 +107,7 @@ def apply(
     if planfile and targets:
         raise click.UsageError("--target cannot be combined with a saved plan")
     wait = _lock_timeout(lock_timeout)
-    short_lived()
+    short_lived_to_the_end()
     from jelmore_infra.apply import ApplyHooks, Gates
     from jelmore_infra.planfile import read_plan_file
     from jelmore_infra.workflow import ApplyRequest, run, run_apply, with_api

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 from typing import Any
@@ -27,6 +29,15 @@ TARGET_OPTION = click.option(
     help="Limit to stream.NAME, consumer.STREAM.NAME, kv.NAME or objectstore.NAME (repeatable; a "
     "stream includes its groups).",
 )
+
+
+def short_lived_to_the_end() -> None:
+    """``short_lived()``, and no collection at exit either: the interpreter's teardown would
+    still walk every object the command made once (about 50 ms after a 5,000-resource apply),
+    to free what the operating system frees at once. ``gc.freeze()`` at exit leaves them out
+    of that walk; nothing else about the exit changes (output is flushed, atexit runs)."""
+    short_lived()
+    atexit.register(gc.freeze)
 
 
 def check_targets(targets: tuple[str, ...]) -> None:
@@ -104,7 +115,7 @@ def plan(
     if as_json and markdown:
         raise click.UsageError("choose one of --json and --markdown")
     check_targets(targets)
-    short_lived()
+    short_lived_to_the_end()
     from jelmore_infra.live.ahead import ReadAhead
     from jelmore_infra.workflow import plan_from, target_streams
 
