@@ -30,6 +30,7 @@ All server traffic goes through :class:`jelmore_infra.live.jsapi.JetStreamAPI`.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
@@ -180,9 +181,15 @@ def _describe(exc: BaseException) -> str:
 
 
 def _kind(change: ResourceChange) -> ResourceKind:
+    return _kind_of()(change)
+
+
+@functools.cache
+def _kind_of() -> Callable[[ResourceChange], ResourceKind]:
+    """``jelmore_infra.kinds.kind_of``, imported once when first needed."""
     from jelmore_infra.kinds import kind_of
 
-    return kind_of(change)
+    return kind_of
 
 
 #: "error creating store for stream": the server can report this for a moment right after the
