@@ -66,9 +66,7 @@ def build_stream(draft: StreamDraft) -> StreamSpec:
     config.update(draft.config)
     user_meta = draft.config.get("metadata") or {}
     config["metadata"] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE, **user_meta}
-    return StreamSpec(
-        draft.name, config, draft.location, draft.locations, draft.replace_strategy
-    )
+    return StreamSpec(draft.name, config, draft.location, draft.locations, draft.replace_strategy)
 
 
 def build_consumer(draft: GroupDraft) -> ConsumerSpec:
@@ -89,9 +87,7 @@ def build_bucket(draft: StreamDraft) -> BucketSpec:
     config: JSONDict = dict(draft.config)
     user_meta = draft.config.get("metadata") or {}
     config["metadata"] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE, **user_meta}
-    return BucketSpec(
-        draft.name, config, draft.location, draft.locations, draft.replace_strategy
-    )
+    return BucketSpec(draft.name, config, draft.location, draft.locations, draft.replace_strategy)
 
 
 def build_topology(
