@@ -11,13 +11,56 @@ not used after they are built). Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from jelmore_infra import model
 from jelmore_infra.diagnostics import Location
 from jelmore_infra.model import BucketSpec, ConsumerSpec, JSONDict, StreamSpec, Topology
 from jelmore_infra.units import format_duration
+
+
+class Locations(MutableMapping[str, Location]):
+    """Setting path → where it is written, each place made a :class:`Location` only when it is
+    asked for (a valid topology asks for almost none of its tens of thousands).
+
+    :func:`place` records a located node; a plain assignment records a ``Location``.
+    """
+
+    __slots__ = ("_places",)
+
+    def __init__(self) -> None:
+        self._places: dict[str, Any] = {}
+
+    def __getitem__(self, path: str) -> Location:
+        found = self._places[path]
+        if type(found) is not Location:
+            found = self._places[path] = found.loc
+        return found  # type: ignore[no-any-return]
+
+    def __setitem__(self, path: str, location: Location) -> None:
+        self._places[path] = location
+
+    def __delitem__(self, path: str) -> None:
+        del self._places[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._places)
+
+    def __len__(self) -> int:
+        return len(self._places)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+def place(locations: MutableMapping[str, Location], path: str, node: Any) -> None:
+    """Record that ``path`` is written where the located ``node`` is (see :class:`Locations`)."""
+    if type(locations) is Locations:
+        locations._places[path] = node
+    else:
+        locations[path] = node.loc
 
 
 @dataclass(slots=True)
@@ -27,7 +70,7 @@ class StreamDraft:
     name: str
     location: Location
     config: JSONDict = field(default_factory=dict)
-    locations: dict[str, Location] = field(default_factory=dict)
+    locations: Locations = field(default_factory=Locations)
     #: Every setting written, valid or not (so checks do not complain about a missing one).
     written: set[str] = field(default_factory=set)
     #: ``jelmore.replace_strategy`` (an instruction for apply, never sent to the server).
@@ -42,7 +85,7 @@ class GroupDraft:
     location: Location
     stream: str | None = None
     config: JSONDict = field(default_factory=dict)
-    locations: dict[str, Location] = field(default_factory=dict)
+    locations: Locations = field(default_factory=Locations)
     written: set[str] = field(default_factory=set)
     retry_delays: list[int] | None = None
     dead_letter_stream: str | None = None
@@ -113,10 +156,12 @@ def build_topology(
 
 __all__ = [
     "GroupDraft",
+    "Locations",
     "StreamDraft",
     "build_bucket",
     "build_consumer",
     "build_stream",
     "build_topology",
     "group_metadata",
+    "place",
 ]
