@@ -13,17 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from jelmore_infra import model
 from jelmore_infra.diagnostics import Location
 from jelmore_infra.model import BucketSpec, ConsumerSpec, JSONDict, StreamSpec, Topology
 from jelmore_infra.units import format_duration
 
+_T = TypeVar("_T")
+
 
 class Locations(MutableMapping[str, Location]):
     """Setting path → where it is written, each place made a :class:`Location` only when it is
-    asked for (a valid topology asks for almost none of its tens of thousands).
+    asked for (by a check or a message: most of a large topology's tens of thousands never are).
 
     :func:`place` records a located node; a plain assignment records a ``Location``.
     """
@@ -38,6 +40,21 @@ class Locations(MutableMapping[str, Location]):
         if type(found) is not Location:
             found = self._places[path] = found.loc
         return found  # type: ignore[no-any-return]
+
+    @overload
+    def get(self, path: str, /) -> Location | None: ...
+
+    @overload
+    def get(self, path: str, /, default: Location | _T) -> Location | _T: ...
+
+    def get(self, path: str, /, default: object = None) -> object:
+        # (the checks ask a lot: one call instead of Mapping.get's two and a try)
+        found = self._places.get(path)
+        if found is None:
+            return default
+        if type(found) is not Location:
+            found = self._places[path] = found.loc
+        return found
 
     def __setitem__(self, path: str, location: Location) -> None:
         self._places[path] = location
