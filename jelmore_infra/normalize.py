@@ -17,7 +17,6 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -385,6 +384,8 @@ _CONSUMER_NOT_NEGATIVE = ("max_waiting", "max_expires", "max_bytes", "idle_heart
 
 def fingerprint(config: Mapping[str, Any]) -> str:
     """A stable short digest of a normalised config (``sha256:`` + 16 hex of its canonical JSON)."""
+    import hashlib  # here: a plan shown on a terminal digests nothing (diff/builder.py)
+
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
