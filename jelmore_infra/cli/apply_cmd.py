@@ -109,10 +109,13 @@ def apply(
     wait = _lock_timeout(lock_timeout)
     short_lived_to_the_end()
     from jelmore_infra.apply import ApplyHooks, Gates
-    from jelmore_infra.planfile import read_plan_file
     from jelmore_infra.workflow import ApplyRequest, run, run_apply, with_api
 
-    saved = read_plan_file(planfile) if planfile else None
+    saved = None
+    if planfile:
+        from jelmore_infra.planfile import read_plan_file
+
+        saved = read_plan_file(planfile)
     topology = None
     if saved is None:
         from jelmore_infra.topology import load_topology
