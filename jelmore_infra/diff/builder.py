@@ -47,14 +47,16 @@ class LiveFingerprints(Mapping[str, str | None]):
     (``None``: nothing live), each digest computed when it is first read.
 
     A plan shown on a terminal reads none of them; a saved or JSON plan reads every one. The
-    normalised configs are the builder's and are never changed once recorded.
+    normalised configs are the builder's and are never changed once recorded. Addresses are
+    iterated in sorted order (sorted when first iterated).
     """
 
-    __slots__ = ("_configs", "_digests")
+    __slots__ = ("_configs", "_digests", "_order")
 
     def __init__(self, configs: Mapping[str, Mapping[str, Any] | None]) -> None:
         self._configs = configs
         self._digests: dict[str, str | None] = {}
+        self._order: list[str] | None = None
 
     def __getitem__(self, address: str) -> str | None:
         try:
@@ -67,7 +69,12 @@ class LiveFingerprints(Mapping[str, str | None]):
         return digest
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._configs)
+        if self._order is None:
+            self._order = sorted(self._configs)
+        return iter(self._order)
+
+    def __contains__(self, address: object) -> bool:
+        return address in self._configs
 
     def __len__(self) -> int:
         return len(self._configs)
@@ -427,7 +434,7 @@ class _Builder:
             messages=tuple(self.messages),
             unmanaged=tuple(sorted(self.unmanaged)),
             targets=tuple(self.targets),
-            fingerprints=LiveFingerprints(dict(sorted(self.live_normalized.items()))),
+            fingerprints=LiveFingerprints(self.live_normalized),
         )
 
 
