@@ -158,6 +158,8 @@ def _constructor_fields(cls: type) -> tuple[str, ...] | None:
     dataclass of :mod:`jelmore_infra.model` exactly (``None``: pickle it as usual)."""
     if cls.__module__ != LiveState.__module__ or not dataclasses.is_dataclass(cls):
         return None
+    if hasattr(cls, "__post_init__"):
+        return None  # its constructor may change what it is given
     fields = dataclasses.fields(cls)
     if not all(f.init for f in fields):
         return None
