@@ -11,8 +11,9 @@ overlapped the way ``plan`` runs them (the read in a child process, ``live/ahead
 time left waiting for the child once the load is done. Prints the median of ``--runs`` runs
 per stage. ``--apply`` breaks down an apply from empty instead, each run on a fresh server:
 loading the topology, connecting and taking the apply lock, the live read and diff, rendering the
-plan as an unattended apply does (creates in one line each), executing the steps, the convergence
-check (taken from the create replies) and releasing the lock. `make bench` adds these breakdowns
+plan as an unattended apply does (creates in one line each), executing the steps (each create
+reply is compared with the plan as it arrives), what is left of the convergence check after the
+last step, and releasing the lock. `make bench` adds these breakdowns
 to BENCHMARKS.md; they are not figures.
 """
 
@@ -165,8 +166,8 @@ APPLY_ORDER = (
     "connect + take the apply lock",
     "live read + diff (make_plan)",
     "render (human, brief creates)",
-    "execute the steps",
-    "convergence check (from the replies)",
+    "execute the steps (each reply compared with the plan as it arrives)",
+    "convergence check left after the last step",
     "release the lock + close",
 )
 

@@ -30,6 +30,7 @@ All server traffic goes through :class:`jelmore_infra.live.jsapi.JetStreamAPI`.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
@@ -180,9 +181,15 @@ def _describe(exc: BaseException) -> str:
 
 
 def _kind(change: ResourceChange) -> ResourceKind:
+    return _kind_of()(change)
+
+
+@functools.cache
+def _kind_of() -> Callable[[ResourceChange], ResourceKind]:
+    """``jelmore_infra.kinds.kind_of``, imported once when first needed."""
     from jelmore_infra.kinds import kind_of
 
-    return kind_of(change)
+    return kind_of
 
 
 #: "error creating store for stream": the server can report this for a moment right after the
@@ -360,6 +367,26 @@ async def apply_plan(
     gate = asyncio.Semaphore(max(1, concurrency))
     #: Position of a created or updated resource's change → the config the server replied with.
     replies: dict[int, dict[str, Any]] = {}
+    #: The replied configs by resource address, and the convergence problems of each change
+    #: already compared with its reply (while the server still works on other steps).
+    replied_at: dict[Address, dict[str, Any]] = {}
+    compared: dict[str, list[str]] = {}
+    version = parse_version(api.identity.version)
+
+    def compare_reply(change: ResourceChange, config: dict[str, Any]) -> None:
+        """Check a change against its reply now when its parent (if any) has replied; what
+        is not compared here (or fails) :func:`check_convergence` compares at the end."""
+        try:
+            kind = _kind(change)
+            address = kind.address_of(change)
+            replied_at[address] = config
+            parent = kind.parent_of(address)
+            if parent is not None and parent not in replied_at:
+                return
+            parent_config = dict(replied_at[parent]) if parent is not None else None
+            compared[change.address] = _reply_problems(kind, change, config, parent_config, version)
+        except Exception:
+            compared.pop(change.address, None)
 
     async def run(change: ResourceChange) -> None:
         nonlocal failed, lock_lost
@@ -394,6 +421,7 @@ async def apply_plan(
             config = recorder.result_config()
             if config is not None and change.action is not Action.DELETE:
                 replies[position[id(change)]] = config
+                compare_reply(change, config)
             hooks.on_step_done(change, None)
 
     for phase in phases(changes):
@@ -412,7 +440,7 @@ async def apply_plan(
     )
     if not failed:
         replied = {changes[n].address: config for n, config in replies.items()}
-        result.convergence_errors = await check_convergence(api, plan, replied)
+        result.convergence_errors = await check_convergence(api, plan, replied, compared)
     return result
 
 
@@ -481,8 +509,40 @@ def _keep_resumed_position(
     return keep_resumed_position(planned, got)
 
 
+def _reply_problems(
+    kind: ResourceKind,
+    change: ResourceChange,
+    replied: Mapping[str, Any],
+    parent_config: dict[str, Any] | None,
+    version: tuple[int, int, int],
+) -> list[str]:
+    """Each field of ``change`` its create or update reply (``replied``, the resulting config)
+    does not have as planned; ``parent_config``: its parent's reply (a consumer's stream's)."""
+    assert change.after is not None
+    planned = _keep_resumed_position(kind, change.after, replied)
+    want = kind.normalize_config(planned, version, parent_config)
+    got = kind.normalize_config(replied, version, parent_config)
+    return _differences(change, want, got)
+
+
+def _differences(
+    change: ResourceChange, want: Mapping[str, Any], got: Mapping[str, Any]
+) -> list[str]:
+    if want == got:
+        return []
+    return [
+        f"server did not apply {change.address} {key}: "
+        f"planned {want.get(key)!r}, server has {got.get(key)!r}"
+        for key in sorted(set(want) | set(got))
+        if want.get(key) != got.get(key)
+    ]
+
+
 async def check_convergence(
-    api: JetStreamAPI, plan: Plan, replies: Mapping[str, Mapping[str, Any]] | None = None
+    api: JetStreamAPI,
+    plan: Plan,
+    replies: Mapping[str, Mapping[str, Any]] | None = None,
+    compared: Mapping[str, list[str]] | None = None,
 ) -> list[str]:
     """Name each field of the plan's changes the server did not apply.
 
@@ -490,61 +550,60 @@ async def check_convergence(
     resulting config). Such a change is checked against its reply, with its parent's reply when
     it has a parent (a consumer's stream); every other change (deletes, changes without a reply,
     children of resources this apply did not touch) is read back from the server.
+    ``compared``: change address → its problems, for changes :func:`apply_plan` already checked
+    against their replies (and their parents' replies) while other steps were under way.
     """
     from jelmore_infra.live.read import read_live
 
     if not plan.changes:
         return []
     replies = replies or {}
+    compared = compared or {}
     version = parse_version(api.identity.version)
-    by_address: dict[Address, Mapping[str, Any]] = {}
+    # Each change with its kind, its address and its parent's address (looked up once).
+    located = []
     for change in plan.changes:
-        if change.address in replies:
-            by_address[_kind(change).address_of(change)] = replies[change.address]
-
-    def from_reply(change: ResourceChange) -> bool:
         kind = _kind(change)
-        parent = kind.parent_of(kind.address_of(change))
+        address = kind.address_of(change)
+        located.append((change, kind, address, kind.parent_of(address)))
+    by_address: dict[Address, Mapping[str, Any]] = {
+        address: replies[change.address]
+        for change, _, address, _ in located
+        if change.address in replies
+    }
+
+    def from_reply(change: ResourceChange, parent: Address | None) -> bool:
         return change.address in replies and (parent is None or parent in by_address)
 
-    unreplied = [c for c in plan.changes if not from_reply(c)]
+    unreplied = [c for c, _, _, parent in located if not from_reply(c, parent)]
     index: _LiveIndex | None = None
     if unreplied:
         live = await read_live(api, streams={c.stream for c in unreplied})
         index = _LiveIndex(replace(live, server=api.identity))
     problems: list[str] = []
-    for change in plan.changes:
-        kind = _kind(change)
-        address = kind.address_of(change)
-        if index is None or from_reply(change):
-            parent = kind.parent_of(address)
-            parent_config = dict(by_address[parent]) if parent is not None else None
-            assert change.after is not None
-            replied = replies[change.address]
-            planned = _keep_resumed_position(kind, change.after, replied)
-            want = kind.normalize_config(planned, version, parent_config)
-            got = kind.normalize_config(replied, version, parent_config)
-        else:
-            got_config = index.config(address)
-            if change.action is Action.DELETE:
-                if got_config is not None:
-                    problems.append(f"server did not apply {change.address}: it still exists")
-                continue
-            if got_config is None:
-                problems.append(f"server did not apply {change.address}: it does not exist")
-                continue
-            assert change.after is not None
-            planned = _keep_resumed_position(kind, change.after, got_config)
-            want = index.normalize(kind, address, planned)
-            got = index.normalize(kind, address, got_config)
-        if want == got:
-            continue
-        for key in sorted(set(want) | set(got)):
-            if want.get(key) != got.get(key):
-                problems.append(
-                    f"server did not apply {change.address} {key}: "
-                    f"planned {want.get(key)!r}, server has {got.get(key)!r}"
+    for change, kind, address, parent in located:
+        if index is None or from_reply(change, parent):
+            done = compared.get(change.address)
+            if done is None:
+                parent_config = dict(by_address[parent]) if parent is not None else None
+                done = _reply_problems(
+                    kind, change, replies[change.address], parent_config, version
                 )
+            problems.extend(done)
+            continue
+        got_config = index.config(address)
+        if change.action is Action.DELETE:
+            if got_config is not None:
+                problems.append(f"server did not apply {change.address}: it still exists")
+            continue
+        if got_config is None:
+            problems.append(f"server did not apply {change.address}: it does not exist")
+            continue
+        assert change.after is not None
+        planned = _keep_resumed_position(kind, change.after, got_config)
+        want = index.normalize(kind, address, planned)
+        got = index.normalize(kind, address, got_config)
+        problems.extend(_differences(change, want, got))
     return problems
 
 

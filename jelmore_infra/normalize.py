@@ -17,7 +17,6 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -106,12 +105,7 @@ def _clean(value: Any, field: F.Field | None, version: Version) -> Any:
         return None if _is_empty(value) else value
     kind = field.kind if field else None
     if kind is F.ValueKind.METADATA and isinstance(value, Mapping):
-        meta = {
-            str(k): str(v)
-            for k, v in value.items()
-            if not str(k).startswith(SERVER_META_PREFIX) and v is not None
-        }
-        return dict(sorted(meta.items())) or None
+        return _clean_metadata(value)
     if kind is F.ValueKind.TIME:
         value = canonical_time(value)
     if field is not None and field.sub_fields and isinstance(value, Mapping):
@@ -134,6 +128,21 @@ def _clean(value: Any, field: F.Field | None, version: Version) -> Any:
     if field is not None and _DEFAULT_ENUM_SPELLINGS.get(field.name) == value:
         return None
     return None if _is_empty(value) else value
+
+
+def _clean_metadata(value: Mapping[Any, Any]) -> dict[str, str] | None:
+    """Metadata as text keys to text values, sorted by key, without the server's ``_nats.*``
+    keys and without keys whose value is null; ``None`` when nothing is left."""
+    meta: dict[str, str] = {}
+    for k, v in value.items():
+        if v is None:
+            continue
+        key = k if type(k) is str else str(k)
+        if not key.startswith(SERVER_META_PREFIX):
+            meta[key] = v if type(v) is str else str(v)
+    if len(meta) < 2:
+        return meta or None
+    return dict(sorted(meta.items()))
 
 
 #: id of a field → (the field, its sub-fields by name); the field is kept so an id is never reused.
@@ -164,7 +173,7 @@ def _clean_object(
 
 
 def _limit(value: Any, version: Version) -> Any:
-    if not isinstance(value, int) or isinstance(value, bool):
+    if type(value) is not int and (not isinstance(value, int) or isinstance(value, bool)):
         return value
     if value == 0 or (value < -1 and version >= V_LIMIT_BELOW_MINUS_ONE):
         return -1
@@ -178,49 +187,71 @@ def _int(config: Mapping[str, Any], key: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-#: Per field the version knows: the field, whether it is plain (a scalar field that is not an
-#: object, metadata or a time) and the enum spelling that means its default (or ``None``).
-_TopEntry = tuple[F.Field, bool, str | None]
-_TOP: dict[tuple[int, Version], tuple[Mapping[str, F.Field], dict[str, _TopEntry]]] = {}
+#: Per (field table, version): the plain fields the version knows (scalar fields that are not
+#: objects, metadata or times) with the enum spelling that means their default (or ``None``),
+#: and every other field the version knows.
+_TopFields = tuple[dict[str, str | None], dict[str, F.Field]]
+_TOP: dict[tuple[int, Version], tuple[Mapping[str, F.Field], _TopFields]] = {}
 
 
-def _top_entries(table: Mapping[str, F.Field], version: Version) -> dict[str, _TopEntry]:
+def _top_fields(table: Mapping[str, F.Field], version: Version) -> _TopFields:
     key = (id(table), version)
     cached = _TOP.get(key)
     if cached is not None and cached[0] is table:
         return cached[1]
-    entries = {
-        name: (
-            f,
-            not f.sub_fields and f.kind not in _COMPOUND_KINDS,
-            _DEFAULT_ENUM_SPELLINGS.get(name),
-        )
-        for name, f in table.items()
-        if f.known_by(version)
-    }
-    _TOP[key] = (table, entries)
-    return entries
+    plain: dict[str, str | None] = {}
+    other: dict[str, F.Field] = {}
+    for name, f in table.items():
+        if not f.known_by(version):
+            continue
+        if not f.sub_fields and f.kind not in _COMPOUND_KINDS:
+            plain[name] = _DEFAULT_ENUM_SPELLINGS.get(name)
+        else:
+            other[name] = f
+    _TOP[key] = (table, (plain, other))
+    return plain, other
 
 
 def _clean_top(
     config: Mapping[str, Any], table: Mapping[str, F.Field], version: Version
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    entries = _top_entries(table, version)
-    scalars = _SCALARS
+    plain, other = _top_fields(table, version)
     for key, raw in config.items():
-        entry = entries.get(key)
-        if entry is None:
-            continue
-        field, plain, default = entry
-        if plain and type(raw) in scalars:
-            # The common case, inlined (same result as ``_clean`` then ``_is_empty``).
-            if raw is False or raw == 0 or raw == "" or (default is not None and raw == default):
+        if key in plain:
+            # The common case, inlined: a scalar of a plain field (the same result as
+            # ``_clean`` then ``_is_empty``: false, zero, "" and the default's spelling drop).
+            kind = type(raw)
+            if kind is str:
+                if raw and raw != plain[key]:
+                    out[key] = raw
                 continue
-            out[key] = raw
-            continue
+            if kind is int or kind is float:
+                if raw != 0:
+                    out[key] = raw
+                continue
+            if kind is bool:
+                if raw:
+                    out[key] = raw
+                continue
+            field = table[key]
+        else:
+            found = other.get(key)
+            if found is None:
+                continue
+            field = found
+            kind = type(raw)
+            if kind is list and not field.sub_fields:
+                if raw:  # (what ``_clean`` makes of a list of a field without sub-fields)
+                    out[key] = list(raw)
+                continue
+            if kind is dict and field.kind is F.ValueKind.METADATA:
+                meta = _clean_metadata(raw)
+                if meta is not None:
+                    out[key] = meta
+                continue
         value = _clean(raw, field, version)
-        if not _is_empty(value):
+        if value is not None:  # ``_clean`` gives ``None`` for every empty value
             out[key] = value
     return out
 
@@ -237,19 +268,20 @@ def normalize_stream(
     ``jetstream.limits.duplicate_window``.
     """
     c: dict[str, Any] = dict(config)
+    get = c.get
     limits = server_limits or {}
-    c["storage"] = c.get("storage") or "file"
-    c["retention"] = c.get("retention") or "limits"
-    c["discard"] = c.get("discard") or "old"
-    c["compression"] = c.get("compression") or "none"
+    c["storage"] = get("storage") or "file"
+    c["retention"] = get("retention") or "limits"
+    c["discard"] = get("discard") or "old"
+    c["compression"] = get("compression") or "none"
     if not _int(c, "num_replicas"):
         c["num_replicas"] = 1
     for key in STREAM_UNLIMITED_FIELDS:
-        c[key] = _limit(c.get(key, 0) or 0, version)
-    mirror = c.get("mirror") or None
-    sources = c.get("sources") or None
-    if not c.get("subjects") and not mirror and not sources:
-        c["subjects"] = [c.get("name")]
+        c[key] = _limit(get(key, 0) or 0, version)
+    mirror = get("mirror") or None
+    sources = get("sources") or None
+    if not get("subjects") and not mirror and not sources:
+        c["subjects"] = [get("name")]
     if (
         not _int(c, "duplicate_window")
         and not mirror
@@ -267,14 +299,14 @@ def normalize_stream(
         c["allow_msg_ttl"] = True
         c["allow_rollup_hdrs"] = True
         c["deny_purge"] = False
-    if F.STREAM_FIELD_MAP["allow_msg_schedules"].known_by(version) and c.get("allow_msg_schedules"):
+    if F.STREAM_FIELD_MAP["allow_msg_schedules"].known_by(version) and get("allow_msg_schedules"):
         c["allow_rollup_hdrs"] = True
         c["deny_purge"] = False
-    if c.get("sealed"):
+    if get("sealed"):
         # Sealing makes the server rewrite these (update path of checkStreamCfg).
         c.update(max_age=0, discard="new", deny_delete=True, deny_purge=True)
         c["allow_rollup_hdrs"] = False
-    republish = c.get("republish")
+    republish = get("republish")
     if isinstance(republish, Mapping) and republish:
         c["republish"] = {**republish, "src": republish.get("src") or ">"}
     return _clean_top(c, F.STREAM_FIELD_MAP, version)
@@ -294,20 +326,20 @@ def normalize_consumer(
     ``max_request_batch`` (the server's ``jetstream.limits``).
     """
     c: dict[str, Any] = dict(config)
+    get = c.get
     limits = server_limits or {}
     stream_limits: Mapping[str, Any] = (stream_config or {}).get("consumer_limits") or {}
-    if c.get("durable_name") and not c.get("name"):
+    if get("durable_name") and not get("name"):
         c["name"] = c["durable_name"]
-    c["ack_policy"] = c.get("ack_policy") or "none"
-    c["deliver_policy"] = c.get("deliver_policy") or "all"
-    c["replay_policy"] = c.get("replay_policy") or "instant"
-    c["max_deliver"] = _limit(c.get("max_deliver", 0) or 0, version)
-    ack_policy = c["ack_policy"]
-    pull = not c.get("deliver_subject")
+    c["ack_policy"] = ack_policy = get("ack_policy") or "none"
+    c["deliver_policy"] = get("deliver_policy") or "all"
+    c["replay_policy"] = get("replay_policy") or "instant"
+    c["max_deliver"] = _limit(get("max_deliver", 0) or 0, version)
+    pull = not get("deliver_subject")
     if ack_policy == "flow_control":
         c["flow_control"] = True
         c["idle_heartbeat"] = _int(c, "idle_heartbeat") or FLOW_CONTROL_HEARTBEAT
-    backoff = c.get("backoff") or []
+    backoff = get("backoff") or []
     if backoff:
         c["ack_wait"] = backoff[0]
     elif not _int(c, "ack_wait") and ack_policy in ("explicit", "all"):
@@ -328,25 +360,32 @@ def normalize_consumer(
     inactive = _int(c, "inactive_threshold")
     if inactive <= 0:
         inactive = _int(stream_limits, "inactive_threshold")
-    if inactive == 0 and not c.get("durable_name"):
+    if inactive == 0 and not get("durable_name"):
         inactive = DEFAULT_EPHEMERAL_INACTIVE
     c["inactive_threshold"] = inactive
     batch_cap = limits.get("max_request_batch")
     if pull and not _int(c, "max_batch") and isinstance(batch_cap, int) and batch_cap > 0:
         c["max_batch"] = batch_cap
-    if c.get("priority_policy") == "pinned_client" and not _int(c, "priority_timeout"):
+    if get("priority_policy") == "pinned_client" and not _int(c, "priority_timeout"):
         c["priority_timeout"] = DEFAULT_PINNED_TTL
     if version >= V_LIMIT_BELOW_MINUS_ONE:
-        for key in ("max_waiting", "max_expires", "max_bytes", "idle_heartbeat", "max_batch"):
-            if _int(c, key) < 0:
+        for key in _CONSUMER_NOT_NEGATIVE:
+            value = get(key)
+            if isinstance(value, int) and value < 0:  # (no bool is below 0)
                 c[key] = 0
     # pause_until is managed through the PAUSE API and never diffed or sent.
     c.pop("pause_until", None)
     return _clean_top(c, F.CONSUMER_FIELD_MAP, version)
 
 
+#: Consumer settings where the server (from 2.12) turns a negative value into 0.
+_CONSUMER_NOT_NEGATIVE = ("max_waiting", "max_expires", "max_bytes", "idle_heartbeat", "max_batch")
+
+
 def fingerprint(config: Mapping[str, Any]) -> str:
     """A stable short digest of a normalised config (``sha256:`` + 16 hex of its canonical JSON)."""
+    import hashlib  # here: a plan shown on a terminal digests nothing (diff/builder.py)
+
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -366,23 +405,53 @@ def wire_config(
     if table is None:
         is_consumer = "durable_name" in normalized or "ack_policy" in normalized
         table = F.CONSUMER_FIELD_MAP if is_consumer else F.STREAM_FIELD_MAP
-    out: dict[str, Any] = {}
-    for name, is_bool, is_metadata in _wire_fields(table, version):
-        value = normalized.get(name, _ABSENT)
-        if value is _ABSENT:
-            if is_bool:
-                out[name] = False
-            continue
+    template, present, metadata = _wire_shape(table, version, tuple(normalized))
+    out = template.copy()  # every key in table order: absent booleans false, the rest filled in
+    for name in present:
+        value = normalized[name]
         if type(value) in _SCALARS:
             out[name] = value
             continue
-        if is_metadata and isinstance(value, Mapping):
+        if name in metadata and isinstance(value, Mapping):
             value = {k: v for k, v in value.items() if not str(k).startswith(SERVER_META_PREFIX)}
         out[name] = _deep_copy(value)
     return out
 
 
-_ABSENT = object()
+#: What :func:`wire_config` makes of a config with given keys: the output's keys in table order
+#: (absent booleans already ``False``), the keys taken from the config, which are metadata.
+_WireShape = tuple[dict[str, Any], tuple[str, ...], frozenset[str]]
+#: (table id, version, the config's keys) → (the table, the shape); at most _WIRE_SHAPES_KEPT.
+_WIRE_SHAPES: dict[tuple[int, Version, tuple[str, ...]], tuple[Mapping[str, F.Field], _WireShape]]
+_WIRE_SHAPES = {}
+_WIRE_SHAPES_KEPT = 512
+
+
+def _wire_shape(
+    table: Mapping[str, F.Field], version: Version, keys: tuple[str, ...]
+) -> _WireShape:
+    """The shape of the wire config of a config with ``keys`` (configs share a few shapes)."""
+    cache_key = (id(table), version, keys)
+    cached = _WIRE_SHAPES.get(cache_key)
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    given = set(keys)
+    template: dict[str, Any] = {}
+    metadata: set[str] = set()
+    for name, is_bool, is_metadata in _wire_fields(table, version):
+        if name in given:
+            template[name] = None  # replaced by the config's value
+            if is_metadata:
+                metadata.add(name)
+        elif is_bool:
+            template[name] = False
+    shape = (template, tuple(n for n in template if n in given), frozenset(metadata))
+    if len(_WIRE_SHAPES) >= _WIRE_SHAPES_KEPT:
+        _WIRE_SHAPES.clear()
+    _WIRE_SHAPES[cache_key] = (table, shape)
+    return shape
+
+
 #: A field apply sends: its name, whether it is a boolean, whether it is metadata.
 _WireField = tuple[str, bool, bool]
 #: (table id, version) → (the table, its wire fields); the table is kept so an id is never reused.
@@ -406,7 +475,7 @@ def _wire_fields(table: Mapping[str, F.Field], version: Version) -> tuple[_WireF
 
 def _deep_copy(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: _deep_copy(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else _deep_copy(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
+        return [v if type(v) in _SCALARS else _deep_copy(v) for v in value]
     return value

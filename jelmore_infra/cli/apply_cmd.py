@@ -23,10 +23,15 @@ from jelmore_infra.cli.common import (
     connection_options,
     is_quiet,
     note,
-    short_lived,
 )
 from jelmore_infra.cli.envs import env_option
-from jelmore_infra.cli.plan_cmd import TARGET_OPTION, TOPOLOGY_OPTION, check_targets, print_plan
+from jelmore_infra.cli.plan_cmd import (
+    TARGET_OPTION,
+    TOPOLOGY_OPTION,
+    check_targets,
+    print_plan,
+    short_lived_to_the_end,
+)
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import ApplyError, LockError
 
@@ -111,12 +116,15 @@ def apply(
     if planfile and targets:
         raise click.UsageError("--target cannot be combined with a saved plan")
     wait = _lock_timeout(lock_timeout)
-    short_lived()
+    short_lived_to_the_end()
     from jelmore_infra.apply import ApplyHooks, Gates
-    from jelmore_infra.planfile import read_plan_file
     from jelmore_infra.workflow import ApplyRequest, run, run_apply, with_api
 
-    saved = read_plan_file(planfile) if planfile else None
+    saved = None
+    if planfile:
+        from jelmore_infra.planfile import read_plan_file
+
+        saved = read_plan_file(planfile)
     topology = None
     if saved is None or env_name:
         from jelmore_infra.topology import load_topology

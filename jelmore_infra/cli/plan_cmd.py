@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 from typing import Any
@@ -37,8 +39,19 @@ TARGET_OPTION = click.option(
 )
 
 
+def short_lived_to_the_end() -> None:
+    """``short_lived()``, and no collection at exit either: the interpreter's teardown would
+    still walk every object the command made once (about 50 ms after a 5,000-resource apply),
+    to free what the operating system frees at once. ``gc.freeze()`` at exit leaves them out
+    of that walk; nothing else about the exit changes (output is flushed, atexit runs)."""
+    short_lived()
+    atexit.register(gc.freeze)
+
+
 def check_targets(targets: tuple[str, ...]) -> None:
     """Refuse a ``--target`` that is not the address of a kind jelmore-infra plans."""
+    if not targets:
+        return  # (and nothing to import)
     from jelmore_infra.address import AddressError, parse
     from jelmore_infra.kinds import TARGET_KEYWORDS
 
@@ -112,19 +125,22 @@ def plan(
     if as_json and markdown:
         raise click.UsageError("choose one of --json and --markdown")
     check_targets(targets)
-    short_lived()
+    short_lived_to_the_end()
     from jelmore_infra.live.ahead import ReadAhead
-    from jelmore_infra.planfile import KEY_ENV, plan_key, write_plan_file
-    from jelmore_infra.topology import load_topology
     from jelmore_infra.workflow import plan_from, preflight_after_read, target_streams
 
     # The live read runs in a child process while the topology loads (a topology error wins).
+    # The child starts before the loader is imported: it needs none of it.
     with ReadAhead(settings, target_streams(targets)) as ahead:
+        from jelmore_infra.topology import load_topology
+
         topology = load_topology(topology_dir, env_name)
         live = ahead.result()
     result = preflight_after_read(plan_from(topology, live, targets), topology, settings)
     print_plan(ctx, result, as_json=as_json, markdown=markdown)
     if out:
+        from jelmore_infra.planfile import KEY_ENV, plan_key, write_plan_file
+
         write_plan_file(out, result)
         if not as_json:
             signed = f" (signed with {KEY_ENV})" if plan_key() is not None else ""

@@ -14,7 +14,7 @@ Pure: no I/O, no network, no clock (``now`` is a parameter).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -43,6 +43,47 @@ from jelmore_infra.normalize import fingerprint, normalize_stream, wire_config
 from jelmore_infra.plan import Action, FieldChange, Kind, Plan, PlanMessage, ResourceChange
 
 
+class LiveFingerprints(Mapping[str, str | None]):
+    """Address → :func:`~jelmore_infra.normalize.fingerprint` of its live normalised config
+    (``None``: nothing live), each digest computed when it is first read.
+
+    A plan shown on a terminal reads none of them; a saved or JSON plan reads every one. The
+    normalised configs are the builder's and are never changed once recorded. Addresses are
+    iterated in sorted order (sorted when first iterated).
+    """
+
+    __slots__ = ("_configs", "_digests", "_order")
+
+    def __init__(self, configs: Mapping[str, Mapping[str, Any] | None]) -> None:
+        self._configs = configs
+        self._digests: dict[str, str | None] = {}
+        self._order: list[str] | None = None
+
+    def __getitem__(self, address: str) -> str | None:
+        try:
+            return self._digests[address]
+        except KeyError:
+            pass
+        config = self._configs[address]
+        digest = fingerprint(config) if config is not None else None
+        self._digests[address] = digest
+        return digest
+
+    def __iter__(self) -> Iterator[str]:
+        if self._order is None:
+            self._order = sorted(self._configs)
+        return iter(self._order)
+
+    def __contains__(self, address: object) -> bool:
+        return address in self._configs
+
+    def __len__(self) -> int:
+        return len(self._configs)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
 @dataclass
 class _Inventory:
     """One kind's resources on both sides, and the address sets they give."""
@@ -61,7 +102,8 @@ class _Builder:
     version: Version = (0, 0, 0)
     messages: list[PlanMessage] = field(default_factory=list)
     changes: list[ResourceChange] = field(default_factory=list)
-    fingerprints: dict[str, str | None] = field(default_factory=dict)
+    #: Address → its live normalised config (``None``: not live), fingerprinted when read.
+    live_normalized: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     unmanaged: list[str] = field(default_factory=list)
     fates: dict[Address, Fate] = field(default_factory=dict)
     targeted: set[Address] = field(default_factory=set)
@@ -148,7 +190,7 @@ class _Builder:
             self._unavailable(where, spec is not None)
             return
         before = kind.normalize_live(self, address, live.config) if live is not None else None
-        self.fingerprints[where] = fingerprint(before) if before is not None else None
+        self.live_normalized[where] = before
         if spec is None:
             assert live is not None
             assert before is not None
@@ -248,7 +290,7 @@ class _Builder:
         temp = self.migrating[name]
         where = str(address)
         before = kind.normalize_live(self, address, live.config) if live is not None else None
-        self.fingerprints[where] = fingerprint(before) if before is not None else None
+        self.live_normalized[where] = before
         if spec is None:
             self.messages.extend(self._at(kind, address, [orphan_error(name, temp)]))
             return
@@ -393,7 +435,7 @@ class _Builder:
             messages=tuple(self.messages),
             unmanaged=tuple(sorted(self.unmanaged)),
             targets=tuple(self.targets),
-            fingerprints=dict(sorted(self.fingerprints.items())),
+            fingerprints=LiveFingerprints(self.live_normalized),
         )
         return with_policy(plan, self.desired)
 

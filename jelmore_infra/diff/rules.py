@@ -22,6 +22,7 @@ from jelmore_infra.kinds.base import (
     PlanContext,
     ResourceKind,
     Rule,
+    Version,
     error,
     value_text,
     version_text,
@@ -34,7 +35,10 @@ def check_fields(
 ) -> list[PlanMessage]:
     """Errors for settings of ``config`` that are unknown or that the server's version lacks."""
     out: list[PlanMessage] = []
+    settled = _settled_fields(kind, ctx.version)
     for key, value in config.items():
+        if key in settled:
+            continue
         fdef = kind.fields.get(key)
         if fdef is None:
             out.append(
@@ -48,6 +52,32 @@ def check_fields(
             continue
         _check_one(kind, ctx, address, key, fdef, value, out)
     return out
+
+
+#: (kind name, field table id, version) → (the table, the fields with nothing to check).
+_SETTLED: dict[tuple[str, int, Version], tuple[Mapping[str, F.Field], frozenset[str]]] = {}
+
+
+def _settled_fields(kind: ResourceKind, version: Version) -> frozenset[str]:
+    """The fields of ``kind`` for which :func:`_check_one` can report nothing at ``version``:
+    known to it, without sub-fields, and with no enum value that needs a newer server."""
+    table = kind.fields
+    key = (kind.name, id(table), version)
+    cached = _SETTLED.get(key)
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    gated = {
+        field
+        for (owner, field, _), since in F.ENUM_VALUE_SINCE.items()
+        if owner == kind.name and version < since
+    }
+    settled = frozenset(
+        name
+        for name, fdef in table.items()
+        if fdef.known_by(version) and not fdef.sub_fields and name not in gated
+    )
+    _SETTLED[key] = (table, settled)
+    return settled
 
 
 def _check_one(

@@ -5,18 +5,79 @@ JetStream wire form, with where each was written. This module turns drafts into
 :class:`~jelmore_infra.model.StreamSpec` / :class:`~jelmore_infra.model.ConsumerSpec`: it adds the
 name, the ``jelmore.managed-by`` ownership marker and a consumer group's runtime settings
 (``jelmore.retry-delays``, ``jelmore.dead-letter-*``) to ``metadata``. It never fills in server
-defaults (the normaliser does that). Pure: no I/O.
+defaults (the normaliser does that). A spec takes over its draft's ``locations`` (drafts are
+not used after they are built). Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, overload
 
 from jelmore_infra import model
 from jelmore_infra.diagnostics import Location
 from jelmore_infra.model import BucketSpec, ConsumerSpec, JSONDict, StreamSpec, Topology
 from jelmore_infra.units import format_duration
+
+_T = TypeVar("_T")
+
+
+class Locations(MutableMapping[str, Location]):
+    """Setting path → where it is written, each place made a :class:`Location` only when it is
+    asked for (by a check or a message: most of a large topology's tens of thousands never are).
+
+    :func:`place` records a located node; a plain assignment records a ``Location``.
+    """
+
+    __slots__ = ("_places",)
+
+    def __init__(self) -> None:
+        self._places: dict[str, Any] = {}
+
+    def __getitem__(self, path: str) -> Location:
+        found = self._places[path]
+        if type(found) is not Location:
+            found = self._places[path] = found.loc
+        return found  # type: ignore[no-any-return]
+
+    @overload
+    def get(self, path: str, /) -> Location | None: ...
+
+    @overload
+    def get(self, path: str, /, default: Location | _T) -> Location | _T: ...
+
+    def get(self, path: str, /, default: object = None) -> object:
+        # (the checks ask a lot: one call instead of Mapping.get's two and a try)
+        found = self._places.get(path)
+        if found is None:
+            return default
+        if type(found) is not Location:
+            found = self._places[path] = found.loc
+        return found
+
+    def __setitem__(self, path: str, location: Location) -> None:
+        self._places[path] = location
+
+    def __delitem__(self, path: str) -> None:
+        del self._places[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._places)
+
+    def __len__(self) -> int:
+        return len(self._places)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+def place(locations: MutableMapping[str, Location], path: str, node: Any) -> None:
+    """Record that ``path`` is written where the located ``node`` is (see :class:`Locations`)."""
+    if type(locations) is Locations:
+        locations._places[path] = node
+    else:
+        locations[path] = node.loc
 
 
 @dataclass(slots=True)
@@ -26,7 +87,7 @@ class StreamDraft:
     name: str
     location: Location
     config: JSONDict = field(default_factory=dict)
-    locations: dict[str, Location] = field(default_factory=dict)
+    locations: Locations = field(default_factory=Locations)
     #: Every setting written, valid or not (so checks do not complain about a missing one).
     written: set[str] = field(default_factory=set)
     #: ``jelmore.replace_strategy`` (an instruction for apply, never sent to the server).
@@ -43,7 +104,7 @@ class GroupDraft:
     location: Location
     stream: str | None = None
     config: JSONDict = field(default_factory=dict)
-    locations: dict[str, Location] = field(default_factory=dict)
+    locations: Locations = field(default_factory=Locations)
     written: set[str] = field(default_factory=set)
     retry_delays: list[int] | None = None
     dead_letter_stream: str | None = None
@@ -71,7 +132,7 @@ def build_stream(draft: StreamDraft) -> StreamSpec:
         draft.name,
         config,
         draft.location,
-        dict(draft.locations),
+        draft.locations,
         draft.replace_strategy,
         draft.durability,
     )
@@ -87,7 +148,7 @@ def build_consumer(draft: GroupDraft) -> ConsumerSpec:
         **user_meta,
         **group_metadata(draft),
     }
-    return ConsumerSpec(draft.stream, draft.name, config, draft.location, dict(draft.locations))
+    return ConsumerSpec(draft.stream, draft.name, config, draft.location, draft.locations)
 
 
 def build_bucket(draft: StreamDraft) -> BucketSpec:
@@ -95,9 +156,7 @@ def build_bucket(draft: StreamDraft) -> BucketSpec:
     config: JSONDict = dict(draft.config)
     user_meta = draft.config.get("metadata") or {}
     config["metadata"] = {model.MANAGED_BY_KEY: model.MANAGED_BY_VALUE, **user_meta}
-    return BucketSpec(
-        draft.name, config, draft.location, dict(draft.locations), draft.replace_strategy
-    )
+    return BucketSpec(draft.name, config, draft.location, draft.locations, draft.replace_strategy)
 
 
 def build_topology(
@@ -123,10 +182,12 @@ def build_topology(
 
 __all__ = [
     "GroupDraft",
+    "Locations",
     "StreamDraft",
     "build_bucket",
     "build_consumer",
     "build_stream",
     "build_topology",
     "group_metadata",
+    "place",
 ]

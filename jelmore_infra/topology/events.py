@@ -302,8 +302,10 @@ def check_events(
         filters = _filters(group) or stream_subjects.get(group.stream or "", [])
         for subject in filters:
             if not any(subjects_overlap(e, subject) for e in by_subject):
-                where = group.locations.get("filter_subject") or group.locations.get(
-                    "filter_subjects", group.location
+                where = (
+                    group.locations.get("filter_subject")
+                    or group.locations.get("filter_subjects")
+                    or group.location
                 )
                 out.append(
                     Diagnostic(

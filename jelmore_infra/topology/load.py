@@ -276,9 +276,20 @@ class _Composer:
                 if top is not None and top.key is _AWAIT:
                     self.key(top, text, quoted, line, col)
                     continue
-                self.count(event)
+                if self.values < MAX_VALUES:
+                    self.values += 1  # count(), inlined
+                else:
+                    self.count(event)
                 if top is None:
                     root = scalar
+                elif top.items is not None:  # a list item: attach(), inlined
+                    top.items.append(scalar)
+                    top.size += 1
+                elif type(top.key) is str:  # the value of a map key: attach(), inlined
+                    key = top.key
+                    top.key = _AWAIT
+                    top.size += 1
+                    top.entries[key] = Entry(key, scalar, filename, top.key_line, top.key_col)
                 else:
                     self.attach(top, scalar, 1)
             elif kind is MappingStartEvent or kind is SequenceStartEvent:
@@ -530,8 +541,8 @@ def merge_files(sources: Sequence[tuple[str, str]], diags: list[Diagnostic]) -> 
                         )
                     )
                     continue
-                seen[key][name] = item.key_loc
-                target.append(RawResource(name, item.key_loc, item.value))
+                seen[key][name] = key_loc = item.key_loc
+                target.append(RawResource(name, key_loc, item.value))
     return raw
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -36,7 +36,7 @@ from jelmore_infra.subjects import (
     subject_problem,
     subjects_overlap,
 )
-from jelmore_infra.topology.build import GroupDraft, StreamDraft
+from jelmore_infra.topology.build import GroupDraft, StreamDraft, place
 from jelmore_infra.topology.nodes import (
     Entry,
     LNode,
@@ -94,6 +94,8 @@ _PRIORITY_GROUP = re.compile(r"^[a-zA-Z0-9/_=-]{1,16}$")
 _INVALID = object()
 
 Diags = list[Diagnostic]
+#: Setting path → where it is written (a draft's ``Locations``, or any such mapping).
+Places = MutableMapping[str, Location]
 
 
 def name_problem(name: str) -> str | None:
@@ -158,7 +160,7 @@ class _Converter(_Checker):
         node: Map,
         prefix: str,
         config: dict[str, Any],
-        locations: dict[str, Location],
+        locations: Places,
         label: str,
         *,
         skip: Iterable[str] = (),
@@ -179,7 +181,7 @@ class _Converter(_Checker):
             value = self.value(fld, entry.value, path, locations)
             if value is not _INVALID:
                 config[key] = value
-                locations[path] = entry.value.loc
+                place(locations, path, entry.value)
 
     def unknown(self, key: str, entry: Entry, label: str, choices: list[str]) -> None:
         hint = did_you_mean(key, [c for c in choices if c not in ("name", "durable_name")])
@@ -190,7 +192,7 @@ class _Converter(_Checker):
             message += "; it is a stream setting (put it under streams)"
         self.error(message, entry.key_loc)
 
-    def value(self, fld: F.Field, node: LNode, path: str, locations: dict[str, Location]) -> Any:
+    def value(self, fld: F.Field, node: LNode, path: str, locations: Places) -> Any:
         kind = fld.kind
         if is_null(node) and kind is not F.ValueKind.METADATA:
             self.error(f"{path} has no value (give one, or remove the line)", node.loc)
@@ -220,7 +222,7 @@ class _Converter(_Checker):
                 v = self.scalar(item_field, item, f"{path}[{i}]")
                 if v is not _INVALID:
                     values.append(v)
-                    locations[f"{path}.{i}"] = item.loc
+                    place(locations, f"{path}.{i}", item)
             return values if len(values) == len(items) else _INVALID
         return self.scalar(fld, node, path)
 
@@ -233,7 +235,7 @@ class _Converter(_Checker):
         self.error(f"{path} must be {what}, not {describe(node)}{hint}", node.loc)
         return None
 
-    def obj(self, fld: F.Field, node: LNode, path: str, locations: dict[str, Location]) -> Any:
+    def obj(self, fld: F.Field, node: LNode, path: str, locations: Places) -> Any:
         if not isinstance(node, Map):
             self.error(f"{path} must be a map of settings, not {describe(node)}", node.loc)
             return _INVALID
@@ -244,7 +246,7 @@ class _Converter(_Checker):
         self.settings(table, node, f"{path}.", out, locations, label)
         return out if len(self.diags) == before else _INVALID
 
-    def metadata(self, node: LNode, path: str, locations: dict[str, Location]) -> Any:
+    def metadata(self, node: LNode, path: str, locations: Places) -> Any:
         if is_null(node):
             return {}
         if not isinstance(node, Map):
@@ -547,7 +549,7 @@ def _convert_group(conv: _Converter, res: RawResource) -> GroupDraft:
         conv.error(f"stream must be a stream name, not {describe(stream.value)}", stream.value.loc)
     else:
         draft.stream = stream.value.value
-        draft.locations["stream"] = stream.value.loc
+        place(draft.locations, "stream", stream.value)
 
     jelmore = node.entries.get("jelmore")
     if jelmore is not None:

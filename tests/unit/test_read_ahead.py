@@ -17,7 +17,8 @@ import pytest
 
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import ConnectionFailed, JelmoreError, JetStreamAPIError
-from jelmore_infra.live.ahead import ReadAhead, _portable
+from jelmore_infra.live.ahead import ReadAhead, _dumps, _portable
+from jelmore_infra.model import LiveConsumer, LiveEvent, LiveState, LiveStream, ServerIdentity
 
 #: Nothing listens on port 1 of the loopback address: every connection attempt is refused.
 UNREACHABLE = ConnectionSettings(url="nats://127.0.0.1:1", timeout=2.0)
@@ -100,3 +101,21 @@ def test_a_server_error_of_the_child_reaches_the_parent_with_the_same_message() 
     failed = pickle.loads(pickle.dumps(_portable(ConnectionFailed("cannot connect"))))
     assert type(failed) is ConnectionFailed
     assert str(failed) == "cannot connect"
+
+
+def test_the_live_state_the_child_sends_arrives_equal_in_every_field() -> None:
+    # The child pickles the model's dataclasses as constructor calls (faster to unpickle).
+    config = {"name": "ORDERS", "subjects": ["orders.>"], "metadata": {"k": "v"}}
+    sent = LiveState(
+        server=ServerIdentity("n1", "ID", "2.12.5", 1, cluster="c", account="A", url="nats://h"),
+        streams={"ORDERS": LiveStream("ORDERS", config, {"messages": 3, "created": "2025"})},
+        consumers={
+            ("ORDERS", "w"): LiveConsumer("ORDERS", "w", {"durable_name": "w"}, {"num_pending": 1})
+        },
+        unavailable={"stream.GONE": "offline: no quorum"},
+        events={"order.placed": LiveEvent("order.placed", {"subject": "orders.placed"}, 2, 5)},
+    )
+    answer = pickle.loads(_dumps((True, sent)))
+    assert answer == (True, sent)
+    received = answer[1]
+    assert type(received.streams["ORDERS"]) is LiveStream

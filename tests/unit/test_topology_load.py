@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jelmore_infra import model
+from jelmore_infra.diagnostics import Location
 from jelmore_infra.errors import TopologyError
 from jelmore_infra.topology import check_topology, load_topology, parse_sources
 from jelmore_infra.topology import load as loader
@@ -99,6 +100,29 @@ def test_locations_point_at_each_value() -> None:
     assert str(spec.location) == "t.yaml:2:3"
     assert str(spec.locations["subjects.0"]) == "t.yaml:4:9"
     assert str(spec.locations["placement.cluster"]) == "t.yaml:5:26"
+
+
+def test_every_written_setting_has_its_location_as_a_location() -> None:
+    # Places are kept as the located nodes and made Locations when read; every way of reading
+    # them gives Locations, equal to those made at once.
+    text = "streams:\n  S:\n    subjects: [a.>, b.>]\n    max_age: 1h\n"
+    text += "consumer_groups:\n  g:\n    stream: S\n    ack_wait: 30s\n"
+    topology, _ = parse_sources([("t.yaml", text)])
+    assert topology is not None
+    stream = topology.streams["S"].locations
+    assert dict(stream) == {
+        "subjects.0": Location("t.yaml", 3, 16),
+        "subjects.1": Location("t.yaml", 3, 21),
+        "subjects": Location("t.yaml", 3, 15),
+        "max_age": Location("t.yaml", 4, 14),
+    }
+    assert all(type(loc) is Location for loc in stream.values())
+    assert stream.get("nope") is None
+    group = topology.consumers[("S", "g")].locations
+    assert dict(group.items()) == {
+        "stream": Location("t.yaml", 7, 13),
+        "ack_wait": Location("t.yaml", 8, 15),
+    }
 
 
 def test_files_are_merged_in_sorted_order_and_other_files_ignored(tmp_path: Path) -> None:
