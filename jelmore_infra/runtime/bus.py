@@ -212,6 +212,8 @@ class Bus:
         self.metrics = metrics if metrics is not None else Metrics()
         #: duplicate windows by subject, with their expiry (see ``publish.duplicate_window``)
         self.windows: dict[str, tuple[float | None, float]] = {}
+        #: the look-up of a subject's window under way, shared by everyone waiting for it
+        self.window_lookups: dict[str, asyncio.Task[float | None]] = {}
         self._nc: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
