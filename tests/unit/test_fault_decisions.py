@@ -1,5 +1,6 @@
-"""The runtime's decisions through faults, without a server: how long a publish is retried and
-when (across a leader election), and how a stream's replicas read in the health status."""
+"""Decisions through faults, without a server: how long a publish is retried and when (across a
+leader election), how a stream's replicas read in the health status, and which management
+requests may be sent again when left unanswered."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from jelmore_infra.live.jsapi import is_read
 from jelmore_infra.runtime.health import (
     CRITICAL,
     DEGRADED,
@@ -167,3 +169,30 @@ def test_no_leader_is_critical_and_an_offline_or_lagging_peer_degraded() -> None
     status, reasons = classify(**{**base, "dlq_present": {}}, replicas={"JELMORE_DLQ": no_answer})
     assert status == CRITICAL
     assert reasons == ["JELMORE_DLQ: no leader (no answer): an election under way or quorum lost"]
+
+
+# -- management requests sent again ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("api", "read"),
+    [
+        ("INFO", True),
+        ("STREAM.INFO.JELMORE", True),
+        ("STREAM.LIST", True),
+        ("STREAM.NAMES", True),
+        ("STREAM.MSG.GET.JELMORE", True),
+        ("CONSUMER.INFO.JELMORE.g", True),
+        ("CONSUMER.LIST.JELMORE", True),
+        ("CONSUMER.NAMES.JELMORE", True),
+        ("STREAM.CREATE.JELMORE", False),
+        ("STREAM.UPDATE.JELMORE", False),
+        ("STREAM.DELETE.JELMORE", False),
+        ("STREAM.PURGE.JELMORE", False),
+        ("STREAM.MSG.DELETE.JELMORE", False),
+        ("CONSUMER.CREATE.JELMORE.g", False),
+        ("CONSUMER.DELETE.JELMORE.g", False),
+    ],
+)
+def test_only_reads_are_sent_again_when_left_unanswered(api: str, read: bool) -> None:
+    assert is_read(api) is read
