@@ -270,6 +270,10 @@ class Bus:
 
     async def close(self) -> None:
         await self.catalogue.close()
+        lookups, self.window_lookups = self.window_lookups, {}
+        for lookup in lookups.values():
+            if not lookup.done() and lookup.get_loop() is asyncio.get_running_loop():
+                lookup.cancel()
         nc, self._nc = self._nc, None
         if self._inbox is not None:
             self._inbox.fail_all("connection closed")

@@ -41,6 +41,9 @@ SHORT = ("--timeout", "3")
 LONG = ("--timeout", "30")
 
 
+pytestmark = pytest.mark.slow  # a cluster, a dead node and its return: tens of seconds
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[NatsCluster]:
     with NatsCluster(name="apply-faults") as nodes:

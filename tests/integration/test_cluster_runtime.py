@@ -1,7 +1,11 @@
 """The runtime on an R3 ``JELMORE`` through the loss of the stream's leader (issue 14 §3).
 
-One 3-node cluster per module and server version (the oldest and the newest supported), holding
-the Jelmore topology with every stream and the event catalogue at three replicas. While a
+A 3-node cluster per test and server version (the oldest and the newest supported), holding
+the Jelmore topology with every stream and the event catalogue at three replicas. (Not one per
+module: on 2.10.26 a node restarted after a SIGKILL was seen, in about one run in ten, never to
+catch up with the meta leader again, "JetStream is not current with the meta leader", as
+nats-server issue #5976 reports for 2.10.21; a second kill on that cluster then loses the
+quorum.) While a
 pipelined ``Publisher`` (window 256) and a sequential ``publish_event`` loop publish and a
 consumer group consumes, the node leading ``JELMORE`` is SIGKILLed and, once publishing has
 resumed under a new leader, started again. Then:
@@ -12,6 +16,8 @@ resumed under a new leader, started again. Then:
 * the consumer group handled every acknowledged event, a second handling only as a redelivery;
 * the health status (``get_health_status`` and ``events health``) showed the dead node offline
   while it was down, and every peer current once it was back.
+
+A second test kills the node leading the catalogue's stream under a runtime connected to it.
 
 The numbers of each run are printed (``-s``) and recorded in docs/faults.md.
 """
@@ -32,6 +38,7 @@ from jelmore_infra.runtime.publish import Publisher
 from tests.integration.conftest import RUNTIME_VERSIONS
 from tests.support.cli import run_cli
 from tests.support.natsserver import NatsCluster, NatsServer, binary_for, js_request_sync
+from tests.support.natsserver import _spawn as spawn
 from tests.support.runtime_topology import MAIN, add_group_async, provision, stream_messages
 from tests.support.waiting import wait_for
 
@@ -42,11 +49,25 @@ PIPELINE_RATE = 400
 PROGRESS = 200
 
 
-@pytest.fixture(scope="module", params=RUNTIME_VERSIONS)
+pytestmark = pytest.mark.slow  # a cluster, a dead node and its return: tens of seconds
+
+
+@pytest.fixture(params=RUNTIME_VERSIONS)
 def cluster(request: pytest.FixtureRequest) -> Iterator[NatsCluster]:
     with NatsCluster(name="rt-faults", binary=binary_for(request.param)) as nodes:
         provision(nodes.urls[0], replicas=3)
         yield nodes
+
+
+async def restart(node: NatsServer) -> None:
+    """Start a killed node again on its ports and store (its JetStream catching up is for the
+    caller to wait for: what it needs)."""
+
+    def start() -> None:
+        spawn(node)
+        node.wait_ready(60, jetstream=False)
+
+    await asyncio.to_thread(start)
 
 
 def stream_leader(cluster: NatsCluster, stream: str = MAIN) -> NatsServer | None:
@@ -182,7 +203,8 @@ async def test_publishers_and_a_consumer_group_ride_out_a_sigkill_of_the_stream_
         assert f"{leader.server_name} (offline" in shown.stdout, shown.stdout + shown.stderr
         await pubs.advance(at_kill, "publishing under the new leader")
 
-        await asyncio.to_thread(leader.start, 60)
+        await restart(leader)
+        restarted = time.monotonic()
         at_restart = pubs.acked()
 
         async def all_current() -> bool:
@@ -190,7 +212,8 @@ async def test_publishers_and_a_consumer_group_ride_out_a_sigkill_of_the_stream_
             states = peers_of(health)
             return len(states) == 2 and set(states.values()) == {"current"}
 
-        await wait_for(all_current, "every peer of JELMORE current again", 90)
+        await wait_for(all_current, "every peer of JELMORE current again", 180)
+        caught_up = time.monotonic() - restarted
         await pubs.advance(at_restart, "publishing after the restart")
         await pubs.finish()
 
@@ -210,9 +233,11 @@ async def test_publishers_and_a_consumer_group_ride_out_a_sigkill_of_the_stream_
     firsts = collections.Counter(mid for mid, delivery in handled if delivery == 1)
     pipe = pubs.pipeline
     print(
-        f"\n[{cluster.nodes[0].version}] leader {leader.server_name} SIGKILLed and restarted:"
+        f"\n[{cluster.nodes[0].version}] leader {leader.server_name} SIGKILLed and restarted"
+        f" (a current peer {caught_up:.1f}s after its start):"
         f" pipelined published {len(pubs.pipe_sent)}, acknowledged {pipe.ok}, not confirmed"
-        f" {pipe.not_confirmed}, failed {pipe.failed}, retries {pubs.piped.metrics.publish_retries};"
+        f" {pipe.not_confirmed}, failed {pipe.failed}, retries {pubs.piped.metrics.publish_retries},"
+        f" longest wait for an ack {pipe.summary()['ack_latency']['max_ms'] / 1000:.1f}s;"
         f" sequential published {len(pubs.seq_sent)}, acknowledged {len(pubs.seq_acked)},"
         f" retries {pubs.sequential.metrics.publish_retries}; stored {len(stored)}"
         f" (distinct {len(copies)}), acknowledged lost {len(acked - set(copies))},"
@@ -250,12 +275,9 @@ async def test_publishing_rides_out_the_loss_of_the_node_leading_the_event_catal
                     acked.append(mid)
 
         await publish(50)
-        await asyncio.to_thread(leader.kill)
-        try:
-            await wait_for(lambda: publisher.metrics.reconnects >= 1, "a reconnection", 60)
-            await publish(300)
-        finally:
-            await asyncio.to_thread(leader.start, 60)
+        await asyncio.to_thread(leader.kill)  # and it stays down: the cluster is this test's
+        await wait_for(lambda: publisher.metrics.reconnects >= 1, "a reconnection", 60)
+        await publish(300)
     print(
         f"\n[{cluster.nodes[0].version}] catalogue leader {leader.server_name} SIGKILLed:"
         f" published {len(sent)}, acknowledged {len(acked)},"
