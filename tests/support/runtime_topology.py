@@ -199,9 +199,7 @@ async def _publish_when_led(nc: Any, subject: str, data: bytes) -> Any:
 async def provision_catalogue(nc: Any, *, replicas: int = 1) -> None:
     """The repository's event types, version 1 each."""
     for event_type, spec in repo_events().items():
-        await put_event(
-            nc, event_type, spec.config, stream=spec.stream or MAIN, replicas=replicas
-        )
+        await put_event(nc, event_type, spec.config, stream=spec.stream or MAIN, replicas=replicas)
 
 
 async def catalogue_only_async(url: str) -> None:
