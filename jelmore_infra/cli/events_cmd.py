@@ -505,6 +505,27 @@ def _print_health(ctx: click.Context, status: dict[str, Any]) -> None:
     console.print(
         "dead-letter queue: unknown" if dlq is None else f"dead-letter queue: {dlq} event(s)"
     )
+    _print_replicas(console, status.get("replicas") or {})
+
+
+def _print_replicas(console: Any, replicas: dict[str, Any]) -> None:
+    """One line per stream: its replication, its leader and each other peer's state."""
+    if not replicas:
+        return
+    console.print("replicas:")
+    for stream, state in sorted(replicas.items()):
+        size = f"R{state['replicas']}" if state.get("replicas") else "no answer"
+        leader = state.get("leader") or "NO LEADER"
+        peers = []
+        for peer in state.get("peers") or []:
+            detail = peer["state"]
+            if peer["state"] != "current" and peer.get("lag"):
+                detail += f", {peer['lag']} behind"
+            if peer["state"] != "current" and peer.get("seen_ago") is not None:
+                detail += f", seen {peer['seen_ago']:.1f}s ago"
+            peers.append(f"{peer['name']} ({detail})")
+        line = f"  {stream}  {size}  leader {leader}"
+        console.print(line + (f"  peers: {', '.join(peers)}" if peers else ""), markup=False)
 
 
 # -- load ----------------------------------------------------------------------------------------

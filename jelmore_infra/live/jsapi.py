@@ -79,6 +79,22 @@ CANNOT_PLACE = frozenset({10005, 10023})
 #: The provisioner's connection: one retry of a lost connection, then the command fails.
 _RECONNECT = transport.Reconnect(attempts=1, wait=0.1)
 
+#: Requests that only read (sending one twice changes nothing). A cluster whose meta or stream
+#: leader died answers nobody until it has elected another (seconds), so a read left unanswered
+#: (or answered "temporarily unavailable", 503) is sent again, up to ``READ_ATTEMPTS`` times in
+#: all, ``READ_RETRY_PAUSE`` seconds apart and longer each time. A change is never repeated.
+READS = ("STREAM.INFO.", "STREAM.LIST", "STREAM.NAMES", "STREAM.MSG.GET.", "CONSUMER.INFO.",
+         "CONSUMER.LIST.", "CONSUMER.NAMES.")  # fmt: skip
+READ_ATTEMPTS = 3
+READ_RETRY_PAUSE = 0.25
+#: What a change that timed out adds to its error: the server may have carried it out anyway.
+UNKNOWN_OUTCOME = "; it may still have been carried out (plan again to see)"
+
+
+def is_read(api: str) -> bool:
+    """Whether ``$JS.API.<api>`` only reads (safe to send again)."""
+    return api == "INFO" or api.startswith(READS)
+
 
 class JetStreamAPI:
     """One NATS connection and the JetStream management requests made over it."""
@@ -164,24 +180,40 @@ class JetStreamAPI:
     ) -> JSONDict:
         """``$JS.API.<api>`` (or the domain's prefix) with ``body`` as JSON; the decoded reply.
 
-        An empty or absent body sends an empty payload (DELETE requires it).
+        An empty or absent body sends an empty payload (DELETE requires it). A read left
+        unanswered is sent again (``READS``); a change that timed out says that it may still
+        have been carried out.
         """
         subject = self._prefix + api
         payload = json.dumps(body, separators=(",", ":")).encode() if body else b""
         wait = self._timeout if timeout is None else timeout
-        try:
-            msg = await transport.request(self._nc, subject, payload, timeout=wait)
-        except NoResponders:
-            raise ConnectionFailed(transport.no_jetstream_line(self._settings)) from None
-        except TransportTimeout:
-            if self._events.denied(subject):
-                raise ConnectionFailed(transport.permission_line(subject)) from None
-            raise ConnectionFailed(
-                f"timed out after {wait:g}s waiting for {subject} on {self._settings.safe_url()}"
-            ) from None
-        except TransportError as exc:
-            raise ConnectionFailed(transport.scrub(str(exc), self._settings)) from None
-        return transport.decode_reply(subject, msg.data)
+        read = is_read(api)
+        attempt = 1
+        while True:
+            try:
+                msg = await transport.request(self._nc, subject, payload, timeout=wait)
+            except NoResponders:
+                raise ConnectionFailed(transport.no_jetstream_line(self._settings)) from None
+            except TransportTimeout:
+                if self._events.denied(subject):
+                    raise ConnectionFailed(transport.permission_line(subject)) from None
+                if read and attempt < READ_ATTEMPTS:
+                    await asyncio.sleep(READ_RETRY_PAUSE * attempt)
+                    attempt += 1
+                    continue
+                raise ConnectionFailed(
+                    f"timed out after {wait:g}s waiting for {subject} on "
+                    f"{self._settings.safe_url()}" + ("" if read else UNKNOWN_OUTCOME)
+                ) from None
+            except TransportError as exc:
+                raise ConnectionFailed(transport.scrub(str(exc), self._settings)) from None
+            try:
+                return transport.decode_reply(subject, msg.data)
+            except JetStreamAPIError as exc:
+                if not (read and exc.code == 503 and attempt < READ_ATTEMPTS):
+                    raise
+            await asyncio.sleep(READ_RETRY_PAUSE * attempt)
+            attempt += 1
 
     # -- listing ---------------------------------------------------------------------------
 
@@ -503,15 +535,22 @@ async def _read_identity(
     the user the server reports (:func:`_reported_user`)."""
     info: JSONDict = dict(getattr(nc, "_server_info", None) or {})
     subject = f"{settings.api_prefix()}.INFO"
-    reply = await _probe(nc, subject, settings, events)
-    if reply is None:
-        raise ConnectionFailed(transport.no_jetstream_line(settings))
-    try:
-        data = transport.decode_reply(subject, reply)
-    except JetStreamAPIError as exc:
-        if exc.err_code in (ERR_JS_NOT_ENABLED, ERR_JS_NOT_ENABLED_FOR_ACCOUNT):
-            raise ConnectionFailed(transport.no_jetstream_line(settings, exc.description)) from None
-        raise
+    attempt = 1
+    while True:
+        reply = await _probe(nc, subject, settings, events, attempts=READ_ATTEMPTS)
+        if reply is None:
+            raise ConnectionFailed(transport.no_jetstream_line(settings))
+        try:
+            data = transport.decode_reply(subject, reply)
+            break
+        except JetStreamAPIError as exc:
+            if exc.err_code in (ERR_JS_NOT_ENABLED, ERR_JS_NOT_ENABLED_FOR_ACCOUNT):
+                line = transport.no_jetstream_line(settings, exc.description)
+                raise ConnectionFailed(line) from None
+            if exc.code != 503 or attempt >= READ_ATTEMPTS:  # 503: a cluster electing a leader
+                raise
+        await asyncio.sleep(READ_RETRY_PAUSE * attempt)
+        attempt += 1
     api = data.get("api") or {}
     account: str | None = None
     user: str | None = None
@@ -570,41 +609,49 @@ async def _probe(
     events: ConnectionEvents,
     *,
     quiet: bool = False,
+    attempts: int = 1,
 ) -> bytes | None:
     """A request that also stops at once on a permissions violation. ``None``: no responders.
 
-    With ``quiet`` every failure returns ``None`` instead of raising.
+    With ``quiet`` every failure returns ``None`` instead of raising. A request left unanswered
+    is sent again, up to ``attempts`` times in all (a read: see ``READS``).
     """
-    loop = asyncio.get_running_loop()
-    denied: asyncio.Future[str] = loop.create_future()
-    events.waiters.append(denied)
     timeout = min(settings.timeout, 1.0) if quiet else settings.timeout
-    task: asyncio.Future[Any] = asyncio.ensure_future(
-        transport.request(nc, subject, timeout=timeout)
-    )
-    try:
-        waiting: set[asyncio.Future[Any]] = {task, denied}
-        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        events.waiters.remove(denied)
-    if task not in done:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        if quiet:
+    attempt = 0
+    while True:
+        attempt += 1
+        loop = asyncio.get_running_loop()
+        denied: asyncio.Future[str] = loop.create_future()
+        events.waiters.append(denied)
+        task: asyncio.Future[Any] = asyncio.ensure_future(
+            transport.request(nc, subject, timeout=timeout)
+        )
+        try:
+            waiting: set[asyncio.Future[Any]] = {task, denied}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            events.waiters.remove(denied)
+        if task not in done:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            if quiet:
+                return None
+            raise ConnectionFailed(transport.permission_line(subject))
+        try:
+            data: bytes = task.result().data
+            return data
+        except NoResponders:
             return None
-        raise ConnectionFailed(transport.permission_line(subject))
-    try:
-        data: bytes = task.result().data
-        return data
-    except NoResponders:
-        return None
-    except TransportTimeout:
-        if quiet:
-            return None
-        raise ConnectionFailed(
-            f"timed out after {timeout:g}s waiting for {subject} on {settings.safe_url()}"
-        ) from None
-    except TransportError as exc:
-        if quiet:
-            return None
-        raise ConnectionFailed(transport.scrub(str(exc), settings)) from None
+        except TransportTimeout:
+            if attempt < attempts:
+                await asyncio.sleep(READ_RETRY_PAUSE * attempt)
+                continue
+            if quiet:
+                return None
+            raise ConnectionFailed(
+                f"timed out after {timeout:g}s waiting for {subject} on {settings.safe_url()}"
+            ) from None
+        except TransportError as exc:
+            if quiet:
+                return None
+            raise ConnectionFailed(transport.scrub(str(exc), settings)) from None

@@ -261,6 +261,8 @@ class Bus:
         self.metrics = metrics if metrics is not None else Metrics()
         #: duplicate windows by subject, with their expiry (see ``publish.duplicate_window``)
         self.windows: dict[str, tuple[float | None, float]] = {}
+        #: the look-up of a subject's window under way, shared by everyone waiting for it
+        self.window_lookups: dict[str, asyncio.Task[float | None]] = {}
         self._nc: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
@@ -319,6 +321,10 @@ class Bus:
 
     async def close(self) -> None:
         await self.catalogue.close()
+        lookups, self.window_lookups = self.window_lookups, {}
+        for lookup in lookups.values():
+            if not lookup.done() and lookup.get_loop() is asyncio.get_running_loop():
+                lookup.cancel()
         nc, self._nc = self._nc, None
         if self._inbox is not None:
             self._inbox.fail_all("connection closed")

@@ -8,7 +8,10 @@ gives the current entry of each type and every schema version still kept. It the
 bucket's subjects: each write ``apply`` makes is also seen by core subscribers, and the changed
 key is read back from the stream (the stream, not the notification, is the truth). A version a
 message names that is not in memory is looked up in the stream once more before it is called
-unknown, and after a reconnection everything is read again (writes may have been missed).
+unknown, and after a reconnection everything is read again (writes may have been missed): in
+the background, the catalogue held meanwhile answering, so that a reconnection while the
+bucket's stream elects a leader (its node died) delays no publish; a failed re-read is tried
+again on the next question.
 
 Publishing checks the event type and validates the payload against the current version
 (:meth:`Catalogue.prepare`); consuming validates against the version the message's
@@ -80,15 +83,36 @@ class Catalogue:
         self._lock: asyncio.Lock | None = None
         self._stop: Callable[[], Awaitable[None]] | None = None
         self._reconnects = -1
+        #: the re-read after a reconnection, under way in the background
+        self._reread: asyncio.Task[None] | None = None
 
     # -- reading ------------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Read the whole catalogue now (on first use, and again after a reconnection)."""
+        """Read the whole catalogue now (on first use), or start reading it again in the
+        background after a reconnection."""
         loop = asyncio.get_running_loop()
         if self._lock is None or self._loaded_loop is not loop:
             self._lock = asyncio.Lock()
             self._loaded_loop = None
+        if self._loaded_loop is loop and self._bus.metrics.reconnects != self._reconnects:
+            if self._reread is None or self._reread.done():
+                self._reread = loop.create_task(self._read_again())
+            return
+        await self._load_now()
+
+    async def _read_again(self) -> None:
+        """The re-read after a reconnection. When it fails (a stream electing its leader does
+        not answer) the catalogue held is kept, and the next question tries again."""
+        try:
+            await self._load_now()
+        except Exception as exc:  # a background task: report in one line, never raise
+            log.warning("event catalogue: re-reading it after a reconnection failed (%s); the"
+                        " catalogue read before is used meanwhile", exc)  # fmt: skip
+
+    async def _load_now(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._lock is not None
         async with self._lock:
             reconnects = self._bus.metrics.reconnects
             if self._loaded_loop is loop and reconnects == self._reconnects:
@@ -159,6 +183,10 @@ class Catalogue:
 
     async def close(self) -> None:
         """Stop listening (a listener of an event loop that has ended is only dropped)."""
+        reread, self._reread = self._reread, None
+        if reread is not None and not reread.done() and reread.get_loop() is _loop():
+            reread.cancel()
+            await asyncio.gather(reread, return_exceptions=True)
         stop, self._stop = self._stop, None
         loop, self._loaded_loop = self._loaded_loop, None
         if stop is not None and loop is asyncio.get_running_loop():
@@ -242,6 +270,13 @@ class Catalogue:
             found = Draft202012Validator(self._schemas[key])
             self._validators[key] = found
         return found
+
+
+def _loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def schema_violation_reason(problem: str) -> str:

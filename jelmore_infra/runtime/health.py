@@ -7,6 +7,13 @@ over 100 → ``degraded``; more than 10 events in the DLQ → ``degraded``; the 
 
 Expected groups are those given to ``get_health_status(groups=...)``, else the comma-separated
 ``JELMORE_CONSUMER_GROUPS`` environment variable, else the groups found on the server.
+
+Replicas (``replicas`` in the status, from each stream's ``STREAM.INFO`` ``cluster``): for the
+event stream, the dead-letter and advisory streams and the event catalogue's stream, the
+leader and each other peer, *current*, *lagging* (behind the leader, ``lag`` operations) or
+*offline* (the server says so, or its leader has not heard from it for ``PEER_SILENT`` seconds,
+or not at all since it took over). A replicated stream without a leader (an election under way,
+or quorum lost: it takes no writes) → ``critical``; an offline or lagging peer → ``degraded``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jelmore_infra.errors import JelmoreError
+from jelmore_infra.model import CATALOGUE_STREAM
 from jelmore_infra.runtime.bus import Bus, BusError
 from jelmore_infra.runtime.core import RuntimeCore
 from jelmore_infra.runtime.discovery import (
@@ -32,6 +40,14 @@ from jelmore_infra.runtime.envelope import format_timestamp
 LAG_WARN = 100
 LAG_CRITICAL = 1000
 DLQ_WARN = 10
+#: seconds without word from a peer after which it counts as offline (a leader hears from each
+#: follower about once a second)
+PEER_SILENT = 5.0
+NS = 1_000_000_000
+
+CURRENT = "current"
+LAGGING = "lagging"
+OFFLINE = "offline"
 
 OK = "ok"
 DEGRADED = "degraded"
@@ -57,6 +73,56 @@ def stream_summary(info: Mapping[str, Any]) -> dict[str, Any]:
         "max_bytes": config.get("max_bytes"),
         "max_age_seconds": (int(config.get("max_age", 0)) // 1_000_000_000) or None,
     }
+
+
+def replica_state(info: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A stream's replicas from its ``STREAM.INFO`` answer (``None``: no answer, as while a
+    replicated stream elects a leader): ``{"replicas", "leader", "peers"}``, each peer
+    ``{"name", "state", "lag", "seen_ago"}`` (seconds since the leader last heard from it,
+    ``None`` when never)."""
+    if info is None:
+        return {"replicas": None, "leader": None, "peers": []}
+    cluster = info.get("cluster") or {}
+    peers = []
+    for peer in cluster.get("replicas") or []:
+        active = int(peer.get("active") or 0)
+        seen_ago = active / NS if active > 0 else None
+        if peer.get("current") and not peer.get("offline"):
+            state = CURRENT if seen_ago is None or seen_ago < PEER_SILENT else OFFLINE
+        elif peer.get("offline") or seen_ago is None or seen_ago >= PEER_SILENT:
+            state = OFFLINE
+        else:
+            state = LAGGING
+        peers.append(
+            {
+                "name": str(peer.get("name") or peer.get("peer") or "?"),
+                "state": state,
+                "lag": int(peer.get("lag") or 0),
+                "seen_ago": None if seen_ago is None else round(seen_ago, 3),
+            }
+        )
+    replicas = int((info.get("config") or {}).get("num_replicas") or 1)
+    return {"replicas": replicas, "leader": cluster.get("leader") or None, "peers": peers}
+
+
+def replica_reasons(replicas: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """``(level, reason)`` for streams without a leader and for peers not current (pure)."""
+    reasons: list[tuple[str, str]] = []
+    for stream, state in sorted(replicas.items()):
+        if not state.get("leader"):
+            size = state.get("replicas")
+            what = f"R{size}" if size else "no answer"
+            reasons.append(
+                (CRITICAL, f"{stream}: no leader ({what}): an election under way or quorum lost")
+            )
+            continue
+        for peer in state.get("peers") or []:
+            if peer["state"] == OFFLINE:
+                reasons.append((DEGRADED, f"{stream}: replica {peer['name']} offline"))
+            elif peer["state"] == LAGGING:
+                behind = f", {peer['lag']} behind" if peer.get("lag") else ""
+                reasons.append((DEGRADED, f"{stream}: replica {peer['name']} lagging{behind}"))
+    return reasons
 
 
 def _time(value: Any) -> str | None:
@@ -91,9 +157,10 @@ def classify(
     dlq_present: Mapping[str, int | None],
     advisory: str | None,
     router_present: bool,
+    replicas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[str, list[str]]:
     """The status and its reasons from what was read (pure, for tests)."""
-    reasons: list[tuple[str, str]] = []
+    reasons: list[tuple[str, str]] = replica_reasons(replicas or {})
     if main is None:
         return CRITICAL, ["event stream missing: run `jelmore-infra apply`"]
     if not groups_found and not expected:
@@ -109,8 +176,11 @@ def classify(
             reasons.append((DEGRADED, f"{group}: lag {pending} > {LAG_WARN}"))
     if not dlq_names:
         reasons.append((CRITICAL, "no dead-letter stream"))
+    silent = {name for name, state in (replicas or {}).items() if state.get("replicas") is None}
     for name in dlq_names:
         size = dlq_present.get(name)
+        if name in silent:
+            continue  # no leader answered: said above
         if size is None:
             reasons.append((CRITICAL, f"dead-letter stream {name} missing"))
         elif size > DLQ_WARN:
@@ -130,24 +200,29 @@ async def get_health_status(
     runtime: RuntimeCore, groups: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """``stream_health`` (ok/degraded/critical), ``reasons``, ``consumer_lag`` per group
-    (pending, ack_pending, redelivered, waiting) and ``dlq_size``. Never raises for a server
-    problem: an unreachable server is ``critical`` with the reason."""
+    (pending, ack_pending, redelivered, waiting), ``dlq_size`` and ``replicas`` (per stream: its
+    leader and each peer's state, see the module docstring). Never raises for a server problem:
+    an unreachable server is ``critical`` with the reason."""
     bus = runtime.bus
     checked = format_timestamp(datetime.now(UTC))
+    replicas: dict[str, dict[str, Any]] = {}
     try:
-        return await _health(bus, groups, checked)
+        return await _health(bus, groups, checked, replicas)
     except (JelmoreError, BusError) as exc:
         return {
             "stream_health": CRITICAL,
-            "reasons": [str(exc)],
+            "reasons": [*(text for _, text in replica_reasons(replicas)), str(exc)],
             "consumer_lag": {},
             "dlq_size": None,
+            "replicas": replicas,
             "checked_at": checked,
             "server": bus.settings.safe_url(),
         }
 
 
-async def _health(bus: Bus, groups: Sequence[str] | None, checked: str) -> dict[str, Any]:
+async def _health(
+    bus: Bus, groups: Sequence[str] | None, checked: str, replicas: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     expected = list(groups or [])
     if not expected and os.environ.get("JELMORE_CONSUMER_GROUPS"):
         expected = [g.strip() for g in os.environ["JELMORE_CONSUMER_GROUPS"].split(",") if g]
@@ -161,6 +236,7 @@ async def _health(bus: Bus, groups: Sequence[str] | None, checked: str) -> dict[
     advisory: str | None = None
     router_present = False
     if main is not None:
+        replicas[main] = replica_state((await _stream_info(bus, main))[0])
         for info in await bus.consumer_infos(main):
             config = info.get("config") or {}
             name = str(config.get("durable_name") or "")
@@ -179,13 +255,19 @@ async def _health(bus: Bus, groups: Sequence[str] | None, checked: str) -> dict[
             }
         dlq_names = await dlq_streams(bus, main)
         for name in dlq_names:
-            dlq_info = await bus.stream_info(name)
-            dlq_sizes[name] = (
-                None if dlq_info is None else int((dlq_info.get("state") or {}).get("messages", 0))
-            )
+            dlq_info, answered = await _stream_info(bus, name)
+            if answered:
+                state = (dlq_info or {}).get("state") or {}
+                dlq_sizes[name] = None if dlq_info is None else int(state.get("messages", 0))
+            if dlq_info is not None or not answered:
+                replicas[name] = replica_state(dlq_info)
         advisory = await advisory_stream(bus, main)
         if advisory is not None:
+            replicas[advisory] = replica_state((await _stream_info(bus, advisory))[0])
             router_present = await bus.consumer_info(advisory, ROUTER_CONSUMER) is not None
+        catalogue, answered = await _stream_info(bus, CATALOGUE_STREAM)
+        if catalogue is not None or not answered:
+            replicas[CATALOGUE_STREAM] = replica_state(catalogue)
     status, reasons = classify(
         main=main,
         groups_found=lag,
@@ -194,6 +276,7 @@ async def _health(bus: Bus, groups: Sequence[str] | None, checked: str) -> dict[
         dlq_present=dlq_sizes,
         advisory=advisory,
         router_present=router_present,
+        replicas=replicas,
     )
     sizes = [s for s in dlq_sizes.values() if s is not None]
     return {
@@ -204,9 +287,19 @@ async def _health(bus: Bus, groups: Sequence[str] | None, checked: str) -> dict[
         "main_stream": main,
         "dlq_streams": dlq_names,
         "advisory_stream": advisory,
+        "replicas": replicas,
         "checked_at": checked,
         "server": bus.settings.safe_url(),
     }
+
+
+async def _stream_info(bus: Bus, name: str) -> tuple[dict[str, Any] | None, bool]:
+    """``(STREAM.INFO, answered)``: ``(None, True)`` when the stream does not exist, ``(None,
+    False)`` when nobody answered (a replicated stream electing a leader answers nobody)."""
+    try:
+        return await bus.stream_info(name), True
+    except (BusError, JelmoreError):
+        return None, False
 
 
 async def get_performance_metrics(runtime: RuntimeCore) -> dict[str, Any]:

@@ -98,9 +98,10 @@ class Runtime(RuntimeCore):
 
         Returns ``True`` when stored (or already stored: same message id within the duplicate
         window), ``False`` when it is not: refused by the server, or *not confirmed* (no
-        acknowledgement before the retry deadline, half the stream's duplicate window by default,
-        or after ``attempts`` sends of ``timeout`` seconds each); the log line says which. A
-        not-confirmed event may be stored: publish it again only with the same ``message_id``.
+        acknowledgement before the retry deadline, ``retry_for`` seconds, 30 by default, enough
+        to ride out a stream leader's election, or after ``attempts`` sends of ``timeout``
+        seconds each); the log line says which. A not-confirmed event may be stored: publish it
+        again only with the same ``message_id``.
         Raises ``EventError`` for an unknown event type, an unserialisable payload (including
         strings UTF-8 cannot encode), a bad header, a message larger than the server's
         ``max_payload`` or a sensitive event without an encryption key, and ``ConnectionFailed``

@@ -17,15 +17,19 @@ Every publish is a request whose PubAck is awaited with its own timeout; nats-py
 
 **Retries.** An attempt that was not acknowledged is repeated with the event's original
 ``Nats-Msg-Id``, so a stream that did store an earlier attempt answers with a duplicate ack
-instead of storing it twice. That protection lasts only for the stream's duplicate window, so
-after an attempt whose outcome is unknown another attempt is sent only while its acknowledgement
-is due within ``WINDOW_SHARE`` of the window after the first send (the window is read from the
-stream's config and cached; the other half is a margin for an attempt nats-py buffered across a
-disconnection). Attempts are sent only while connected, never into nats-py's reconnect buffer:
-after a reconnection nats-py first flushes that buffer, so a retry always reaches the server after
-the attempts before it. Without a known window an attempt with an unknown outcome is not
-repeated. A message larger than the server's ``max_payload`` can never be stored; it is refused at
-once, before anything is sent.
+instead of storing it twice. An event is retried for ``retry_for`` seconds from its first send
+(``DEFAULT_RETRY_FOR``, 30 s, unless the caller sets it): long enough to ride out the election of
+a new stream leader after the old one died, during which the stream answers "no stream here"
+(503) or not at all. Attempts certainly not stored (503, never sent) are repeated until then.
+The duplicate protection lasts only for the stream's duplicate window, so after an attempt
+whose outcome is unknown another attempt is sent only while its acknowledgement is due within
+``WINDOW_SHARE`` of the window after the first send (the window is read from the stream's config
+and cached; the other half is a margin for an attempt nats-py buffered across a disconnection).
+While the window cannot be read (the server is busy electing a leader) such an attempt waits
+for it, and is never sent without it. Attempts are sent only while connected, never into
+nats-py's reconnect buffer: after a reconnection nats-py first flushes that buffer, so a retry
+always reaches the server after the attempts before it. A message larger than the server's
+``max_payload`` can never be stored; it is refused at once, before anything is sent.
 """
 
 from __future__ import annotations
@@ -49,20 +53,19 @@ log = logging.getLogger("jelmore_infra.runtime")
 DEFAULT_TIMEOUT = 2.0
 RETRY_WAIT = 0.25
 MAX_RETRY_WAIT = 2.0
+#: seconds from an event's first send during which it is retried: a stream leader's election
+#: after its server died took about 5 s on a 3-node test cluster (docs/faults.md)
+DEFAULT_RETRY_FOR = 30.0
 #: share of the stream's duplicate window (from the first send) within which an attempt whose
 #: predecessor's outcome is unknown must be acknowledged
 WINDOW_SHARE = 0.5
-#: how long an event is retried when the stream's duplicate window is unknown (then only
-#: attempts certainly not stored, such as "no stream answered", are repeated)
-UNKNOWN_WINDOW_RETRY_FOR = 10.0
-#: seconds between checks of the connection while waiting to retry
+#: seconds between checks of the connection (and of the window) while waiting to retry
 CONNECTION_POLL = 0.1
 #: seconds a stream's duplicate window is cached (an apply may change it)
 WINDOW_CACHE_SECONDS = 60.0
-#: seconds "no stream captures this subject" is cached
-MISSING_STREAM_CACHE_SECONDS = 5.0
-#: seconds before a failed look-up of the window is tried again
-LOOKUP_ERROR_PAUSE = 1.0
+#: seconds before a look-up of the window that failed, or found no stream, is made again (one
+#: look-up per subject at a time, however many events wait for it)
+LOOKUP_PAUSE = 1.0
 NS = 1_000_000_000
 
 
@@ -121,16 +124,48 @@ def retry_limits(
     started: float, window: float | None, retry_for: float | None
 ) -> tuple[float, float | None]:
     """``(give_up_at, safe_until)`` for an event first sent at ``started``: no attempt is sent
-    whose acknowledgement would be due after ``give_up_at``, and none after an attempt with an
-    unknown outcome unless its acknowledgement is due by ``safe_until`` (``None``: never)."""
+    whose acknowledgement would be due after ``give_up_at`` (``retry_for`` seconds, default
+    ``DEFAULT_RETRY_FOR``, whatever the window), and none after an attempt with an unknown
+    outcome unless its acknowledgement is due by ``safe_until`` (``None``: the window is not
+    known, so not yet)."""
     safe_until = started + window * WINDOW_SHARE if window else None
-    if retry_for is not None:
-        patience = retry_for
-    elif window:
-        patience = window * WINDOW_SHARE
-    else:
-        patience = UNKNOWN_WINDOW_RETRY_FOR
+    patience = DEFAULT_RETRY_FOR if retry_for is None else retry_for
     return started + patience, safe_until
+
+
+class Next(enum.Enum):
+    """What a retrying event does next."""
+
+    SEND = "send"
+    WAIT = "wait"  # back-off not over, disconnected, or the window must be read first
+    GIVE_UP = "give up"
+
+
+def next_step(
+    *,
+    now: float,
+    resume: float,
+    timeout: float,
+    give_up_at: float,
+    safe_until: float | None,
+    unknown: bool,
+    connected: bool,
+) -> Next:
+    """Whether to send the next attempt of an event now (its back-off ends at ``resume``), wait,
+    or give up (pure): an attempt whose ack would be due after ``give_up_at`` is never sent;
+    after an attempt with an ``unknown`` outcome none is sent without a known window
+    (``safe_until``) or past it."""
+    due = max(now, resume) + timeout
+    if due > give_up_at:
+        return Next.GIVE_UP
+    if unknown:
+        if safe_until is None:
+            return Next.WAIT
+        if due > safe_until:
+            return Next.GIVE_UP
+    if now < resume or not connected:
+        return Next.WAIT
+    return Next.SEND
 
 
 def unacknowledged_outcome(
@@ -193,29 +228,37 @@ class _Attempts:
 async def duplicate_window(bus: Bus, subject: str) -> float | None:
     """The duplicate window (seconds) of the stream capturing ``subject``, cached for
     ``WINDOW_CACHE_SECONDS``; ``None`` when no stream captures it or it cannot be read now (the
-    server is not asked while disconnected)."""
-    from jelmore_infra.runtime.discovery import TopologyMissing, stream_for
-
-    entries = bus.windows
-    now = time.monotonic()
-    hit = entries.get(subject)
-    if hit is not None and now < hit[1]:
+    server is not asked while disconnected). A window read before is kept while a new look-up
+    fails (a restarting server, or a cluster electing a leader, may not answer for a while), and
+    a failed look-up is not repeated for ``LOOKUP_PAUSE``; concurrent callers share one look-up."""
+    hit = bus.windows.get(subject)
+    if hit is not None and time.monotonic() < hit[1]:
         return hit[0]
     stale = hit[0] if hit is not None else None
     if not bus.is_connected:
         return stale
+    loop = asyncio.get_running_loop()
+    pending = bus.window_lookups.get(subject)
+    if pending is None or pending.done() or pending.get_loop() is not loop:
+        pending = loop.create_task(_look_up_window(bus, subject, stale))
+        bus.window_lookups[subject] = pending
+    return await asyncio.shield(pending)
+
+
+async def _look_up_window(bus: Bus, subject: str, stale: float | None) -> float | None:
+    from jelmore_infra.runtime.discovery import TopologyMissing, stream_for
+
     try:
         info = await bus.stream_info(await stream_for(bus, subject))
-    except (TopologyMissing, JelmoreError) as exc:
-        # Keep a window read before (a restarting server may not list its streams yet) and do
-        # not ask again for a moment: many events may be waiting to retry.
-        missing = isinstance(exc, TopologyMissing)
-        pause = MISSING_STREAM_CACHE_SECONDS if missing else LOOKUP_ERROR_PAUSE
-        entries[subject] = (stale, now + pause)
+    except (TopologyMissing, JelmoreError):
+        bus.windows[subject] = (stale, time.monotonic() + LOOKUP_PAUSE)
         return stale
+    finally:
+        if bus.window_lookups.get(subject) is asyncio.current_task():
+            del bus.window_lookups[subject]
     nanos = int(((info or {}).get("config") or {}).get("duplicate_window") or 0)
     window = nanos / NS if nanos > 0 else None
-    entries[subject] = (window, now + WINDOW_CACHE_SECONDS)
+    bus.windows[subject] = (window, time.monotonic() + WINDOW_CACHE_SECONDS)
     return window
 
 
@@ -287,28 +330,29 @@ async def _may_retry(
     attempts: int | None,
     retry_for: float | None,
 ) -> bool:
-    """Wait until the next attempt may be sent (back-off elapsed, connected); ``False`` when it
-    must not be: refused, attempts used up, or its ack would be due past the deadlines."""
+    """Wait until the next attempt may be sent (back-off elapsed, connected, the window known
+    after an unknown outcome); ``False`` when it must not be: refused, attempts used up, the
+    connection closed by the application, or its ack would be due past the deadlines."""
     if tried.refused or (attempts is not None and tried.made >= attempts):
         return False
     resume = time.monotonic() + tried.next_wait()
-    looked_up = False
     while True:
+        if bus.max_payload is None:  # the application closed the connection: stop here
+            return False
         window = await duplicate_window(bus, event.subject)
         give_up_at, safe_until = retry_limits(tried.started, window, retry_for)
         now = time.monotonic()
-        due = max(now, resume) + timeout
-        if due > give_up_at or (tried.unknown and safe_until is not None and due > safe_until):
-            return False
-        if bus.max_payload is None:  # the application closed the connection: stop here
-            return False
-        if now >= resume and bus.is_connected:
-            if not tried.unknown or safe_until is not None:
-                return True
-            if looked_up:  # connected, yet the window cannot be read: do not risk a duplicate
-                return False
-            looked_up = True
-            continue
+        step = next_step(
+            now=now,
+            resume=resume,
+            timeout=timeout,
+            give_up_at=give_up_at,
+            safe_until=safe_until,
+            unknown=tried.unknown,
+            connected=bus.is_connected,
+        )
+        if step is not Next.WAIT:
+            return step is Next.SEND
         await asyncio.sleep(max(min(resume - now, MAX_RETRY_WAIT), CONNECTION_POLL))
 
 

@@ -8,6 +8,7 @@ worker is killed in the fixture's finaliser, also when a test fails.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -24,9 +25,13 @@ from jelmore_infra import runtime
 from jelmore_infra.runtime.dlq import ROUTER_FAILURE_REASON
 from tests.support.natsserver import NatsServer
 from tests.support.runtime_topology import add_group_async, stream_messages, wait_until
+from tests.support.runtime_worker import fate
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = ROOT / "tests" / "support" / "runtime_worker.py"
+#: shares of the 10,000 events that fail every attempt, and that fail their first attempt only
+POISON = 0.005
+FLAKY = 0.05
 
 
 class Workers:
@@ -159,47 +164,62 @@ async def test_b_an_event_whose_worker_is_killed_on_its_last_attempt_still_reach
 async def test_c_ten_thousand_events_through_three_workers_with_failures_and_a_kill_lose_none(
     url: str, workers: Workers
 ) -> None:
+    """Three workers share 10,000 events, 0.5% of them poison (every attempt fails: dead-lettered
+    after the third), 5% flaky (the first attempt fails). One worker is SIGKILLed while the first
+    4,000 are being published and handled; the other 6,000 are published after the kill, so at
+    least a third of the events are still unhandled when it dies. Every event ends handled or
+    dead-lettered, never both, and exactly the poison ones are dead."""
+    total, first_part = 10_000, 4_000
     group = f"kill_load_{uuid.uuid4().hex[:6]}"
     await add_group_async(
         url, group, ["jelmore.session.output"], retry_delays="100ms,200ms,400ms", ack_wait="2s"
     )
-    procs = [
-        workers.start(group, f"w{i}", "--fail-rate", "0.05", "--seed", str(i)) for i in range(3)
-    ]
+    rates = ("--poison-rate", str(POISON), "--flaky-rate", str(FLAKY))
+    procs = [workers.start(group, f"w{i}", *rates) for i in range(3)]
     records = [rec for _, rec in procs]
     session = f"s-c-{uuid.uuid4().hex[:6]}"
-    results = await runtime.publish_events(
-        (
-            {"event_type": "session.output", "session_id": session, "payload": {"n": i}}
-            for i in range(10_000)
-        ),
-        window=256,
-    )
-    published = {r.message_id for r in results if r.ok}
-    assert len(published) == 10_000
 
-    await wait_until(lambda: len(handled_ids(*records)) >= 3_000, limit=60)
-    before_kill = len(handled_ids(*records))
-    kill(procs[0][0])
-    killed_at = len(handled_ids(records[0]))
-    assert before_kill < 10_000  # killed midway
+    async def publish(numbers: range) -> set[str]:
+        results = await runtime.publish_events(
+            (
+                {"event_type": "session.output", "session_id": session, "payload": {"n": i}}
+                for i in numbers
+            ),
+            window=256,
+        )
+        return {r.message_id for r in results if r.ok}
+
+    first = asyncio.create_task(publish(range(first_part)))
+    await wait_until(lambda: len(handled_ids(*records)) >= 1_000, limit=60)
+    kill(procs[0][0])  # while the first part is still being published and handled
+    handled_at_kill = len(handled_ids(*records))  # after the kill: at least as many as at it
+    killed_handled = len(handled_ids(records[0]))
+    published = await first
+    published |= await publish(range(first_part, total))
+    assert len(published) == total
+    unhandled_at_kill = total - handled_at_kill
+    assert unhandled_at_kill >= total / 3, f"only {unhandled_at_kill} unhandled at the kill"
 
     async def accounted() -> bool:
         done = handled_ids(*records)
-        if len(published - done) > 50:
+        if len(published - done) > 2 * len(published) * POISON + 50:
             return False
         dead = {r["message_id"] for r in await dlq_for(url, group)}
         return not (published - done - dead)
 
     await wait_until(accounted, limit=120, interval=0.5)
     handled = handled_ids(*records)
-    dead = {r["message_id"] for r in await dlq_for(url, group)}
-    missing = published - handled - dead
+    dead_records = await dlq_for(url, group)
+    dead = {r["message_id"] for r in dead_records}
+    poison = {mid for mid in published if fate(mid) < POISON}
     print(
-        f"\n(c) published {len(published)}, handled {len(handled & published)}, "
-        f"dead-lettered {len(dead)}, in both {len(handled & dead)}, missing {len(missing)}; "
-        f"worker w0 killed after handling {killed_at}"
+        f"\n(c) published {len(published)}, handled {len(handled & published)}, dead-lettered"
+        f" {len(dead)} ({len(dead_records)} records, {len(poison)} poison), in both"
+        f" {len(handled & dead)}, missing {len(published - handled - dead)}; worker w0 killed"
+        f" with {unhandled_at_kill} unhandled, after handling {killed_handled}"
     )
-    assert missing == set()
-    assert dead <= published
+    assert published - handled - dead == set()  # every event handled or dead-lettered
+    assert handled & dead == set()  # never both
+    assert dead == poison  # exactly the events that fail every attempt
+    assert handled <= published
     assert procs[0][0].returncode == -signal.SIGKILL

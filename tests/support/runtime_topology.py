@@ -16,6 +16,9 @@ from the server like any other group.
 
 The event catalogue (KV bucket ``jelmore-catalogue``) gets the repository's
 ``topology/events.yaml`` event types, as apply stores them; ``put_event`` stores another.
+
+``replicas=3`` (on a 3-node cluster) makes every stream, the catalogue's included, R3; the
+consumers follow their stream's replication.
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ def ns(text: str) -> int:
     return parse_duration(text)
 
 
-def stream_configs() -> list[dict[str, Any]]:
-    return [
+def stream_configs(replicas: int = 1) -> list[dict[str, Any]]:
+    configs = [
         {
             "name": MAIN,
             "description": "Jelmore session events",
@@ -90,6 +93,7 @@ def stream_configs() -> list[dict[str, Any]]:
             "metadata": dict(MANAGED),
         },
     ]
+    return [{**config, "num_replicas": replicas} for config in configs]
 
 
 def group_config(
@@ -153,7 +157,13 @@ def repo_events() -> dict[str, Any]:
 
 
 async def put_event(
-    nc: Any, event_type: str, config: dict[str, Any], *, version: int = 1, stream: str = MAIN
+    nc: Any,
+    event_type: str,
+    config: dict[str, Any],
+    *,
+    version: int = 1,
+    stream: str = MAIN,
+    replicas: int = 1,
 ) -> None:
     """Store one event type in the catalogue, as apply does (the bucket created when missing)."""
     from jelmore_infra.catalogue.entry import (
@@ -163,19 +173,33 @@ async def put_event(
         key_subject,
     )
 
-    config_of_stream = catalogue_stream_config(1)
+    config_of_stream = catalogue_stream_config(replicas)
     info = await nc.request(f"$JS.API.STREAM.INFO.{config_of_stream['name']}", b"", timeout=5)
     if json.loads(info.data).get("error"):
         await _api(nc, f"STREAM.CREATE.{config_of_stream['name']}", config_of_stream)
     entry = canonical_entry(event_type, config, stream, version)
-    ack = await nc.request(key_subject(event_type), encode_entry(entry), timeout=5)
+    ack = await _publish_when_led(nc, key_subject(event_type), encode_entry(entry))
     assert not json.loads(ack.data).get("error"), ack.data
 
 
-async def provision_catalogue(nc: Any) -> None:
+async def _publish_when_led(nc: Any, subject: str, data: bytes) -> Any:
+    """A JetStream publish, repeated while nobody answers: a replicated stream created a moment
+    ago may not have elected its leader yet."""
+    from nats.errors import NoRespondersError
+
+    async def attempt() -> Any:
+        try:
+            return await nc.request(subject, data, timeout=5)
+        except NoRespondersError:
+            return None
+
+    return await wait_for(attempt, f"a leader of the stream storing {subject}")
+
+
+async def provision_catalogue(nc: Any, *, replicas: int = 1) -> None:
     """The repository's event types, version 1 each."""
     for event_type, spec in repo_events().items():
-        await put_event(nc, event_type, spec.config, stream=spec.stream or MAIN)
+        await put_event(nc, event_type, spec.config, stream=spec.stream or MAIN, replicas=replicas)
 
 
 async def catalogue_only_async(url: str) -> None:
@@ -196,12 +220,13 @@ async def provision_async(
     advisories: bool = True,
     groups: bool = True,
     catalogue: bool = True,
+    replicas: int = 1,
 ) -> None:
     nc = await nats.connect(url)
     try:
         if catalogue:
-            await provision_catalogue(nc)
-        for config in stream_configs():
+            await provision_catalogue(nc, replicas=replicas)
+        for config in stream_configs(replicas):
             if config["name"] == ADVISORIES and not advisories:
                 continue
             await _api(nc, f"STREAM.CREATE.{config['name']}", config)

@@ -2,19 +2,23 @@
 
     python tests/support/runtime_worker.py --url URL --group G --record FILE
         [--fail-rate 0.05] [--seed N] [--fail-below K] [--hang-attempt K] [--concurrency N]
+        [--poison-rate 0.005] [--flaky-rate 0.05]
 
 Handles events of group G through ``subscribe_to_events`` (which also runs the dead-letter router)
 and appends one line per event to FILE: ``start <message_id> <attempt> <pid>`` when the handler
 starts and ``done <message_id> <attempt> <pid>`` when it returns. The handler fails with a random
 probability (``--fail-rate``), fails while the attempt is below K (``--fail-below``), or hangs on
-attempt K (``--hang-attempt``, to be killed there). Prints ``ready`` once subscribed; stops
-gracefully on SIGTERM/SIGINT.
+attempt K (``--hang-attempt``, to be killed there). ``--poison-rate`` and ``--flaky-rate`` decide
+by the message id alone (``fate``, the same in every worker): a poison event fails every attempt,
+a flaky one fails its first attempt only. Prints ``ready`` once subscribed; stops gracefully on
+SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import random
 import signal
@@ -25,6 +29,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from jelmore_infra import runtime
+
+
+def fate(message_id: str) -> float:
+    """A number in [0, 1) fixed by the message id: below the poison rate the event is poison,
+    below poison plus flaky rates it is flaky."""
+    digest = hashlib.sha256(message_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -43,6 +54,11 @@ async def main(args: argparse.Namespace) -> None:
             raise RuntimeError(f"failing attempt {attempt} on purpose")
         if args.fail_rate and rng.random() < args.fail_rate:
             raise RuntimeError("random failure")
+        drawn = fate(mid)
+        if drawn < args.poison_rate:
+            raise RuntimeError("poison event")
+        if attempt == 1 and drawn < args.poison_rate + args.flaky_rate:
+            raise RuntimeError("flaky event, first attempt")
         record.write(f"done {mid} {attempt} {pid}\n")
 
     stop = asyncio.Event()
@@ -75,4 +91,6 @@ if __name__ == "__main__":
     parser.add_argument("--hang-attempt", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--poison-rate", type=float, default=0.0)
+    parser.add_argument("--flaky-rate", type=float, default=0.0)
     asyncio.run(main(parser.parse_args()))

@@ -512,7 +512,7 @@ def test_retries_after_an_unknown_outcome_end_at_half_the_duplicate_window() -> 
     assert retry_limits(100.0, 60.0, None) == (130.0, 130.0)
     assert retry_limits(100.0, 60.0, 5.0) == (105.0, 130.0)  # retry_for only shortens patience
     assert retry_limits(100.0, 60.0, 50.0) == (150.0, 130.0)  # but never widens the safe part
-    assert retry_limits(100.0, None, None) == (110.0, None)  # unknown window: no unsafe retry
+    assert retry_limits(100.0, None, None) == (130.0, None)  # unknown window: no unsafe retry
     assert retry_limits(100.0, None, 3.0) == (103.0, None)
 
 
