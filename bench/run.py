@@ -605,6 +605,15 @@ class Bench:
             f"{self.load_before} / {load_average()} (other work on the machine adds noise)"
         )
         self.notes.append(f"whole `make bench` run took {self.elapsed:.0f} s")
+        self.notes.append(
+            "payload validation (validate_publish, validate_consume): both sides are the shim, "
+            "with the event catalogue's schema validation on and off. The validator is "
+            "`jsonschema` (Draft 2020-12, one compiled validator per schema version); "
+            "`jsonschema-rs` 0.61 was measured at 0.19 µs per payload against jsonschema 4.26's "
+            "11.2 µs (5 × 20,000 validations of the bench payload, 2026-11-30), and not chosen: "
+            "validation stays within the 15% budget with jsonschema, whose error paths and "
+            "messages are the ones dead-letter reasons show, and it adds no compiled dependency"
+        )
         self.notes.extend(METHOD)
         for fig in figures:
             if fig.note and not fig.note.startswith("not measured"):
