@@ -52,11 +52,26 @@ PROGRESS = 200
 pytestmark = pytest.mark.slow  # a cluster, a dead node and its return: tens of seconds
 
 
+def start_cluster(version: str) -> NatsCluster:
+    """A started 3-node cluster of ``version``. About one start in twenty of a 2.10.26 cluster
+    never settles (its meta leader counts only one of its two peers, for minutes), so a cluster
+    that does not settle within a minute is replaced, once."""
+    try:
+        return NatsCluster(name="rt-faults", binary=binary_for(version)).start(timeout=60)
+    except RuntimeError as exc:
+        if "did not settle" not in str(exc):
+            raise
+    return NatsCluster(name="rt-faults", binary=binary_for(version)).start(timeout=60)
+
+
 @pytest.fixture(params=RUNTIME_VERSIONS)
 def cluster(request: pytest.FixtureRequest) -> Iterator[NatsCluster]:
-    with NatsCluster(name="rt-faults", binary=binary_for(request.param)) as nodes:
+    nodes = start_cluster(request.param)
+    try:
         provision(nodes.urls[0], replicas=3)
         yield nodes
+    finally:
+        nodes.cleanup()
 
 
 async def restart(node: NatsServer) -> None:
@@ -278,9 +293,12 @@ async def test_publishing_rides_out_the_loss_of_the_node_leading_the_event_catal
         await asyncio.to_thread(leader.kill)  # and it stays down: the cluster is this test's
         await wait_for(lambda: publisher.metrics.reconnects >= 1, "a reconnection", 60)
         await publish(300)
+    survivor = next(n for n in cluster.nodes if n is not leader)
+    stored = [m["headers"].get("Nats-Msg-Id") for m in await stream_messages(survivor.url, MAIN)]
     print(
         f"\n[{cluster.nodes[0].version}] catalogue leader {leader.server_name} SIGKILLed:"
-        f" published {len(sent)}, acknowledged {len(acked)},"
-        f" retries {publisher.metrics.publish_retries}"
+        f" published {len(sent)}, acknowledged {len(acked)}, stored {len(stored)} (distinct"
+        f" {len(set(stored))}), retries {publisher.metrics.publish_retries}"
     )
     assert acked == sent
+    assert sorted(stored) == sorted(sent)  # each stored once

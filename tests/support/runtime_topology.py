@@ -149,6 +149,27 @@ async def _api(nc: Any, subject: str, body: dict[str, Any] | None) -> dict[str, 
     return answer
 
 
+#: "no suitable peers for placement" and "insufficient resources": a cluster whose leader has not
+#: yet heard every peer's statistics cannot place a replicated stream for a moment
+CANNOT_PLACE_YET = (10005, 10023)
+
+
+async def create_stream(nc: Any, config: dict[str, Any]) -> None:
+    """``STREAM.CREATE``, repeated while a cluster cannot place the replicas yet."""
+
+    async def attempt() -> bool:
+        subject = f"$JS.API.STREAM.CREATE.{config['name']}"
+        msg = await nc.request(subject, json.dumps(config).encode(), timeout=10)
+        error = json.loads(msg.data).get("error")
+        if error and error.get("err_code") in CANNOT_PLACE_YET:
+            return False
+        if error:
+            raise RuntimeError(f"STREAM.CREATE.{config['name']}: {error}")
+        return True
+
+    await wait_for(attempt, f"a cluster able to place stream {config['name']}", 60, 0.2)
+
+
 def repo_events() -> dict[str, Any]:
     """The event types of the repository's ``topology/events.yaml`` (loaded with the topology)."""
     from jelmore_infra.topology import load_topology
@@ -176,7 +197,7 @@ async def put_event(
     config_of_stream = catalogue_stream_config(replicas)
     info = await nc.request(f"$JS.API.STREAM.INFO.{config_of_stream['name']}", b"", timeout=5)
     if json.loads(info.data).get("error"):
-        await _api(nc, f"STREAM.CREATE.{config_of_stream['name']}", config_of_stream)
+        await create_stream(nc, config_of_stream)
     entry = canonical_entry(event_type, config, stream, version)
     ack = await _publish_when_led(nc, key_subject(event_type), encode_entry(entry))
     assert not json.loads(ack.data).get("error"), ack.data
@@ -229,7 +250,7 @@ async def provision_async(
         for config in stream_configs(replicas):
             if config["name"] == ADVISORIES and not advisories:
                 continue
-            await _api(nc, f"STREAM.CREATE.{config['name']}", config)
+            await create_stream(nc, config)
         if groups:
             for name, filters in GROUPS.items():
                 config = group_config(
