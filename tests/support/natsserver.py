@@ -267,12 +267,26 @@ class NatsCluster:
     def url(self) -> str:
         return ",".join(self.urls)
 
-    def start(self, timeout: float = 90.0) -> NatsCluster:
+    def start(self, timeout: float = 90.0, *, attempt: int = 1) -> NatsCluster:
         """Start every node, then wait for all to be healthy and agree on a meta leader.
 
         The deadline is generous because a young cluster on a loaded 2-core machine was seen to
-        need more than 30 s to elect its meta leader; a healthy start takes about a second.
+        need more than 30 s to elect its meta leader; a healthy start takes about a second. A
+        cluster that never settles (a 2.10.26 node was seen, about once in twenty starts, to stay
+        outside the meta group for good) is started once more on fresh ports and directories.
         """
+        try:
+            return self._start(timeout)
+        except RuntimeError as exc:
+            if attempt >= 2 or (
+                "did not settle" not in str(exc) and "could not place" not in str(exc)
+            ):
+                raise
+            print(f"\nstarting the cluster again: {exc}", file=sys.stderr)
+            self.nodes = []
+            return self.start(min(timeout, 60.0), attempt=attempt + 1)
+
+    def _start(self, timeout: float) -> NatsCluster:
         self._tmp = tempfile.TemporaryDirectory(prefix="jelmore-cluster-")
         cluster_ports = [free_port() for _ in range(self.size)]
         routes = ", ".join(f'"nats://127.0.0.1:{p}"' for p in cluster_ports)
