@@ -87,8 +87,19 @@ async def contents(nc: Client, stream: str) -> list[str]:
 
 
 async def make_stream(api: JetStreamAPI, name: str, **extra: Any) -> dict[str, Any]:
+    """Create the test's stream. A loaded machine once made the server answer "error creating
+    store for stream" (10049) for a moment: the create is asked again, a few times."""
+    from jelmore_infra.errors import JetStreamAPIError
+
     config = {"name": name, "subjects": [f"{name}.>"], "storage": "file", **extra}
-    return await api.create_stream(config)
+    for attempt in range(5):
+        try:
+            return await api.create_stream(config)
+        except JetStreamAPIError as exc:
+            if exc.err_code != 10049 or attempt == 4:
+                raise
+            await asyncio.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def desired_memory(name: str) -> dict[str, Any]:
