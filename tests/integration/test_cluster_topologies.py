@@ -100,14 +100,14 @@ def settled_peers(
     cluster: NatsCluster, stream: str, count: int, among: set[str] | None = None
 ) -> set[str]:
     """``stream``'s servers once it has a leader and exactly ``count`` of them, all ``among``
-    the given ones (a move or a scale has finished)."""
+    the given ones, and no reconfiguration is under way (a move or a scale has finished)."""
 
     def done() -> set[str] | None:
         try:
             found = info(cluster, stream).get("cluster") or {}
         except Exception:  # a request during an election times out
             return None
-        if not found.get("leader"):
+        if not found.get("leader") or "desired" in found:  # 2.15: a move or scale under way
             return None
         names = peers(cluster, stream)
         if len(names) != count or (among is not None and not names <= among):

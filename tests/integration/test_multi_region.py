@@ -113,9 +113,10 @@ def write(directory: Path, text: str) -> Path:
 
 
 def cluster_of(url: str, stream: str) -> tuple[str | None, int]:
-    """The cluster holding ``stream`` and how many servers hold it (0 while it has no leader)."""
+    """The cluster holding ``stream`` and how many servers hold it (0 while it has no leader or
+    is being moved or scaled)."""
     found = raw.js(first(url), f"STREAM.INFO.{stream}").get("cluster") or {}
-    if not found.get("leader"):
+    if not found.get("leader") or "desired" in found:  # 2.15: a move or scale under way
         return found.get("name"), 0
     return found.get("name"), 1 + len(found.get("replicas") or ())
 
