@@ -228,6 +228,76 @@ class MirrorPromoted(Impact):
 
 
 @dataclass(frozen=True, slots=True)
+class StreamMoved(Impact):
+    """A new placement moves a stream (or a bucket's stream) to the servers it names: the server
+    copies every stored message to them, then drops the old copies (docs/multi-region.md).
+
+    ``label``: how the text names the resource (``stream JELMORE``, ``KV bucket config``);
+    ``origin`` and ``destination``: the placements, worded (``cluster C1``, ``tags site:a``).
+    """
+
+    TYPE: ClassVar[str] = "stream-moved"
+    MESSAGE_KIND: ClassVar[ImpactKind] = "note"
+
+    label: str
+    origin: str
+    destination: str
+    messages: int
+    bytes: int
+
+    @property
+    def field(self) -> str | None:
+        return "placement"
+
+    def data(self) -> dict[str, Any]:
+        return {"messages": self.messages, "bytes": self.bytes}
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicasAdded(Impact):
+    """More replicas: the server copies every stored message to each new replica.
+
+    ``setting``: ``num_replicas`` (streams) or ``replicas`` (buckets).
+    """
+
+    TYPE: ClassVar[str] = "replicas-added"
+    MESSAGE_KIND: ClassVar[ImpactKind] = "note"
+
+    label: str
+    setting: str
+    replicas_before: int
+    replicas: int
+    messages: int
+    bytes: int
+
+    @property
+    def field(self) -> str | None:
+        return self.setting
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "new_replicas": self.replicas - self.replicas_before,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementDropped(Impact):
+    """Removing a placement moves nothing: the stream stays on the servers it is on."""
+
+    TYPE: ClassVar[str] = "placement-dropped"
+    MESSAGE_KIND: ClassVar[ImpactKind] = "note"
+
+    label: str
+    origin: str
+
+    @property
+    def field(self) -> str | None:
+        return "placement"
+
+
+@dataclass(frozen=True, slots=True)
 class BucketDataLost(Impact):
     """Deleting or replacing a KV bucket or an object store loses everything stored in it.
 
@@ -316,6 +386,9 @@ _TYPES: dict[str, type[Impact]] = {
         OverLimitKept,
         SubjectsRemoved,
         MirrorPromoted,
+        StreamMoved,
+        ReplicasAdded,
+        PlacementDropped,
         BucketDataLost,
         HistoryLowered,
         CompressionDeferred,

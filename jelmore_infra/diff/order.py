@@ -6,7 +6,8 @@ updates, the lowest tier first (streams before their consumers). For streams and
 gives four phases: consumer deletes, stream deletes, stream changes, consumer changes. Within a
 phase changes are sorted by address, except that a resource comes after the resources of its own
 kind it depends on (a mirror or sourcing stream after its origin). Apply runs the changes of one
-phase concurrently and starts a phase only when the one before it has finished.
+phase concurrently, in runs that never hold a change together with one it depends on, and starts
+a run only when the one before it has finished.
 
 Pure: no I/O.
 """
@@ -41,14 +42,25 @@ def order_changes(changes: Iterable[ResourceChange]) -> list[ResourceChange]:
 
 
 def phases(changes: Sequence[ResourceChange]) -> list[list[ResourceChange]]:
-    """Consecutive runs of changes in the same phase, in plan order (apply's unit of work)."""
+    """Consecutive runs of changes in the same phase, in plan order (apply's unit of work).
+
+    A change that depends on one already in the run (a mirror or sourcing stream created with
+    its origin) starts a new run, so its origin exists before it: a source set up before its
+    origin exists was seen to wait about 40 s for the server's next attempt (2.10.26).
+    """
     runs: list[list[ResourceChange]] = []
     for change in changes:
-        if runs and phase_of(runs[-1][-1]) == phase_of(change):
+        if runs and phase_of(runs[-1][-1]) == phase_of(change) and not _needs(change, runs[-1]):
             runs[-1].append(change)
         else:
             runs.append([change])
     return runs
+
+
+def _needs(change: ResourceChange, run: Sequence[ResourceChange]) -> bool:
+    """Whether ``change`` depends on a change of its own kind in ``run``."""
+    wanted = set(kind_of(change).dependencies(change))
+    return any(c.kind == change.kind and c.name in wanted for c in run)
 
 
 def _dependency_order(items: Sequence[ResourceChange]) -> list[ResourceChange]:

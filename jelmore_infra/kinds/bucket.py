@@ -420,7 +420,7 @@ class BucketKind(ResourceKind):
     def update_impact(
         self, ctx: PlanContext, address: Address, live: Any, change: ResourceChange
     ) -> Iterable[Impact]:
-        from jelmore_infra.kinds.stream import STREAM
+        from jelmore_infra.kinds.stream import STREAM, cluster_impact
 
         assert isinstance(live, LiveStream)
         messages = int_of(live.state, "messages")
@@ -429,6 +429,10 @@ class BucketKind(ResourceKind):
         where = str(address)
         if bool(before.get("compression")) != bool(after.get("compression")):
             yield CompressionDeferred(where, bool(after.get("compression")))
+        what = "KV bucket" if self.bucket_kind == "kv" else "object store"
+        clustered = bool(ctx.live.server.cluster)
+        label = f"{what} {address.name}"
+        yield from cluster_impact(where, label, before, after, "replicas", live.state, clustered)
         if messages <= 0:
             return
         b_hist, a_hist = int_of(before, "history") or 1, int_of(after, "history") or 1

@@ -10,6 +10,11 @@ encodes"): a pull consumer cannot become a push consumer or back (``deliver_subj
 removed: replace); more replicas than the stream's, or more than one without a cluster, are
 refused; on interest and workqueue streams the replicas must equal the stream's. Data impact:
 deleting a consumer loses its delivery state, replacing it resets that state.
+
+Apply: a consumer's replicas come from its stream's servers, so a consumer created or scaled up
+right after its stream was scaled up is refused until the stream's scale-up has finished (2.15
+answers 10126 or 10023 for a moment); the API client sends such a request again while the stream
+reports the scale-up under way (``wait_for_stream_scale``, docs/multi-region.md).
 """
 
 from __future__ import annotations
@@ -334,11 +339,15 @@ class ConsumerKind(ResourceKind):
 
     async def create(self, api: JetStreamAPI, change: ResourceChange) -> None:
         assert change.after is not None
-        await api.create_consumer(change.stream, change.after, action="create")
+        await api.create_consumer(
+            change.stream, change.after, action="create", wait_for_stream_scale=True
+        )
 
     async def update(self, api: JetStreamAPI, change: ResourceChange) -> None:
         assert change.after is not None
-        await api.create_consumer(change.stream, change.after, action="update")
+        await api.create_consumer(
+            change.stream, change.after, action="update", wait_for_stream_scale=True
+        )
 
     async def delete(self, api: JetStreamAPI, change: ResourceChange) -> None:
         try:

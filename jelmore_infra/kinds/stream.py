@@ -8,6 +8,9 @@ Server rules beyond the field table (each described, with how it was verified, i
   or changed in place;
 - ``num_replicas`` and ``placement`` cannot change in one update; a stream cannot be created
   sealed; more than one replica needs a cluster;
+- a new placement moves the stream in place and more replicas are added in place: the plan notes
+  what each copies (:func:`cluster_impact`, shared with the bucket kinds); removing a placement
+  moves nothing (docs/multi-region.md);
 - new ``consumer_limits`` are refused while an existing consumer exceeds them
   (``inactive_threshold`` only up to 2.12);
 - data impact: deleting or replacing loses every message; lower ``max_msgs``/``max_bytes``/
@@ -32,8 +35,11 @@ from jelmore_infra.impact import (
     LimitLowered,
     MirrorPromoted,
     OverLimitKept,
+    PlacementDropped,
+    ReplicasAdded,
     RetentionNarrowed,
     StreamMessagesLost,
+    StreamMoved,
     SubjectsRemoved,
 )
 from jelmore_infra.kinds.base import (
@@ -81,6 +87,54 @@ ONE_WAY_REFUSALS: dict[str, str] = {
     "allow_msg_ttl": "message TTL status can not be disabled",
     "allow_msg_schedules": "message schedules can not be disabled",
 }
+
+
+def placement_text(placement: Any) -> str:
+    """A placement in words: ``cluster C1``, ``tags site:a, ssd``, ``cluster C1 and tags ssd``."""
+    if not isinstance(placement, Mapping) or not placement:
+        return "no placement"
+    parts = []
+    if placement.get("cluster"):
+        parts.append(f"cluster {placement['cluster']}")
+    if placement.get("tags"):
+        parts.append("tags " + ", ".join(str(t) for t in placement["tags"]))
+    if placement.get("preferred"):
+        parts.append(f"preferred leader {placement['preferred']}")
+    return " and ".join(parts) or "no placement"
+
+
+def cluster_impact(
+    where: str,
+    label: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    replicas_key: str,
+    state: Mapping[str, Any],
+    clustered: bool,
+) -> Iterable[Impact]:
+    """Notes on what an in-place move or scale-up does (stream or bucket settings, normalised).
+
+    The server moves a stream when an update carries a placement different from the stored one,
+    and copies every stored message to the servers it adds; an update without a placement moves
+    nothing. A move together with a replica change is refused (``check_update``'s error), so it
+    gets no note; a server without a cluster keeps the placement and moves nothing.
+    """
+    if not clustered:
+        return
+    rb = int_of(before, replicas_key) or 1
+    ra = int_of(after, replicas_key) or 1
+    pb = before.get("placement") or None
+    pa = after.get("placement") or None
+    moved = pa is not None and pa != pb
+    if moved and ra != rb:
+        return
+    messages, size = int_of(state, "messages"), int_of(state, "bytes")
+    if moved:
+        yield StreamMoved(where, label, placement_text(pb), placement_text(pa), messages, size)
+    elif pb is not None and pa is None:
+        yield PlacementDropped(where, label, placement_text(pb))
+    if ra > rb and messages > 0:
+        yield ReplicasAdded(where, label, replicas_key, rb, ra, messages, size)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -385,6 +439,9 @@ class StreamKind(ResourceKind):
             yield SubjectsRemoved(where, live.name, tuple(removed))
         if before.get("mirror") and not after.get("mirror"):
             yield MirrorPromoted(where, live.name, before["mirror"].get("name"))
+        clustered = bool(ctx.live.server.cluster)
+        label = f"stream {live.name}"
+        yield from cluster_impact(where, label, before, after, "num_replicas", state, clustered)
 
     def _max_age_impact(
         self,

@@ -72,9 +72,17 @@ PEDANTIC_SINCE = (2, 11, 0)
 #: How often a publish to a stream that has no leader yet is tried again (seconds).
 NO_LEADER_RETRY = 0.1
 #: Replicas of jelmore-infra's own streams on a cluster, and the errors of a cluster that
-#: cannot place them ("insufficient resources", "no suitable peers for placement").
+#: cannot place them ("insufficient resources", "no suitable peers for placement", and "replicas
+#: > 1 not supported in non-clustered mode" from a leaf node, whose greeting names a cluster).
 REPLICATED = 3
-CANNOT_PLACE = frozenset({10005, 10023})
+CANNOT_PLACE = frozenset({10005, 10023, 10074})
+#: What a clustered server answers a consumer asking for more replicas than its stream has
+#: servers yet: "consumer config replica count exceeds parent stream" (10126), "insufficient
+#: resources" (10023), "no suitable peers for placement" (10005).
+STREAM_STILL_SCALING = frozenset({10126, 10023, 10005})
+#: How long a consumer change waits for its stream's scale-up to finish, and how often it asks.
+STREAM_SCALE_WAIT = 60.0
+STREAM_SCALE_POLL = 0.2
 
 #: The provisioner's connection: one retry of a lost connection, then the command fails.
 _RECONNECT = transport.Reconnect(attempts=1, wait=0.1)
@@ -283,14 +291,52 @@ class JetStreamAPI:
         await self.request(f"STREAM.DELETE.{name}")
 
     async def create_consumer(
-        self, stream: str, config: JSONDict, *, action: str = "create"
+        self,
+        stream: str,
+        config: JSONDict,
+        *,
+        action: str = "create",
+        wait_for_stream_scale: bool = False,
     ) -> JSONDict:
         """``CONSUMER.CREATE.<stream>.<durable>``; returns the consumer info.
 
         ``action`` is ``"create"`` (10148 if it exists with another config), ``"update"`` (10149
         if it does not exist) or ``""`` (create or update). ``durable_name`` is always set, so
         the consumer is never an ephemeral.
+
+        ``wait_for_stream_scale``: a consumer's replicas come from its stream's servers, so one
+        created or scaled up right after its stream was scaled up is refused for a moment
+        (:data:`STREAM_STILL_SCALING`); the request is sent again while the stream reports its
+        scale-up under way, for up to :data:`STREAM_SCALE_WAIT` seconds, and once more after.
         """
+        if not wait_for_stream_scale:
+            return await self._create_consumer(stream, config, action)
+        give_up_at = time.monotonic() + STREAM_SCALE_WAIT
+        settled_once = False
+        while True:
+            try:
+                return await self._create_consumer(stream, config, action)
+            except JetStreamAPIError as exc:
+                if exc.err_code not in STREAM_STILL_SCALING or time.monotonic() > give_up_at:
+                    raise
+                if not await self.stream_scaling(stream):
+                    if settled_once:
+                        raise
+                    settled_once = True
+            await asyncio.sleep(STREAM_SCALE_POLL)
+
+    async def stream_scaling(self, stream: str) -> bool:
+        """Whether ``stream`` is still being given the servers its ``num_replicas`` asks for:
+        fewer servers than that, or (2.15) a reconfiguration under way (``cluster.desired``)."""
+        info = await self.stream_info(stream)
+        if info is None:
+            return False
+        cluster = info.get("cluster") or {}
+        servers = len(cluster.get("replicas") or ()) + (1 if cluster.get("leader") else 0)
+        wanted = int((info.get("config") or {}).get("num_replicas") or 1)
+        return "desired" in cluster or servers < wanted
+
+    async def _create_consumer(self, stream: str, config: JSONDict, action: str) -> JSONDict:
         if action not in ("create", "update", ""):
             raise ValueError(f"unknown consumer action {action!r}")
         name = config.get("durable_name") or config.get("name")

@@ -20,8 +20,11 @@ from jelmore_infra.impact import (
     LimitLowered,
     MirrorPromoted,
     OverLimitKept,
+    PlacementDropped,
+    ReplicasAdded,
     RetentionNarrowed,
     StreamMessagesLost,
+    StreamMoved,
     SubjectsRemoved,
     UnmanagedConsumerLost,
 )
@@ -96,6 +99,31 @@ def impact_text(record: Impact) -> str:
             f"stream {record.stream} stops mirroring {record.origin} and becomes a normal "
             "stream (mirror promotion); this cannot be undone in place"
         )
+    if isinstance(record, StreamMoved):
+        moving = f"moving {record.label} from {record.origin} to {record.destination}"
+        if record.messages <= 0:
+            return (
+                f"{moving}: the server gives it servers of the new placement (it holds no "
+                "messages, so nothing is copied)"
+            )
+        return (
+            f"{moving}: the server copies its {_stored(record.messages, record.bytes)} to the "
+            "servers of the new placement, then drops the old copies; the time and traffic this "
+            "takes grow with what is stored"
+        )
+    if isinstance(record, ReplicasAdded):
+        added = record.replicas - record.replicas_before
+        to = "the new replica" if added == 1 else f"each of the {added} new replicas"
+        return (
+            f"raising {record.setting} of {record.label} from {record.replicas_before} to "
+            f"{record.replicas}: the server copies its "
+            f"{_stored(record.messages, record.bytes)} to {to}"
+        )
+    if isinstance(record, PlacementDropped):
+        return (
+            f"removing the placement of {record.label} ({record.origin}) moves nothing: it "
+            "stays on the servers it is on now"
+        )
     if isinstance(record, BucketDataLost):
         doing = "deleting" if record.cause == "delete" else "replacing"
         what = "KV bucket" if record.bucket_kind == "kv" else "object store"
@@ -130,6 +158,12 @@ def impact_text(record: Impact) -> str:
             "the type is refused"
         )
     raise TypeError(f"no text for impact record {type(record).__name__}")
+
+
+def _stored(messages: int, size: int) -> str:
+    """``1,234 stored messages (5 MB (5,000,000 bytes))``."""
+    plural = "message" if messages == 1 else "messages"
+    return f"{format_count(messages)} stored {plural} ({byte_count(size)})"
 
 
 def _limit_lowered(record: LimitLowered) -> str:

@@ -1275,6 +1275,8 @@ class _Semantics(_Checker):
             stream is not None
             and "mirror" not in stream.config
             and not stream.config.get("sources")
+            # A subject_transform stores messages under other subjects, which filters name.
+            and not stream.config.get("subject_transform")
         ):
             subjects = [s for s, _ in effective_subjects(stream)]
             if subjects:

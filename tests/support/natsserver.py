@@ -257,6 +257,8 @@ class NatsCluster:
     size: int = 3
     name: str = "jelmore-test"
     nodes: list[NatsServer] = field(default_factory=list)
+    #: ``server_tags`` of each node (by index; nodes past the end get none), for placement tags.
+    node_tags: tuple[tuple[str, ...], ...] = ()
     _tmp: tempfile.TemporaryDirectory[str] | None = None
 
     @property
@@ -291,6 +293,7 @@ class NatsCluster:
         cluster_ports = [free_port() for _ in range(self.size)]
         routes = ", ".join(f'"nats://127.0.0.1:{p}"' for p in cluster_ports)
         for i, cport in enumerate(cluster_ports):
+            tags = self.node_tags[i] if i < len(self.node_tags) else ()
             node = NatsServer(
                 binary=self.binary,
                 store_dir=Path(self._tmp.name) / f"n{i}",
@@ -298,6 +301,7 @@ class NatsCluster:
                 config=(
                     f'cluster {{ name: "{self.name}", listen: "127.0.0.1:{cport}", '
                     f"routes: [{routes}] }}"
+                    + (f"\nserver_tags: {json.dumps(list(tags))}" if tags else "")
                 ),
             )
             self.nodes.append(node)
