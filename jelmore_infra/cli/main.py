@@ -112,6 +112,10 @@ def cli(ctx: click.Context, no_color: bool, quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; every failure is one line on stderr and exit code 1."""
+    if argv is None:
+        from jelmore_infra.cli.proctitle import hide_secrets
+
+        hide_secrets("jelmore-infra", sys.argv[1:])
     try:
         result: Any = cli.main(args=argv, prog_name="jelmore-infra", standalone_mode=False)
     except click.exceptions.Abort:
