@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,18 @@ from jelmore_infra.runtime import Runtime
 from jelmore_infra.runtime.dlq import ROUTER_FAILURE_REASON
 from tests.support.cli import REPO, copy_topology, run_cli
 from tests.support.natsserver import NatsServer, binary_for
+from tests.support.roles import (
+    admin_url,
+    fast_topology,
+    generated_config,
+    password_of,
+    user_of,
+    users_block,
+)
 from tests.support.runtime_topology import stream_messages
 from tests.support.waiting import wait_for
 
 VERSIONS = ("2.10.26", "2.15.1")
-ADMIN = "admin"
 #: The roles given a user on the test server (every variable the output defines must be used).
 ROLES = (
     "publisher",
@@ -65,33 +72,6 @@ PRIVATE_INBOX_ROLE = "worker:system_monitors"
 PRIVATE_INBOX = "_INBOX_worker_system_monitors"
 
 
-def user_of(role: str) -> str:
-    return role.replace(":", "-")
-
-
-def password_of(role: str) -> str:
-    return f"pw-{user_of(role)}-s3cret"
-
-
-def fast_topology(tmp: Path) -> Path:
-    """The repository's topology with short retry delays (a failing event reaches the DLQ in a
-    moment)."""
-    topology = copy_topology(tmp)
-    groups = topology / "consumer_groups.yaml"
-    groups.write_text(groups.read_text().replace("[2s, 4s, 8s]", "[100ms, 200ms, 400ms]"))
-    return topology
-
-
-def users_block(variables: dict[str, str]) -> str:
-    entries = [f'{{ user: "{ADMIN}", password: "{password_of(ADMIN)}" }}']
-    for role, variable in variables.items():
-        entries.append(
-            f'{{ user: "{user_of(role)}", password: "{password_of(role)}", '
-            f"permissions: ${variable} }}"
-        )
-    return "authorization { users = [\n  " + ",\n  ".join(entries) + "\n] }\n"
-
-
 @dataclass
 class World:
     """The enforcing server, the test topology, and what the set-up's commands did."""
@@ -105,7 +85,7 @@ class World:
 
     @property
     def admin_url(self) -> str:
-        return f"nats://{ADMIN}:{password_of(ADMIN)}@127.0.0.1:{self.server.port}"
+        return admin_url(self.server.port)
 
     def cli(
         self, role: str, *args: str, topology: Path | None = None
@@ -146,28 +126,6 @@ async def stream_names(url: str) -> list[str]:
         return sorted(json.loads(reply.data).get("streams") or [])
     finally:
         await nc.close()
-
-
-def generated_config(
-    topology: Path, roles: Sequence[str], *extra: str
-) -> tuple[str, dict[str, str]]:
-    """The CLI's server-config output for ``roles``, and the variable of each role."""
-    args = ["permissions", "--topology", str(topology), "--format", "server-config", *extra]
-    for role in roles:
-        args += ["--role", role]
-    out = run_cli(*args)
-    assert out.returncode == 0, out.stderr
-    variables = {}
-    lines = out.stdout.splitlines()
-    for role in roles:
-        at = lines.index(next(line for line in lines if line.startswith(f"# {role}: ")))
-        found = next(VARIABLE.match(line) for line in lines[at:] if VARIABLE.match(line))
-        assert found is not None
-        variables[role] = found.group(1)
-    return out.stdout, variables
-
-
-VARIABLE = re.compile(r"^(JELMORE_[A-Z0-9_]+) = \{$")
 
 
 @pytest.fixture(scope="module", params=VERSIONS)

@@ -2,7 +2,7 @@
 
     python tests/support/runtime_worker.py --url URL --group G --record FILE
         [--fail-rate 0.05] [--seed N] [--fail-below K] [--hang-attempt K] [--concurrency N]
-        [--poison-rate 0.005] [--flaky-rate 0.05]
+        [--poison-rate 0.005] [--flaky-rate 0.05] [--no-router]
 
 Handles events of group G through ``subscribe_to_events`` (which also runs the dead-letter router)
 and appends one line per event to FILE: ``start <message_id> <attempt> <pid>`` when the handler
@@ -10,7 +10,9 @@ starts and ``done <message_id> <attempt> <pid>`` when it returns. The handler fa
 probability (``--fail-rate``), fails while the attempt is below K (``--fail-below``), or hangs on
 attempt K (``--hang-attempt``, to be killed there). ``--poison-rate`` and ``--flaky-rate`` decide
 by the message id alone (``fate``, the same in every worker): a poison event fails every attempt,
-a flaky one fails its first attempt only. Prints ``ready`` once subscribed; stops gracefully on
+a flaky one fails its first attempt only. ``--no-router`` leaves the dead-letter router to a
+process of its own (as under a ``worker:<group>`` role). Credentials come from the ``NATS_*``
+variables the runtime reads. Prints ``ready`` once subscribed; stops gracefully on
 SIGTERM/SIGINT.
 """
 
@@ -72,6 +74,7 @@ async def main(args: argparse.Namespace) -> None:
         concurrency=args.concurrency,
         batch=args.batch,
         drain_timeout=2.0,
+        route_dead_letters=not args.no_router,
     )
     print("ready", flush=True)
     await stop.wait()
@@ -93,4 +96,5 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--poison-rate", type=float, default=0.0)
     parser.add_argument("--flaky-rate", type=float, default=0.0)
+    parser.add_argument("--no-router", action="store_true")
     asyncio.run(main(parser.parse_args()))
