@@ -92,6 +92,8 @@ class Catalogue:
         """Read the whole catalogue now (on first use), or start reading it again in the
         background after a reconnection."""
         loop = asyncio.get_running_loop()
+        if self._loaded_loop is loop and self._bus.metrics.reconnects == self._reconnects:
+            return  # the hot path: read on this loop, no reconnection since
         if self._lock is None or self._loaded_loop is not loop:
             self._lock = asyncio.Lock()
             self._loaded_loop = None
@@ -247,6 +249,8 @@ class Catalogue:
     def violation_of(self, event_type: str, version: int, payload: Any) -> str | None:
         """``path: message`` for the first way ``payload`` breaks the schema (``None``: valid)."""
         validator = self._validator(event_type, version)
+        if validator.is_valid(payload):
+            return None
         error = next(iter(validator.iter_errors(payload)), None)
         if error is None:
             return None

@@ -117,6 +117,8 @@ class Subscription:
         self.batch = max(1, batch)
         self.concurrency = max(1, concurrency)
         self.fetch_timeout = fetch_timeout
+        #: free slots wanted before the next fetch while handlers are running
+        self._refill_at = max(1, min(batch, concurrency) // 2)
         self.drain_timeout = drain_timeout
         self.ephemeral = ephemeral
         self.ack_wait = ack_wait
@@ -238,7 +240,9 @@ class Subscription:
             if time.monotonic() - self._policy_read > POLICY_REFRESH:
                 await self._refresh_policy()
             free = self.concurrency - len(self._active)
-            if free <= 0:
+            if free <= 0 or (self._active and free < self._refill_at):
+                # Fetch when a good share of the slots is free: fetching as soon as one frees
+                # would pull one message per request while the handlers keep up.
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
@@ -275,7 +279,8 @@ class Subscription:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._active.discard(task)
-        self._slot_free.set()
+        if self.concurrency - len(self._active) >= self._refill_at:
+            self._slot_free.set()  # wake the fetch loop only when it will fetch
 
     async def _hand_back(self, msg: Any) -> None:
         self.metrics.nacked_on_stop += 1
