@@ -49,18 +49,16 @@ def phases(changes: Sequence[ResourceChange]) -> list[list[ResourceChange]]:
     origin exists was seen to wait about 40 s for the server's next attempt (2.10.26).
     """
     runs: list[list[ResourceChange]] = []
+    in_run: set[tuple[str, str]] = set()  # (kind, name) of the last run's changes
     for change in changes:
-        if runs and phase_of(runs[-1][-1]) == phase_of(change) and not _needs(change, runs[-1]):
+        needs = {(change.kind, name) for name in kind_of(change).dependencies(change)}
+        if runs and phase_of(runs[-1][-1]) == phase_of(change) and not needs & in_run:
             runs[-1].append(change)
         else:
             runs.append([change])
+            in_run = set()
+        in_run.add((change.kind, change.name))
     return runs
-
-
-def _needs(change: ResourceChange, run: Sequence[ResourceChange]) -> bool:
-    """Whether ``change`` depends on a change of its own kind in ``run``."""
-    wanted = set(kind_of(change).dependencies(change))
-    return any(c.kind == change.kind and c.name in wanted for c in run)
 
 
 def _dependency_order(items: Sequence[ResourceChange]) -> list[ResourceChange]:
