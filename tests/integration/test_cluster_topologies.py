@@ -11,18 +11,17 @@ The cluster is shared by the module; every test removes what it created.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 
 from tests.support import raw
 from tests.support.cli import run_cli
+from tests.support.jsapi_helpers import publish_requests
 from tests.support.natsserver import NatsCluster, binary_for
 from tests.support.supercluster import TaggedCluster
 from tests.support.waiting import wait_until
@@ -136,18 +135,6 @@ def wait_messages(cluster: NatsCluster, stream: str, count: int) -> None:
         raise AssertionError(f"{exc}: {detail}") from None
 
 
-def publish(cluster: NatsCluster, subject: str, count: int) -> None:
-    async def go() -> None:
-        nc = await nats.connect(cluster.urls)
-        try:
-            for i in range(count):
-                await nc.request(subject, f"m{i}".encode(), timeout=10)
-        finally:
-            await nc.close()
-
-    asyncio.run(go())
-
-
 EVERYTHING = """
 streams:
   ORDERS:
@@ -218,8 +205,8 @@ def test_every_cluster_setting_applies_plans_clean_and_imports_clean(
     assert len(shippers["cluster"]["replicas"]) == 2
 
     # The settings do what they say: a message is transformed, republished, sourced, mirrored.
-    publish(cluster, "orders.in.eu.1", 1)
-    publish(cluster, "billing.paid.1", 1)
+    publish_requests(cluster.urls, "orders.in.eu.1", 1)
+    publish_requests(cluster.urls, "billing.paid.1", 1)
     wait_messages(cluster, "AUDIT", 2)
     wait_messages(cluster, "ORDERS_EU", 1)
     audit = raw.js(cluster.urls[0], "STREAM.MSG.GET.AUDIT", {"last_by_subj": "audit.orders.eu.>"})
@@ -248,8 +235,8 @@ kv_buckets:
         )
 
     apply(cluster, topology(1, 1, 1))
-    publish(cluster, "scale.x", 20)
-    publish(cluster, "$KV.scaled.key", 1)  # a KV put
+    publish_requests(cluster.urls, "scale.x", 20)
+    publish_requests(cluster.urls, "$KV.scaled.key", 1)  # a KV put
 
     # apply prints the plan it carries out
     up = apply(cluster, topology(3, 3, 3)).stdout
@@ -296,7 +283,7 @@ kv_buckets:
     on_a = ", placement: {tags: [site:a]}"
     on_b = ", placement: {tags: [site:b]}"
     apply(cluster, topology(on_a, on_a))
-    publish(cluster, "mover.x", 20)
+    publish_requests(cluster.urls, "mover.x", 20)
     settled_peers(cluster, "MOVER", 1, among=tagged("a"))
 
     moved = apply(cluster, topology(on_b, on_b)).stdout
@@ -338,7 +325,7 @@ streams:
 """
     topo = write(tmp_path / "topology", mirrored)
     apply(cluster, topo)
-    publish(cluster, "origin.x", 5)
+    publish_requests(cluster.urls, "origin.x", 5)
     wait_messages(cluster, "COPY", 5)
 
     write(topo, promoted)
@@ -357,7 +344,7 @@ streams:
         assert raw.stream_config(cluster.urls[0], "COPY")["mirror"]["name"] == "ORIGIN"  # type: ignore[index]
         apply(cluster, topo, "--allow-data-loss")
         assert raw.stream_state(cluster.urls[0], "COPY")["messages"] == 0
-    publish(cluster, "copy.x", 1)
+    publish_requests(cluster.urls, "copy.x", 1)
     assert "mirror" not in (raw.stream_config(cluster.urls[0], "COPY") or {})
     assert_clean(cluster, topo)
 

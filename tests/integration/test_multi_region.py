@@ -13,18 +13,17 @@ deletes.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 
 from tests.support import raw
 from tests.support.cli import copy_topology, run_cli
+from tests.support.jsapi_helpers import publish_requests
 from tests.support.natsserver import binary_for
 from tests.support.supercluster import SuperCluster
 from tests.support.waiting import wait_until
@@ -134,18 +133,6 @@ def wait_messages(url: str, stream: str, count: int) -> None:
     )
 
 
-def publish(url: str, subject: str, count: int = 1) -> None:
-    async def go() -> None:
-        nc = await nats.connect(url.split(","))
-        try:
-            for i in range(count):
-                await nc.request(subject, f"m{i}".encode(), timeout=10)
-        finally:
-            await nc.close()
-
-    asyncio.run(go())
-
-
 def test_plan_apply_and_import_are_clean_across_two_regions_and_a_leaf_domain(
     region: SuperCluster, tmp_path: Path
 ) -> None:
@@ -161,8 +148,8 @@ def test_plan_apply_and_import_are_clean_across_two_regions_and_a_leaf_domain(
     assert cluster_of(c1, "JELMORE") == ("C1", 3)
     assert cluster_of(c1, "EDGE_EVENTS") == ("C1", 3)
     wait_until(lambda: cluster_of(c1, "JELMORE_C2") == ("C2", 3), "JELMORE_C2 in C2")
-    publish(c1, "jelmore.session.created")
-    publish(leaf, "edge.door.opened", 2)
+    publish_requests(c1, "jelmore.session.created")
+    publish_requests(leaf, "edge.door.opened", 2)
     wait_messages(c1, "JELMORE_C2", 1)
     wait_messages(c1, "EDGE_EVENTS", 2)
 
@@ -235,7 +222,7 @@ kv_buckets:
         )
 
     apply(c1, topology("C1"))
-    publish(c1, "archive.x", 25)
+    publish_requests(c1, "archive.x", 25)
     wait_until(lambda: cluster_of(c1, "ARCHIVE") == ("C1", 3), "ARCHIVE in C1")
 
     moved = apply(c1, topology("C2")).stdout  # apply prints the plan it carries out

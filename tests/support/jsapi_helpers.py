@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import nats
 
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.live.jsapi import JetStreamAPI
@@ -154,3 +157,20 @@ async def apply_and_check(url: str, plan: Any) -> None:
         )
     finally:
         await api.close()
+
+
+def publish_requests(servers: str | Sequence[str], subject: str, count: int = 1) -> None:
+    """Publish ``count`` messages ``m0``, ``m1``, … to ``subject`` as requests (a stream's
+    acknowledgement or a KV put's answer awaited for each). ``servers``: URLs, or one string of
+    comma-separated URLs."""
+
+    async def go() -> None:
+        urls = servers.split(",") if isinstance(servers, str) else list(servers)
+        nc = await nats.connect(urls)
+        try:
+            for i in range(count):
+                await nc.request(subject, f"m{i}".encode(), timeout=10)
+        finally:
+            await nc.close()
+
+    asyncio.run(go())

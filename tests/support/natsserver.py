@@ -320,25 +320,9 @@ class NatsCluster:
 
     def wait_meta_settled(self, timeout: float = 30.0) -> None:
         """Wait until every node agrees on one meta leader and the leader sees every peer
-        current: before that, the first stream create right after start-up can stall."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                views = [_jsz(n)["meta_cluster"] for n in self.nodes]
-            except (OSError, KeyError, ValueError):
-                time.sleep(0.1)
-                continue
-            leaders = {v.get("leader") for v in views}
-            if len(leaders) == 1 and None not in leaders and "" not in leaders:
-                leader_view = next(
-                    (v for n, v in zip(self.nodes, views, strict=True) if n.server_name in leaders),
-                    None,
-                )
-                replicas = (leader_view or {}).get("replicas") or []
-                if len(replicas) == self.size - 1 and all(r.get("current") for r in replicas):
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the {self.size}-node cluster did not settle within {timeout}s")
+        current: before that, the first stream create right after start-up can stall. A node
+        left outside the meta group is restarted once (see :func:`wait_meta_group`)."""
+        wait_meta_group(self.nodes, timeout)
 
     def wait_placeable(self, timeout: float = 30.0) -> None:
         """Wait until the meta leader can place a stream on every node.
@@ -454,3 +438,48 @@ def nats_server(binary: str | None = None, **kwargs: object) -> Iterator[NatsSer
     server = NatsServer(binary=binary or default_binary(), **kwargs)  # type: ignore[arg-type]
     with server:
         yield server
+
+
+#: How long a node may stay outside the meta group before it is restarted.
+STRAGGLER_GRACE = 15.0
+
+
+def wait_meta_group(nodes: list[NatsServer], timeout: float) -> None:
+    """Until every node agrees on one meta leader and the leader lists every other node, current.
+
+    nats-server 2.10.26 sometimes leaves one node of a cluster started all at once outside the meta
+    group for good: every node names the same leader, but the leader never lists that one (seen
+    about once in twelve 3-node and once in three 5-node start-ups; a restart of that node makes
+    it join within a second). A node still missing after :data:`STRAGGLER_GRACE` seconds is
+    restarted once.
+    """
+    began = time.monotonic()
+    deadline = began + timeout
+    restarted: set[str] = set()
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            views = {n.server_name: _jsz(n)["meta_cluster"] for n in nodes}
+        except (OSError, KeyError, ValueError) as exc:
+            last = exc
+            time.sleep(0.2)
+            continue
+        leaders = {v.get("leader") for v in views.values()}
+        last = leaders
+        if len(leaders) == 1 and None not in leaders and "" not in leaders:
+            (leader,) = leaders
+            replicas = (views.get(str(leader)) or {}).get("replicas") or []
+            listed = {r.get("name") for r in replicas} | {leader}
+            if len(listed) == len(nodes) and all(r.get("current") for r in replicas):
+                return
+            missing = [n for n in nodes if n.server_name not in listed]
+            last = f"leader {leader} does not list {[n.server_name for n in missing]}"
+            if time.monotonic() - began > STRAGGLER_GRACE:
+                for node in missing:
+                    if node.server_name not in restarted:
+                        restarted.add(str(node.server_name))
+                        node.restart(timeout)
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"the meta group of {len(nodes)} servers did not settle in {timeout}s: {last}"
+    )

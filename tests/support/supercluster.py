@@ -20,16 +20,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tests.support.natsserver import (
     NatsCluster,
     NatsServer,
-    _jsz,
     _spawn,
     default_binary,
     free_port,
     js_request_sync,
+    wait_meta_group,
 )
 
 #: Leaf nodes and gateways together need a system account. Clients that give no credentials are
@@ -198,51 +197,6 @@ class TaggedCluster(NatsCluster):
 
     def wait_meta_settled(self, timeout: float = 30.0) -> None:
         wait_meta_group(self.nodes, max(timeout, 60.0))
-
-
-#: How long a node may stay outside the meta group before it is restarted.
-STRAGGLER_GRACE = 15.0
-
-
-def wait_meta_group(nodes: list[NatsServer], timeout: float) -> None:
-    """Until every node agrees on one meta leader and the leader lists every other node, current.
-
-    nats-server 2.10.26 sometimes leaves one node of a cluster started all at once outside the meta
-    group for good: every node names the same leader, but the leader never lists that one (seen
-    about once in twelve 3-node and once in three 5-node start-ups; a restart of that node makes
-    it join within a second). A node still missing after :data:`STRAGGLER_GRACE` seconds is
-    restarted once.
-    """
-    began = time.monotonic()
-    deadline = began + timeout
-    restarted: set[str] = set()
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            views = {n.server_name: _jsz(n)["meta_cluster"] for n in nodes}
-        except (OSError, KeyError, ValueError) as exc:
-            last = exc
-            time.sleep(0.2)
-            continue
-        leaders = {v.get("leader") for v in views.values()}
-        last = leaders
-        if len(leaders) == 1 and None not in leaders and "" not in leaders:
-            (leader,) = leaders
-            replicas = (views.get(str(leader)) or {}).get("replicas") or []
-            listed = {r.get("name") for r in replicas} | {leader}
-            if len(listed) == len(nodes) and all(r.get("current") for r in replicas):
-                return
-            missing = [n for n in nodes if n.server_name not in listed]
-            last = f"leader {leader} does not list {[n.server_name for n in missing]}"
-            if time.monotonic() - began > STRAGGLER_GRACE:
-                for node in missing:
-                    if node.server_name not in restarted:
-                        restarted.add(str(node.server_name))
-                        node.restart(timeout)
-        time.sleep(0.2)
-    raise RuntimeError(
-        f"the meta group of {len(nodes)} servers did not settle in {timeout}s: {last}"
-    )
 
 
 def _quoted(ports: list[int], user: str = "") -> str:
