@@ -20,6 +20,11 @@ Per message:
   the subscription stops gracefully (``wait()`` returns, ``exit_reason`` says why) instead of the
   exception tearing down the event loop with the event left unacknowledged until ack_wait.
 
+Messages are fetched ``batch`` at a time, and never more than ``concurrency`` handlers run at
+once. While handlers run, the next fetch waits until half the slots (of ``min(batch,
+concurrency)``) are free: fetching whenever one slot freed pulled one message per request while
+the handlers kept up.
+
 Each group worker also runs the dead-letter router its runtime's groups share (see ``router``).
 
 An encrypted event (header ``Jelmore-Encryption``, see ``crypto``) reaches the handler decrypted
