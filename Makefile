@@ -7,6 +7,9 @@ SERVER_CACHE ?= .cache/nats-server
 ASYNCAPI_CACHE ?= .cache/asyncapi
 DIAGRAM_CACHE ?= .cache/diagram-parsers
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): the suite mostly waits on servers, so two share two cores well.
+# Each test module stays in one process (--dist loadscope), with its module-scoped servers.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install test lint demo bench clean servers asyncapi-schema
 
@@ -38,7 +41,7 @@ $(DIAGRAM_CACHE)/.installed: tests/support/diagram_check/package.json tests/supp
 	@touch $@
 
 test: $(STAMP) servers asyncapi-schema diagram-parsers
-	JELMORE_SERVER_CACHE=$(abspath $(SERVER_CACHE)) JELMORE_ASYNCAPI_CACHE=$(abspath $(ASYNCAPI_CACHE)) JELMORE_DIAGRAM_CACHE=$(abspath $(DIAGRAM_CACHE)) $(PY) -m pytest $(PYTEST_ARGS)
+	JELMORE_SERVER_CACHE=$(abspath $(SERVER_CACHE)) JELMORE_ASYNCAPI_CACHE=$(abspath $(ASYNCAPI_CACHE)) JELMORE_DIAGRAM_CACHE=$(abspath $(DIAGRAM_CACHE)) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check jelmore_infra tests bench

@@ -53,10 +53,18 @@ def nats_cluster(_shared_clusters: list[NatsCluster]) -> NatsCluster:
     return _shared_clusters[-1]
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+@pytest.fixture(scope="session", autouse=True)
+def _no_server_left_running() -> Iterator[None]:
+    """The session's safety net: after every other fixture stopped its servers, kill any server
+    still running and fail with an error naming how many.
+
+    A fixture rather than a ``pytest_sessionfinish`` hook, so that the error is reported as a
+    test error and fails the run also under pytest-xdist, whose workers' exit statuses the
+    controller does not take over.
+    """
+    yield
     leftovers = running_processes()
     if leftovers:  # pragma: no cover - reported only when a fixture failed to clean up
         for proc in leftovers:
             proc.kill()
-        print(f"\nERROR: {len(leftovers)} nats-server process(es) were left running")
-        session.exitstatus = 1
+        pytest.fail(f"{len(leftovers)} nats-server process(es) were left running", pytrace=False)

@@ -536,7 +536,11 @@ def test_on_a_cluster_the_audit_stream_has_three_replicas(
         config = raw.stream_config(nats_cluster.urls[0], AUDIT)
         assert config is not None and config["num_replicas"] == 3
         listed = run_cli("history", "--json", "-s", url)
-        [record] = [json.loads(line) for line in listed.stdout.splitlines()]
+        # The cluster is shared by the session: other modules' applies may be recorded too.
+        records = [json.loads(line) for line in listed.stdout.splitlines()]
+        [record] = [
+            r for r in records if any(c["address"] == "stream.AUDITED_R3" for c in r["changes"])
+        ]
         assert record["server"]["cluster"] == nats_cluster.name
         assert record["outcome"] == "complete"
     finally:

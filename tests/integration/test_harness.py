@@ -243,9 +243,12 @@ def test_forgets_to_stop_a_server():
 """
 
 
-def run_inner_pytest(tmp_path: Path, source: str) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """Run ``source`` as a test file in a fresh pytest, with the project's fixtures loaded as a
-    plugin and every temporary directory (hence every server's store) under ``tmp_path/tmp``."""
+def run_inner_pytest(
+    tmp_path: Path, source: str, *options: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run ``source`` as a test file in a fresh pytest (with ``options``), with the project's
+    fixtures loaded as a plugin and every temporary directory (hence every server's store) under
+    ``tmp_path/tmp``."""
     test_file = tmp_path / "test_inner.py"
     test_file.write_text(source)
     tmpdir = tmp_path / "tmp"
@@ -263,7 +266,7 @@ def run_inner_pytest(tmp_path: Path, source: str) -> tuple[subprocess.CompletedP
             sys.executable, "-m", "pytest", "-q",
             "-p", "tests.conftest", "-p", "no:cacheprovider",
             "-o", "addopts=", "-o", "asyncio_default_fixture_loop_scope=function",
-            "--rootdir", str(tmp_path), str(test_file),
+            "--rootdir", str(tmp_path), *options, str(test_file),
         ],
         cwd=tmp_path,
         env=env,
@@ -287,8 +290,11 @@ def test_fixtures_stop_every_server_when_tests_fail(tmp_path: Path) -> None:
     assert nats_server_pids(str(tmp_path)) == []
 
 
-def test_session_safety_net_kills_and_reports_a_forgotten_server(tmp_path: Path) -> None:
-    result, _ = run_inner_pytest(tmp_path, LEAKY_TEST)
+@pytest.mark.parametrize("options", [(), ("-n", "1")], ids=["one-process", "xdist-worker"])
+def test_session_safety_net_kills_and_reports_a_forgotten_server(
+    tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    result, _ = run_inner_pytest(tmp_path, LEAKY_TEST, *options)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "1 nats-server process(es) were left running" in output, output

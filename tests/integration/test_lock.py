@@ -415,9 +415,13 @@ async def test_an_apply_paused_past_its_lease_sends_nothing_after_another_takes_
         rest += _read_stderr(proc, None, timeout=5)
         err = rest.decode()
         assert proc.returncode == 1, (before + rest).decode()
-        assert "Creating..." not in err, err  # no step started after it resumed
+        # No step starts after it resumed. A step checks the lease and announces itself with no
+        # await in between, so the stop can land between the two in at most one step (the
+        # process runs one task at a time): that one is announced late; no other may start.
+        late = _started(rest)
+        assert len(late) <= 1, err
         created = {n for n in await asyncio.to_thread(raw.stream_names, url) if n.startswith("S")}
-        assert created <= started
+        assert created <= started | late
         assert "lost the apply lock: another apply took it over" in err
         assert f"pid {os.getpid()}" in err
         assert "not attempted:" in err
