@@ -293,9 +293,14 @@ class ApplyObserver:
     """What one apply showed, did and how it ended, learnt through its hooks (:meth:`watch`)
     and from the exception that ended it (:attr:`ended_by`, set by the caller)."""
 
-    def __init__(self, saved: Plan | None = None) -> None:
+    def __init__(
+        self, saved: Plan | None = None, *, checksum: Callable[[Plan], str] | None = None
+    ) -> None:
         #: The saved plan applied (its checksum is the file's), or None for a fresh plan.
         self.saved = saved
+        #: How a plan's checksum is had (:func:`plan_checksum` unless the caller has a faster
+        #: way, e.g. one already under way).
+        self._checksum_of = checksum or plan_checksum
         #: The plan shown (a fresh one, or the saved one with the environment's policy).
         self.plan: Plan | None = saved
         self.result: ApplyResult | None = None
@@ -345,7 +350,7 @@ class ApplyObserver:
     def checksum(self) -> str | None:
         """The checksum of the saved plan, or of the fresh plan shown (None: no plan yet)."""
         plan = self.saved if self.saved is not None else self.plan
-        return plan_checksum(plan) if plan is not None else None
+        return self._checksum_of(plan) if plan is not None else None
 
     def outcome(self) -> tuple[str, str | None]:
         """How the apply ended (one of :data:`OUTCOMES`) and why, in one line (None: complete)."""

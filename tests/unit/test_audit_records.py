@@ -468,3 +468,18 @@ def test_a_topology_declaring_the_audit_stream_or_its_subjects_is_refused_at_fil
         ) in lines
     assert not [x for x in lines if "'jelmore-infra.audits' overlaps 'jelmore-infra.audit" in x]
     assert len([x for x in lines if "audit trail" in x]) == 3
+
+
+def test_a_checksum_computed_ahead_in_a_thread_is_the_plans_checksum() -> None:
+    from jelmore_infra.workflow import ChecksumAhead
+
+    ahead = ChecksumAhead()
+    shown: list[Plan] = []
+    on_plan = ahead.starting(shown.append)
+    on_plan(PLAN)
+    assert shown == [PLAN]  # the plan is shown, then its checksum started
+    observer = ApplyObserver(checksum=ahead.checksum)
+    observer.plan = PLAN
+    assert observer.checksum() == plan_checksum(PLAN)
+    other = Plan(server=PLAN.server, changes=PLAN.changes[:1])
+    assert ahead.checksum(other) == plan_checksum(other) != plan_checksum(PLAN)  # never started
