@@ -13,7 +13,7 @@ per stage. ``--apply`` breaks down an apply from empty instead, each run on a fr
 loading the topology, connecting and taking the apply lock, the live read and diff, rendering the
 plan as an unattended apply does (creates in one line each), executing the steps (each create
 reply is compared with the plan as it arrives), what is left of the convergence check after the
-last step, and releasing the lock. `make bench` adds these breakdowns
+last step, writing the audit record, and releasing the lock. `make bench` adds these breakdowns
 to BENCHMARKS.md; they are not figures.
 """
 
@@ -168,6 +168,7 @@ APPLY_ORDER = (
     "render (human, brief creates)",
     "execute the steps (each reply compared with the plan as it arrives)",
     "convergence check left after the last step",
+    "audit record (its plan checksum computed during the steps)",
     "release the lock + close",
 )
 
@@ -176,8 +177,10 @@ def apply_breakdown(directory: Path, runs: int) -> dict[str, float]:
     """Median seconds per stage of an apply from empty, each run on a fresh server (in-process,
     the same calls as ``jelmore-infra apply --auto-approve``)."""
     from jelmore_infra import apply as A
+    from jelmore_infra.audit import ApplyObserver
+    from jelmore_infra.live.audit import record_apply
     from jelmore_infra.live.lock import ApplyLock
-    from jelmore_infra.workflow import make_plan
+    from jelmore_infra.workflow import ChecksumAhead, make_plan
 
     acc: dict[str, list[float]] = {}
     original = A.check_convergence
@@ -197,6 +200,7 @@ def apply_breakdown(directory: Path, runs: int) -> dict[str, float]:
 
                 async def body(url: str = srv.url, topology: Any = topology) -> None:
                     start = time.perf_counter()
+                    started = datetime.now(UTC)
                     api = await JetStreamAPI.connect(ConnectionSettings(url=url))
                     lock = ApplyLock(api)
                     await lock.acquire(timeout=0)
@@ -205,16 +209,26 @@ def apply_breakdown(directory: Path, runs: int) -> dict[str, float]:
                     plan = await make_plan(api, topology)
                     acc.setdefault(APPLY_ORDER[2], []).append(time.perf_counter() - start)
                     timed(acc, APPLY_ORDER[3], lambda: render_plan_text(plan, brief_creates=True))
+                    ahead = ChecksumAhead()  # as workflow.run_apply does, once the plan is shown
+                    observer = ApplyObserver(checksum=ahead.checksum)
+                    observer.plan = plan
+                    ahead.start(plan)
                     start = time.perf_counter()
                     result = await A.apply_plan(api, plan, lease=lock)
                     whole = time.perf_counter() - start
                     acc.setdefault(APPLY_ORDER[4], []).append(whole - acc[APPLY_ORDER[5]][-1])
                     if not result.ok:
                         raise SystemExit(f"apply failed: {result.convergence_errors[:3]}")
+                    observer.result = result
+                    start = time.perf_counter()
+                    why = await record_apply(api, observer, None, started)
+                    if why is not None:
+                        raise SystemExit(f"audit record failed: {why}")
+                    acc.setdefault(APPLY_ORDER[6], []).append(time.perf_counter() - start)
                     start = time.perf_counter()
                     await lock.release()
                     await api.close()
-                    acc.setdefault(APPLY_ORDER[6], []).append(time.perf_counter() - start)
+                    acc.setdefault(APPLY_ORDER[7], []).append(time.perf_counter() - start)
 
                 asyncio.run(body())
     finally:
