@@ -15,9 +15,11 @@ again on the next question.
 
 Publishing checks the event type and validates the payload against the current version
 (:meth:`Catalogue.prepare`); consuming validates against the version the message's
-``Jelmore-Schema-Version`` header names (:meth:`Catalogue.violation`). Validation uses the
-``jsonschema`` package (draft 2020-12); the validator of a version is built the first time it is
-needed and kept.
+``Jelmore-Schema-Version`` header names (:meth:`Catalogue.violation`). Validation follows the
+``jsonschema`` package (draft 2020-12); the validators of a version are built the first time
+they are needed and kept (:class:`SchemaValidator`: ``jsonschema-rs`` answers "valid?" fast for
+the schemas whose every keyword both packages read alike, ``jsonschema`` has the last word and
+says how a payload breaks its schema).
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ MISSING = (
 )
 
 
+#: :meth:`Catalogue.violation_now`'s answer when only :meth:`Catalogue.violation` can tell.
+NEEDS_READ = "(the catalogue must be read first)"
+
 #: The longest schema violation message kept (error texts and DLQ failure reasons).
 MAX_MESSAGE = 200
 
@@ -78,7 +83,7 @@ class Catalogue:
         self._bus = bus
         self._current: dict[str, EventKind] = {}
         self._schemas: dict[tuple[str, int], dict[str, Any]] = {}
-        self._validators: dict[tuple[str, int], Any] = {}
+        self._validators: dict[tuple[str, int], SchemaValidator] = {}
         self._loaded_loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
         self._stop: Callable[[], Awaitable[None]] | None = None
@@ -242,6 +247,23 @@ class Catalogue:
             return f"{event_type} has no schema version {version} in the event catalogue"
         return self.violation_of(event_type, version, payload)
 
+    def violation_now(self, event_type: str, version: int | None, payload: Any) -> str | None:
+        """:meth:`violation` answered without waiting, when no read is needed: the catalogue was
+        read on this loop with no reconnection since, and holds the version. Otherwise
+        :data:`NEEDS_READ` (ask :meth:`violation`)."""
+        if self._loaded_loop is None or self._bus.metrics.reconnects != self._reconnects:
+            return NEEDS_READ
+        if self._loaded_loop is not _loop():
+            return NEEDS_READ
+        if version is None:
+            current = self._current.get(event_type)
+            if current is None:
+                return NEEDS_READ
+            version = current.version
+        if (event_type, version) not in self._schemas:
+            return NEEDS_READ
+        return self.violation_of(event_type, version, payload)
+
     async def load_history(self, event_type: str) -> None:
         """Read every kept version of one type from the stream."""
         await self._read(KEY_PREFIX + event_type, {})
@@ -249,14 +271,15 @@ class Catalogue:
     def violation_of(self, event_type: str, version: int, payload: Any) -> str | None:
         """``path: message`` for the first way ``payload`` breaks the schema (``None``: valid)."""
         validator = self._validator(event_type, version)
-        if validator.is_valid(payload):
+        if validator.quick_valid(payload):
             return None
-        error = next(iter(validator.iter_errors(payload)), None)
+        full = validator.full
+        error = next(iter(full.iter_errors(payload)), None)
         if error is None:
             return None
         from jsonschema.exceptions import best_match
 
-        best = best_match(validator.iter_errors(payload)) or error
+        best = best_match(full.iter_errors(payload)) or error
         path = "payload" + "".join(
             f"[{p}]" if isinstance(p, int) else f".{p}" for p in best.absolute_path
         )
@@ -265,15 +288,99 @@ class Catalogue:
             message = message[: MAX_MESSAGE - 1] + "…"
         return f"{path}: {message}"
 
-    def _validator(self, event_type: str, version: int) -> Any:
+    def _validator(self, event_type: str, version: int) -> SchemaValidator:
         key = (event_type, version)
         found = self._validators.get(key)
         if found is None:
-            from jsonschema import Draft202012Validator
-
-            found = Draft202012Validator(self._schemas[key])
+            found = SchemaValidator(self._schemas[key])
             self._validators[key] = found
         return found
+
+
+#: The keywords whose meaning ``jsonschema-rs`` and ``jsonschema`` share exactly, for payloads
+#: decoded from JSON. Left out: ``pattern`` and ``patternProperties`` (Rust's and Python's
+#: regular expressions differ: ``\d`` and ``\s`` match other characters, ``$`` another place),
+#: ``multipleOf`` (float division in one, exact arithmetic in the other), ``format`` and the
+#: ``content*`` keywords (annotations in both, but left to the reference), ``$ref`` and the
+#: dynamic references (their targets would need the same walk), and ``unevaluated*``.
+_SHARED_KEYWORDS = frozenset(
+    {
+        "$schema", "$id", "$comment", "$defs", "title", "description", "default", "examples",
+        "deprecated", "readOnly", "writeOnly", "type", "enum", "const", "minimum", "maximum",
+        "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems",
+        "uniqueItems", "minProperties", "maxProperties", "required", "dependentRequired",
+        "properties", "additionalProperties", "propertyNames", "items", "prefixItems",
+        "contains", "minContains", "maxContains", "allOf", "anyOf", "oneOf", "not", "if",
+        "then", "else", "dependentSchemas",
+    }
+)  # fmt: skip
+#: Keywords whose value is one schema, a list of schemas, or a map of names to schemas.
+_ONE_SCHEMA = frozenset(
+    {"additionalProperties", "propertyNames", "items", "contains", "not", "if", "then", "else"}
+)
+_SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+_SCHEMA_MAPS = frozenset({"$defs", "properties", "dependentSchemas"})
+
+
+def uses_shared_keywords_only(schema: Any) -> bool:
+    """Whether every keyword of ``schema``, its subschemas included, is in the shared set."""
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, Mapping):
+        return False
+    for keyword, value in schema.items():
+        if keyword not in _SHARED_KEYWORDS:
+            return False
+        if keyword in _ONE_SCHEMA:
+            subschemas: Any = (value,)
+        elif keyword in _SCHEMA_LISTS:
+            subschemas = value if isinstance(value, list) else (None,)
+        elif keyword in _SCHEMA_MAPS:
+            subschemas = value.values() if isinstance(value, Mapping) else (None,)
+        else:
+            continue
+        if not all(uses_shared_keywords_only(s) for s in subschemas):
+            return False
+    return True
+
+
+class SchemaValidator:
+    """One schema version's validators.
+
+    ``full`` is ``jsonschema``'s (draft 2020-12): the reference, and the one that says where and
+    how a payload breaks the schema. :meth:`quick_valid` asks ``jsonschema-rs`` first when the
+    schema uses only keywords both read alike: about 0.2 µs per payload of the bench against
+    about 11 µs (docs/catalogue.md). Only its "valid" is taken as the answer; a payload it
+    refuses, or cannot take (an integer beyond 64 bits), is judged by ``full``.
+    """
+
+    __slots__ = ("fast", "full")
+
+    def __init__(self, schema: dict[str, Any] | bool) -> None:
+        from jsonschema import Draft202012Validator
+
+        self.full: Any = Draft202012Validator(schema)
+        self.fast: Callable[[Any], bool] | None = None
+        if uses_shared_keywords_only(schema):
+            try:
+                import jsonschema_rs
+
+                self.fast = jsonschema_rs.Draft202012Validator(
+                    schema, validate_formats=False
+                ).is_valid
+            except Exception:  # a schema it cannot compile: the reference alone
+                self.fast = None
+
+    def quick_valid(self, payload: Any) -> bool:
+        """Whether ``payload`` is valid (the reference's answer, reached fast when it can be)."""
+        fast = self.fast
+        if fast is not None:
+            try:
+                if fast(payload):
+                    return True
+            except Exception:  # a value it cannot take: the reference decides
+                pass
+        return bool(self.full.is_valid(payload))
 
 
 def _loop() -> asyncio.AbstractEventLoop | None:

@@ -53,7 +53,12 @@ from typing import Any
 from jelmore_infra.catalogue.entry import schema_version_of
 from jelmore_infra.errors import JelmoreError
 from jelmore_infra.runtime.bus import BusError, BusUnavailable, PullHandle
-from jelmore_infra.runtime.catalogue import MISSING, CatalogueMissing, schema_violation_reason
+from jelmore_infra.runtime.catalogue import (
+    MISSING,
+    NEEDS_READ,
+    CatalogueMissing,
+    schema_violation_reason,
+)
 from jelmore_infra.runtime.core import RuntimeCore
 from jelmore_infra.runtime.crypto import DecryptError, open_event
 from jelmore_infra.runtime.discovery import TopologyMissing, group_policy, stream_for
@@ -389,8 +394,12 @@ class Subscription:
         its message names (:mod:`jelmore_infra.runtime.catalogue`)."""
         event_type = str(event.get("event_type") or "")
         version = schema_version_of(msg.headers)
+        catalogue = self.bus.catalogue
+        payload = event.get("payload")
         try:
-            problem = await self.bus.catalogue.violation(event_type, version, event.get("payload"))
+            problem = catalogue.violation_now(event_type, version, payload)
+            if problem is NEEDS_READ:
+                problem = await catalogue.violation(event_type, version, payload)
         except CatalogueMissing:
             if not self._warned_catalogue:
                 self._warned_catalogue = True
