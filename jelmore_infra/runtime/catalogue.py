@@ -352,14 +352,17 @@ class SchemaValidator:
     schema uses only keywords both read alike: about 0.2 µs per payload of the bench against
     about 11 µs (docs/catalogue.md). Only its "valid" is taken as the answer; a payload it
     refuses, or cannot take (an integer beyond 64 bits), is judged by ``full``.
+
+    ``full`` is built when first needed: importing ``jsonschema`` takes about 80 ms, which a
+    process whose payloads all pass the quick check (the common case) never spends; its first
+    publish or first event is that much faster.
     """
 
-    __slots__ = ("fast", "full")
+    __slots__ = ("_full", "_schema", "fast")
 
     def __init__(self, schema: dict[str, Any] | bool) -> None:
-        from jsonschema import Draft202012Validator
-
-        self.full: Any = Draft202012Validator(schema)
+        self._schema = schema
+        self._full: Any = None
         self.fast: Callable[[Any], bool] | None = None
         if uses_shared_keywords_only(schema):
             try:
@@ -370,6 +373,15 @@ class SchemaValidator:
                 ).is_valid
             except Exception:  # a schema it cannot compile: the reference alone
                 self.fast = None
+
+    @property
+    def full(self) -> Any:
+        """``jsonschema``'s validator of the schema (draft 2020-12)."""
+        if self._full is None:
+            from jsonschema import Draft202012Validator
+
+            self._full = Draft202012Validator(self._schema)
+        return self._full
 
     def quick_valid(self, payload: Any) -> bool:
         """Whether ``payload`` is valid (the reference's answer, reached fast when it can be)."""

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +141,19 @@ def test_multiple_of_stays_with_jsonschema_whose_float_division_refuses_what_rus
     # jsonschema: 0.07 / 0.01 is 7.000000000000001, not a whole number, so 0.07 is refused;
     # jsonschema-rs would accept it. The reference's answer is kept.
     assert not SchemaValidator({"type": "number", "multipleOf": 0.01}).quick_valid(0.07)
+
+
+def test_jsonschema_is_imported_only_when_a_payload_needs_it() -> None:
+    # Importing jsonschema costs ~80 ms; a process whose payloads all pass the quick check
+    # (the common case) never pays it, and the first one that fails it gets its full verdict.
+    code = (
+        "import sys\n"
+        "from jelmore_infra.runtime.catalogue import SchemaValidator\n"
+        "v = SchemaValidator({'type': 'object', 'required': ['a']})\n"
+        "print(v.quick_valid({'a': 1}), 'jsonschema' in sys.modules)\n"
+        "print(v.quick_valid({'b': 1}), 'jsonschema' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.split("\n")[:2] == ["True False", "False True"]
