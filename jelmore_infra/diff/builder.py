@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from jelmore_infra import fields as F
-from jelmore_infra.address import Address, AddressError, try_parse
+from jelmore_infra.address import Address, AddressError
 from jelmore_infra.address import parse as parse_address
 from jelmore_infra.diff.changes import AddressSets, field_deltas
 from jelmore_infra.diff.impact import impact_message
@@ -110,6 +110,8 @@ class _Builder:
     _stream_norms: dict[str, tuple[Mapping[str, Any], dict[str, Any]]] = field(default_factory=dict)
     #: Streams left half migrated: name → its temporary copy (never planned itself).
     migrating: dict[str, str] = field(default_factory=dict)
+    #: Addresses the server lists as missing or offline (of any kind) → why.
+    unavailable_reasons: dict[Address, str] = field(default_factory=dict)
 
     # ------------------------------------------------------------ PlanContext
 
@@ -142,10 +144,11 @@ class _Builder:
             temps = set(self.migrating.values())
             live = {a: r for a, r in live.items() if a.name not in temps}
         unavailable = []
-        for text in self.live.unavailable:
-            address = try_parse(text, (kind.name,))
-            if address is not None and not kind.excluded(address):
+        for text, reason in self.live.unavailable.items():
+            address = kind.unavailable_address(text, self.desired)
+            if address is not None:
                 unavailable.append(address)
+                self.unavailable_reasons[address] = reason
         return _Inventory(desired, live, AddressSets.of(desired, live, unavailable))
 
     def resolve_targets(self, inventories: Mapping[str, _Inventory]) -> None:
@@ -185,9 +188,9 @@ class _Builder:
         if not go:
             return
         where = str(address)
-        if where in self.live.unavailable:
+        if address in self.unavailable_reasons:
             self.fates[address] = "unavailable"
-            self._unavailable(where, spec is not None)
+            self._unavailable(where, self.unavailable_reasons[address], spec is not None)
             return
         before = kind.normalize_live(self, address, live.config) if live is not None else None
         self.live_normalized[where] = before
@@ -392,8 +395,7 @@ class _Builder:
     def _impacts(self, records: Iterable[Impact]) -> None:
         self.messages.extend(impact_message(r) for r in records)
 
-    def _unavailable(self, address: str, declared: bool) -> None:
-        reason = self.live.unavailable.get(address, "unavailable")
+    def _unavailable(self, address: str, reason: str, declared: bool) -> None:
         tail = (
             "; it is in the topology, but no change is planned for it until the server reports it"
             if declared

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from jelmore_infra import fields as F
-from jelmore_infra.address import Address, AddressForm
+from jelmore_infra.address import Address, AddressForm, try_parse
 from jelmore_infra.impact import Impact
 from jelmore_infra.model import LiveState, Topology
 from jelmore_infra.plan import FieldChange, Kind, MessageKind, PlanMessage, ResourceChange
@@ -179,6 +179,12 @@ class ResourceKind:
     def excluded(self, address: Address) -> bool:
         """Never planned, listed or fingerprinted (the apply lock's own bucket)."""
         return False
+
+    def unavailable_address(self, text: str, topology: Topology) -> Address | None:
+        """The address of this kind that ``text``, an entry of the live read's ``unavailable``
+        (``stream.NAME``, ``consumer.STREAM.NAME``), stands for; ``None``: not this kind's."""
+        address = try_parse(text, (self.name,))
+        return None if address is None or self.excluded(address) else address
 
     def parent_of(self, address: Address) -> Address | None:
         """The resource this one lives in (a consumer's stream): targeting it includes this."""

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jelmore_infra import fields as F
-from jelmore_infra.address import Address
+from jelmore_infra.address import Address, try_parse
 from jelmore_infra.errors import JetStreamAPIError
 from jelmore_infra.impact import (
     BucketDataLost,
@@ -58,6 +58,7 @@ from jelmore_infra.kinds.shape import (
     KV_PREFIX,
     MAX_HISTORY,
     BucketKindName,
+    bucket_named,
     bucket_of,
     bucket_subjects,
     migrating_buckets,
@@ -272,6 +273,19 @@ class BucketKind(ResourceKind):
 
     def excluded(self, address: Address) -> bool:
         return self.bucket_kind == "kv" and address.name in INTERNAL_BUCKETS
+
+    def unavailable_address(self, text: str, topology: Topology) -> Address | None:
+        """A bucket's stream the server lists as missing or offline, told by its name: the
+        bucket is unavailable (never created again over it). A stream the topology declares
+        under that name stays the stream kind's."""
+        stream = try_parse(text, ("stream",))
+        if stream is None or stream.name in topology.streams:
+            return None
+        found = bucket_named(stream.name)
+        if found is None or found[0] != self.bucket_kind:
+            return None
+        address = Address(self.name, (found[1],))
+        return None if self.excluded(address) else address
 
     def spec_from_change(self, change: ResourceChange) -> tuple[Any, Any]:
         assert change.after is not None

@@ -31,6 +31,16 @@ def bucket_subjects(kind: BucketKindName, bucket: str) -> list[str]:
     return [f"$O.{bucket}.C.>", f"$O.{bucket}.M.>"]
 
 
+def bucket_named(stream: str) -> tuple[BucketKindName, str] | None:
+    """``(kind, bucket)`` when ``stream`` has the name of a bucket's stream (``KV_<bucket>``,
+    ``OBJ_<bucket>``): all that can be told of a stream the server lists without its config
+    (missing or offline on a degraded cluster)."""
+    for kind, prefix in (("kv", KV_PREFIX), ("objectstore", OBJ_PREFIX)):
+        if stream.startswith(prefix) and BUCKET_NAME.match(stream[len(prefix) :]):
+            return kind, stream[len(prefix) :]  # type: ignore[return-value]
+    return None
+
+
 def bucket_of(config: Mapping[str, Any]) -> tuple[BucketKindName, str] | None:
     """``("kv" | "objectstore", bucket)`` when the stream config is a bucket's, else ``None``.
 

@@ -204,6 +204,16 @@ class StreamKind(ResourceKind):
     def excluded(self, address: Address) -> bool:
         return address.name in UNPLANNED_STREAMS
 
+    def unavailable_address(self, text: str, topology: Topology) -> Address | None:
+        """As the base, but a stream with a bucket's stream name is the bucket kind's to report
+        (:meth:`BucketKind.unavailable_address`) unless the topology declares it as a stream."""
+        from jelmore_infra.kinds.shape import bucket_named
+
+        address = super().unavailable_address(text, topology)
+        if address is None or address.name in topology.streams:
+            return address
+        return None if bucket_named(address.name) is not None else address
+
     # -------------------------------------------------------------- normalisation
 
     def normalize_live(self, ctx: PlanContext, address: Address, config: Any) -> dict[str, Any]:

@@ -172,3 +172,51 @@ def test_apply_creates_a_mirror_and_a_sourcing_stream_only_after_their_origins()
         for change in run:
             assert set(STREAM.dependencies(change)) <= earlier, change.address
         earlier |= {c.name for c in run}
+
+
+# -- a bucket whose stream the server lists as missing or offline -------------------------------
+
+
+def _degraded(unavailable: dict[str, str]) -> LiveState:
+    return LiveState(server=_clustered(), unavailable=unavailable)
+
+
+def _warned(plan: Plan) -> list[str]:
+    return [m.address or "" for m in plan.messages if m.kind == "unavailable"]
+
+
+@pytest.mark.parametrize(
+    ("topology", "stream", "address"),
+    [
+        (_kv(history=1), "KV_cfg", "kv.cfg"),
+        (
+            Topology(object_stores={"blobs": BucketSpec("blobs", {"metadata": dict(MARK)})}),
+            "OBJ_blobs",
+            "objectstore.blobs",
+        ),
+    ],
+    ids=["kv", "objectstore"],
+)
+def test_a_declared_bucket_whose_stream_is_unavailable_is_never_planned_as_a_create(
+    topology: Topology, stream: str, address: str
+) -> None:
+    plan = build_plan(topology, _degraded({f"stream.{stream}": "listed as missing"}), now=NOW)
+    assert list(plan.changes) == []
+    assert _warned(plan) == [address]  # the bucket says it, the stream kind does not repeat it
+    (message,) = [m for m in plan.messages if m.kind == "unavailable"]
+    assert "listed as missing" in message.message and "no change is planned" in message.message
+
+
+def test_an_undeclared_bucket_stream_that_is_unavailable_is_left_alone_as_a_bucket() -> None:
+    plan = build_plan(Topology(), _degraded({"stream.KV_other": "offline: no quorum"}), now=NOW)
+    assert list(plan.changes) == []
+    assert _warned(plan) == ["kv.other"]
+
+
+def test_a_stream_declared_under_a_bucket_streams_name_stays_a_stream_when_unavailable() -> None:
+    topology = Topology(
+        streams={"KV_plain": StreamSpec("KV_plain", {"name": "KV_plain", "metadata": dict(MARK)})}
+    )
+    plan = build_plan(topology, _degraded({"stream.KV_plain": "offline: no quorum"}), now=NOW)
+    assert list(plan.changes) == []
+    assert _warned(plan) == ["stream.KV_plain"]
