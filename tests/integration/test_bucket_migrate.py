@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,21 @@ async def fill_kv(kv: KeyValue) -> None:
 
 
 async def kv_history(kv: KeyValue) -> list[tuple[str, bytes, str]]:
-    """Every entry of the bucket in stream order (key, value, operation); revisions ascend."""
+    """Every entry of the bucket in stream order (key, value, operation); revisions ascend.
+
+    nats-py's watcher can say it is caught up before it delivered what the stream holds (seen
+    on a loaded machine: an empty history of a filled bucket), so the history is read again
+    until it has as many entries as the stream reports messages."""
+    deadline = time.monotonic() + 60
+    while True:
+        stored = (await kv.status()).values
+        entries = await _watched_history(kv)
+        if len(entries) == stored or time.monotonic() > deadline:
+            return entries
+        await asyncio.sleep(0.2)
+
+
+async def _watched_history(kv: KeyValue) -> list[tuple[str, bytes, str]]:
     watcher = await kv.watchall(include_history=True)
     entries: list[tuple[str, bytes, str]] = []
     revisions: list[int] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -143,6 +144,26 @@ def test_cluster_is_stopped_when_the_test_body_raises() -> None:
         assert proc not in running_processes()
         assert not pid_alive(proc.pid)
     assert nats_server_pids("harness-raise") == []
+
+
+def test_a_cluster_whose_port_another_process_took_starts_again_on_fresh_ports(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Test processes run side by side: a port chosen free can be bound by another one before
+    # the server starts. The first route port handed out is one this test holds open.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        held = int(taken.getsockname()[1])
+        chosen = natsserver.free_port
+        first = iter([held])
+        monkeypatch.setattr(natsserver, "free_port", lambda: next(first, None) or chosen())
+        with NatsCluster(name="harness-port") as cluster:
+            assert cluster.healthy()
+            assert all(f":{held}" not in (node.config or "") for node in cluster.nodes)
+    said = capsys.readouterr().err
+    assert "starting the cluster again" in said and natsserver.PORT_TAKEN in said
+    assert nats_server_pids("harness-port") == []
 
 
 def test_a_cluster_with_a_dead_node_is_not_healthy_and_says_which() -> None:

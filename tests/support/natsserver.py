@@ -41,6 +41,11 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+#: What nats-server logs when a port it was given was taken in the meantime (another process of
+#: the test run bound it between :func:`free_port` choosing it and the server starting).
+PORT_TAKEN = "address already in use"
+
+
 def free_port() -> int:
     """A free loopback port below the kernel's ephemeral range.
 
@@ -135,6 +140,7 @@ class NatsServer:
     proc: subprocess.Popen[bytes] | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
     _started: bool = False  # started once: a restart keeps its ports (and clients' URLs)
+    _log: Path | None = None
 
     @property
     def url(self) -> str:
@@ -161,7 +167,7 @@ class NatsServer:
         if self.config:
             body.append(self.config)
         conf.write_text("\n".join(body) + "\n")
-        log = self.store_dir / f"{name}.log"
+        log = self._log = self.store_dir / f"{name}.log"
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(conf), "-l", str(log), *self.extra_args],
             stdout=subprocess.DEVNULL,
@@ -174,7 +180,7 @@ class NatsServer:
         except RuntimeError as exc:
             self.stop()
             text = log.read_text(errors="replace") if log.exists() else ""
-            if "address already in use" in text and attempt < 3 and not self._started:
+            if PORT_TAKEN in text and attempt < 3 and not self._started:
                 # Another process took a port between choosing it and binding it: new ports.
                 self.port, self.http_port = free_port(), free_port()
                 return self.start(timeout, attempt=attempt + 1)
@@ -196,7 +202,15 @@ class NatsServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise RuntimeError(f"nats-server exited with {self.proc.returncode}: {err.strip()}")
+                log = (
+                    self._log.read_text(errors="replace")
+                    if self._log and self._log.exists()
+                    else ""
+                )
+                tail = " | ".join(log.strip().splitlines()[-3:])  # it logs to its file, not stderr
+                raise RuntimeError(
+                    f"nats-server exited with {self.proc.returncode}: {err.strip()} {tail}".strip()
+                )
             try:
                 with urllib.request.urlopen(url, timeout=1) as resp:
                     if resp.status == 200:
@@ -280,8 +294,8 @@ class NatsCluster:
         try:
             return self._start(timeout)
         except RuntimeError as exc:
-            if attempt >= 2 or (
-                "did not settle" not in str(exc) and "could not place" not in str(exc)
+            if attempt >= 2 or not any(
+                why in str(exc) for why in ("did not settle", "could not place", PORT_TAKEN)
             ):
                 raise
             print(f"\nstarting the cluster again: {exc}", file=sys.stderr)

@@ -16,12 +16,14 @@ Every server is stopped when the context manager exits, also after a failure, an
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.natsserver import (
+    PORT_TAKEN,
     NatsCluster,
     NatsServer,
     _spawn,
@@ -81,7 +83,19 @@ class SuperCluster:
     # ------------------------------------------------------------------ start-up
 
     def start(self, timeout: float = 180.0) -> SuperCluster:
-        """Start every server, then wait until the super-cluster and the leaf are usable."""
+        """Start every server, then wait until the super-cluster and the leaf are usable; once
+        more on fresh ports when one was taken by another process meanwhile (test processes
+        run side by side)."""
+        try:
+            return self._start(timeout)
+        except RuntimeError as exc:
+            if PORT_TAKEN not in str(exc):
+                raise
+            print(f"\nstarting the super-cluster again: {exc}", file=sys.stderr)
+            self.nodes, self.leaf = {}, None
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> SuperCluster:
         self._tmp = tempfile.TemporaryDirectory(prefix="jelmore-super-")
         root = Path(self._tmp.name)
         route_ports = {c: [free_port() for _ in range(self.size)] for c in self.clusters}
