@@ -72,9 +72,10 @@ class CodeCache:
         self.used.add(source)
         _BUILTIN_EXEC(code, globals_, locals_)
 
-    def save(self) -> None:
-        """Write the file when a text was new (never under ``PYTHONDONTWRITEBYTECODE``)."""
-        if self.path is None or not self.misses or sys.dont_write_bytecode:
+    def save(self, *, asked: bool = False) -> None:
+        """Write the file when a text was new, never under ``PYTHONDONTWRITEBYTECODE``; or, when
+        ``asked`` (:func:`fill`), in any case."""
+        if self.path is None or not (asked or (self.misses and not sys.dont_write_bytecode)):
             return
         codes = self.codes
         if len(codes) > MAX_ENTRIES:
@@ -167,13 +168,7 @@ def fill() -> int:
             importlib.import_module(name)
         except Exception:  # a module that cannot be imported here has no dataclass to keep
             continue
-    cache.misses += 1  # written even when every text was already kept
-    written = sys.dont_write_bytecode
-    sys.dont_write_bytecode = False
-    try:
-        cache.save()
-    finally:
-        sys.dont_write_bytecode = written
+    cache.save(asked=True)
     return len(cache.codes)
 
 

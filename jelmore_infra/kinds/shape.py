@@ -35,9 +35,13 @@ def bucket_named(stream: str) -> tuple[BucketKindName, str] | None:
     """``(kind, bucket)`` when ``stream`` has the name of a bucket's stream (``KV_<bucket>``,
     ``OBJ_<bucket>``): all that can be told of a stream the server lists without its config
     (missing or offline on a degraded cluster)."""
-    for kind, prefix in (("kv", KV_PREFIX), ("objectstore", OBJ_PREFIX)):
+    prefixes: tuple[tuple[BucketKindName, str], ...] = (
+        ("kv", KV_PREFIX),
+        ("objectstore", OBJ_PREFIX),
+    )
+    for kind, prefix in prefixes:
         if stream.startswith(prefix) and BUCKET_NAME.match(stream[len(prefix) :]):
-            return kind, stream[len(prefix) :]  # type: ignore[return-value]
+            return kind, stream[len(prefix) :]
     return None
 
 
