@@ -30,6 +30,7 @@ import atexit
 import marshal
 import os
 import sys
+from importlib.util import MAGIC_NUMBER as _MAGIC
 from types import CodeType
 from typing import Any
 
@@ -91,15 +92,6 @@ class CodeCache:
             pass  # a cache that cannot be written only costs the next run its compiling
 
 
-def _magic() -> bytes:
-    from importlib.util import MAGIC_NUMBER
-
-    return MAGIC_NUMBER
-
-
-_MAGIC = _magic()
-
-
 def _read(path: str) -> dict[str, CodeType]:
     """The kept codes; empty when the file is missing, unreadable or of another Python."""
     try:
@@ -131,6 +123,14 @@ def default_path() -> str | None:
 _installed: CodeCache | None = None
 
 
+def _compile_through(cache: CodeCache) -> CodeCache:
+    """Have :mod:`dataclasses` compile its method texts through ``cache``."""
+    import dataclasses
+
+    dataclasses.exec = cache.exec  # type: ignore[attr-defined]
+    return cache
+
+
 def install(path: str | None = None) -> CodeCache | None:
     """Compile dataclass methods through a :class:`CodeCache` (once per process); ``None``
     on a Python version whose :mod:`dataclasses` module was not checked."""
@@ -139,10 +139,7 @@ def install(path: str | None = None) -> CodeCache | None:
         return _installed
     if sys.version_info[:2] not in CHECKED_VERSIONS:
         return None
-    import dataclasses
-
-    cache = CodeCache(path if path is not None else default_path())
-    dataclasses.exec = cache.exec  # type: ignore[attr-defined]
+    cache = _compile_through(CodeCache(path if path is not None else default_path()))
     atexit.register(cache.save)
     _installed = cache
     return cache
@@ -159,9 +156,7 @@ def fill() -> int:
     cache = CodeCache(default_path())
     if cache.path is None:
         return 0
-    import dataclasses
-
-    dataclasses.exec = cache.exec  # type: ignore[attr-defined]
+    _compile_through(cache)
     names = [m.name for m in pkgutil.walk_packages(jelmore_infra.__path__, "jelmore_infra.")]
     for name in ["nats", "nats.js.api", "nats.js.kv", "nats.js.object_store", *names]:
         try:
