@@ -133,6 +133,7 @@ def apply(
         topology = load_topology(topology_dir, env_name)
     terminal = _stdin_is_terminal()
     unattended = saved is not None or auto_approve  # nobody is asked to approve the plan
+    steps = _StepLines(quiet=is_quiet(ctx))
     request = ApplyRequest(
         # On a terminal a person approved the plan (or watches a saved plan being applied).
         gates=Gates(
@@ -160,13 +161,16 @@ def apply(
             )
         ),
         confirm=None if unattended else _confirmation(terminal),
-        on_step_start=_step_started,
-        on_step_done=_step_done,
-        on_progress=_step_progress,
+        on_step_start=steps.started,
+        on_step_done=steps.done,
+        on_progress=steps.progress,
         on_lock_takeover=_lock_taken_over,
-        on_result=_report,
+        on_result=steps.then(_report),
     )
-    result = run(with_api(settings, lambda api: run_apply(api, request, hooks)))
+    try:
+        result = run(with_api(settings, lambda api: run_apply(api, request, hooks)))
+    finally:
+        steps.flush()
     return _exit_code(result)
 
 
@@ -240,30 +244,62 @@ async def _ask(question: str) -> str:
     return answer
 
 
-def _progress_line(line: str, *, failure: bool = False) -> None:
-    """One plain line per step event on stderr (fast: thousands of steps print in no time);
-    under ``--quiet`` only failures."""
-    from jelmore_infra.render.controls import escape_controls
+class _StepLines:
+    """The progress of the steps on stderr: one plain line per step event (under ``--quiet``
+    only failures), the lines of one turn of the event loop written together.
 
-    if failure or not is_quiet():
-        sys.stderr.write(escape_controls(line) + "\n")
+    Thousands of steps start and end in a few hundred turns, so this is a few hundred writes
+    instead of one per line. Lines are kept only until the loop's next turn, and
+    :meth:`flush` writes what is left before the result is reported and when the command ends.
+    """
 
+    def __init__(self, quiet: bool) -> None:
+        self._quiet = quiet
+        self._pending: list[str] = []
 
-def _step_started(change: ResourceChange) -> None:
-    doing, _ = _VERBS.get(change.action.value, ("Applying", "applied"))
-    _progress_line(f"{change.address}: {doing}...")
+    def line(self, text: str, *, failure: bool = False) -> None:
+        from jelmore_infra.render.controls import escape_controls
 
+        if self._quiet and not failure:
+            return
+        self._pending.append(escape_controls(text))
+        if len(self._pending) == 1:
+            import asyncio
 
-def _step_progress(change: ResourceChange, line: str) -> None:
-    _progress_line(f"{change.address}: {line}")
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no event loop: nothing to wait for
+                self.flush()
 
+    def flush(self) -> None:
+        if self._pending:
+            text = "\n".join(self._pending) + "\n"
+            self._pending.clear()
+            sys.stderr.write(text)
+            sys.stderr.flush()
 
-def _step_done(change: ResourceChange, error: str | None) -> None:
-    if error is not None:
-        _progress_line(f"{change.address}: failed: {error}", failure=True)
-        return
-    _, done = _VERBS.get(change.action.value, ("Applying", "applied"))
-    _progress_line(f"{change.address}: {done[0].upper()}{done[1:]}.")
+    def started(self, change: ResourceChange) -> None:
+        doing, _ = _VERBS.get(change.action.value, ("Applying", "applied"))
+        self.line(f"{change.address}: {doing}...")
+
+    def progress(self, change: ResourceChange, line: str) -> None:
+        self.line(f"{change.address}: {line}")
+
+    def done(self, change: ResourceChange, error: str | None) -> None:
+        if error is not None:
+            self.line(f"{change.address}: failed: {error}", failure=True)
+            return
+        _, done = _VERBS.get(change.action.value, ("Applying", "applied"))
+        self.line(f"{change.address}: {done[0].upper()}{done[1:]}.")
+
+    def then(self, report: Callable[[ApplyResult], None]) -> Callable[[ApplyResult], None]:
+        """``report`` after the lines still kept are written."""
+
+        def flushed_first(result: ApplyResult) -> None:
+            self.flush()
+            report(result)
+
+        return flushed_first
 
 
 def _report(result: ApplyResult) -> None:
