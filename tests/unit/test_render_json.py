@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jelmore_infra.errors import PlanFileError
 from jelmore_infra.plan import FORMAT_VERSION, Plan
 from jelmore_infra.render.human import render_plan_text
 from jelmore_infra.render.json import (
+    canonical_pieces,
     document_checksum,
     load_plan_json,
     plan_document,
@@ -231,3 +234,46 @@ def test_package_exports_every_renderer() -> None:
         assert callable(getattr(render, name)), name
     with pytest.raises(AttributeError):
         _ = render.no_such_renderer
+
+
+def _canonical_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+_JSON_LIKE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@given(_JSON_LIKE)
+def test_canonical_pieces_join_to_the_one_call_canonical_json(value: Any) -> None:
+    for depth in (0, 1, 2, 3):
+        assert "".join(canonical_pieces(value, depth)) == _canonical_text(value)
+
+
+def test_canonical_pieces_write_a_dict_with_other_keys_whole() -> None:
+    value = {"a": [{1: "x", 2: "y"}], "b": {3: 1}}
+    assert "".join(canonical_pieces(value, 4)) == _canonical_text(value)
+
+
+def test_canonical_pieces_split_a_plan_by_change() -> None:
+    doc = plan_document(plan_mixed())
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    pieces = list(canonical_pieces(body))
+    assert "".join(pieces) == _canonical_text(body)
+    assert max(len(p) for p in pieces) < len(_canonical_text(body["changes"]))
+
+
+def test_the_checksum_is_the_sha256_of_the_one_call_canonical_json() -> None:
+    import hashlib
+
+    doc = plan_document(plan_mixed())
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    digest = hashlib.sha256(_canonical_text(body).encode("utf-8")).hexdigest()
+    assert doc["checksum"] == document_checksum(doc) == "sha256:" + digest
