@@ -193,7 +193,7 @@ class JetStreamAPI:
         have been carried out.
         """
         subject = self._prefix + api
-        payload = json.dumps(body, separators=(",", ":")).encode() if body else b""
+        payload = transport.encode_body(body) if body else b""
         wait = self._timeout if timeout is None else timeout
         read = is_read(api)
         attempt = 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -388,7 +387,7 @@ class Bus:
     ) -> dict[str, Any]:
         """A ``$JS.API.<suffix>`` request; an error answer raises ``JetStreamAPIError``."""
         subject = f"{self.api_prefix}.{suffix}"
-        payload = json.dumps(body).encode() if body is not None else b""
+        payload = transport.encode_body(body) if body is not None else b""
         msg = await self.request(subject, payload, timeout=timeout)
         return transport.decode_reply(subject, msg.data)
 
