@@ -261,7 +261,7 @@ async def _update_after_migration(api: JetStreamAPI, change: ResourceChange) -> 
     info = await api.consumer_info(change.stream, change.name)
     live = (info or {}).get("config") or {}
     await _kind(change).update(
-        api, replace(change, after=keep_resumed_position(change.after, live))
+        api, replace(change, after=keep_resumed_position(change.after, live), expected=None)
     )
 
 
@@ -372,6 +372,7 @@ async def apply_plan(
     replied_at: dict[Address, dict[str, Any]] = {}
     compared: dict[str, list[str]] = {}
     version = parse_version(api.identity.version)
+    same_server = plan.server.version == api.identity.version
 
     def compare_reply(change: ResourceChange, config: dict[str, Any]) -> None:
         """Check a change against its reply now when its parent (if any) has replied; what
@@ -384,7 +385,16 @@ async def apply_plan(
             if parent is not None and parent not in replied_at:
                 return
             parent_config = dict(replied_at[parent]) if parent is not None else None
-            compared[change.address] = _reply_problems(kind, change, config, parent_config, version)
+            # The diff's normalised config holds when the plan was made on this server and the
+            # parent (whose consumer limits a consumer inherits) replied as planned.
+            expected = (
+                change.expected
+                if same_server and (parent is None or compared.get(str(parent)) == [])
+                else None
+            )
+            compared[change.address] = _reply_problems(
+                kind, change, config, parent_config, version, expected
+            )
         except Exception:
             compared.pop(change.address, None)
 
@@ -501,11 +511,14 @@ def read_streams(addresses: Sequence[str]) -> set[str]:
 def _keep_resumed_position(
     kind: ResourceKind, planned: Mapping[str, Any], got: Mapping[str, Any]
 ) -> Mapping[str, Any]:
-    """A consumer a migration re-created keeps the start position it was given (not drift)."""
+    """A consumer a migration re-created keeps the start position it was given (not drift);
+    ``planned`` itself when there is none to keep."""
     if kind.name != "consumer":
         return planned
-    from jelmore_infra.migration.steps import keep_resumed_position
+    from jelmore_infra.migration.steps import is_resumed_position, keep_resumed_position
 
+    if not is_resumed_position(got, planned):
+        return planned
     return keep_resumed_position(planned, got)
 
 
@@ -515,12 +528,20 @@ def _reply_problems(
     replied: Mapping[str, Any],
     parent_config: dict[str, Any] | None,
     version: tuple[int, int, int],
+    expected: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Each field of ``change`` its create or update reply (``replied``, the resulting config)
-    does not have as planned; ``parent_config``: its parent's reply (a consumer's stream's)."""
+    does not have as planned; ``parent_config``: its parent's reply (a consumer's stream's).
+
+    ``expected``: the normalised config of ``change.after`` when already known (the diff's),
+    taken as it is unless the start position of a re-created consumer is kept.
+    """
     assert change.after is not None
     planned = _keep_resumed_position(kind, change.after, replied)
-    want = kind.normalize_config(planned, version, parent_config)
+    if expected is not None and planned is change.after:
+        want: Mapping[str, Any] = expected
+    else:
+        want = kind.normalize_config(planned, version, parent_config)
     got = kind.normalize_config(replied, version, parent_config)
     return _differences(change, want, got)
 

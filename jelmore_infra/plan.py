@@ -171,6 +171,11 @@ class ResourceChange:
     fields: tuple[FieldChange, ...] = ()
     fingerprint: str | None = None
     migration: Mapping[str, Any] | None = None
+    #: The normalised config the diff worked out for ``after`` (``None``: not known, as in a plan
+    #: read back from a file). Not part of the plan's data (left out of :meth:`to_dict` and of
+    #: comparisons): apply's check of a create or update reply compares with it instead of
+    #: normalising ``after`` again.
+    expected: Mapping[str, Any] | None = dc_field(default=None, compare=False, repr=False)
 
     @property
     def addr(self) -> Address:

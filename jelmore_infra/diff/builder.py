@@ -224,7 +224,7 @@ class _Builder:
         if before is None:
             self.fates[address] = "create"
             wire = wire_config(after, self.version, kind.fields)
-            self._add(kind, address, Action.CREATE, None, wire, ())
+            self._add(kind, address, Action.CREATE, None, wire, (), expected=after)
             return
         change = self._diff_existing(
             kind, address, before, after, live.config, kind.forced_replace(self, address)
@@ -331,6 +331,7 @@ class _Builder:
         classified = [(d, *classify(kind, self, d)) for d in deltas]
         replacing = bool(extra) or any(mode is F.Update.REPLACE for _, mode, _ in classified)
         one_way = [d for d, mode, _ in classified if mode is F.Update.ONE_WAY]
+        expected: dict[str, Any] | None = after
         if one_way and not replacing:
             # The server refuses to turn these off. Plan errors; the config apply would send
             # keeps the live value (docs/server-semantics.md), so the rest stays truthful.
@@ -341,6 +342,7 @@ class _Builder:
             if kind.renormalize_after_patch:
                 patched = kind.normalize_config(patched, self.version, None)
             after = patched
+            expected = None  # (patched by hand: not what the diff normalised)
             classified = [
                 (d, *classify(kind, self, d)) for d in field_deltas(before, after, kind.fields)
             ]
@@ -364,7 +366,7 @@ class _Builder:
                 )
             )
         wire = wire_config(after, self.version, kind.fields)
-        return self._add(kind, address, action, before, wire, tuple(changes))
+        return self._add(kind, address, action, before, wire, tuple(changes), expected)
 
     # ------------------------------------------------------------------- records
 
@@ -376,7 +378,9 @@ class _Builder:
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
         fields: tuple[FieldChange, ...],
+        expected: dict[str, Any] | None = None,
     ) -> ResourceChange:
+        """Record a change; ``expected``: the normalised config ``after`` was written from."""
         stream, name = kind.change_identity(address)
         change = ResourceChange(
             address=str(address),
@@ -388,6 +392,7 @@ class _Builder:
             after=after,
             fields=fields,
             fingerprint=fingerprint(before) if before is not None else None,
+            expected=expected,
         )
         self.changes.append(change)
         return change

@@ -7,6 +7,8 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from jelmore_infra.diff import build_plan
 from jelmore_infra.model import (
     LOCK_STREAM,
@@ -17,9 +19,11 @@ from jelmore_infra.model import (
     ServerIdentity,
     StreamSpec,
     Topology,
+    parse_version,
 )
 from jelmore_infra.normalize import fingerprint, normalize_consumer, normalize_stream, wire_config
 from jelmore_infra.plan import Action
+from tests.support.natsserver import SUPPORTED_VERSIONS
 
 S = 1_000_000_000
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -311,3 +315,92 @@ def test_replicas_above_one_on_a_server_without_a_cluster_are_a_plan_error() -> 
     (message,) = [m for m in plan.messages if m.severity == "error"]
     assert message.field == "num_replicas"
     assert "num_replicas 3 needs a clustered server, and n1 is not clustered" in message.message
+
+
+def _kitchen_sink_topology(version: tuple[int, int, int]) -> Topology:
+    from tests.support import kitchen_sink
+
+    streams = {
+        c["name"]: StreamSpec(c["name"], {**c, "metadata": {**c.get("metadata", {}), **MARK}})
+        for c in kitchen_sink.streams(version)
+    }
+    consumers = {
+        (s, c["durable_name"]): ConsumerSpec(
+            s, c["durable_name"], {**c, "metadata": {**c.get("metadata", {}), **MARK}}
+        )
+        for s, c in kitchen_sink.consumers(version)
+    }
+    return Topology(streams, consumers)
+
+
+def _check_expected(plan: Any, version: tuple[int, int, int]) -> int:
+    """Each change's ``expected`` is what normalising its ``after`` gives, with its parent's
+    expected config (apply's reply check takes one for the other); the number checked."""
+    from jelmore_infra.kinds import kind_at
+
+    by_address = {c.address: c for c in plan.changes}
+    checked = 0
+    for change in plan.changes:
+        if change.expected is None:
+            continue
+        kind = kind_at(change.addr)
+        assert kind is not None
+        parent = kind.parent_of(change.addr)
+        parent_change = by_address.get(str(parent)) if parent is not None else None
+        parent_config = parent_change.expected if parent_change is not None else None
+        assert change.after is not None
+        again = kind.normalize_config(change.after, version, parent_config)
+        assert again == change.expected, change.address
+        checked += 1
+    return checked
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
+def test_the_expected_config_of_a_create_is_its_after_normalised_again(version: str) -> None:
+    v = parse_version(version)
+    desired = _kitchen_sink_topology(v)
+    plan = build_plan(desired, LiveState(server=server(version)), now=NOW)
+    assert {c.action for c in plan.changes} == {Action.CREATE}
+    assert _check_expected(plan, v) == len(plan.changes)
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
+def test_the_expected_config_of_an_update_is_its_after_normalised_again(version: str) -> None:
+    from tests.support import kitchen_sink
+
+    v = parse_version(version)
+    desired = _kitchen_sink_topology(v)
+    live_state = LiveState(
+        server=server(version),
+        streams={n: LiveStream(n, dict(s.config)) for n, s in desired.streams.items()},
+        consumers={
+            k: LiveConsumer(k[0], k[1], {**c.config, "name": k[1]})
+            for k, c in desired.consumers.items()
+        },
+    )
+    streams = dict(desired.streams)
+    consumers = dict(desired.consumers)
+    for address, key, value in kitchen_sink.in_place_edits(v):
+        parts = address.split(".")
+        if parts[0] == "stream":
+            spec = streams[parts[1]]
+            streams[parts[1]] = StreamSpec(spec.name, {**spec.config, key: value})
+        else:
+            c = consumers[(parts[1], parts[2])]
+            consumers[(parts[1], parts[2])] = ConsumerSpec(
+                c.stream, c.name, {**c.config, key: value}
+            )
+    plan = build_plan(Topology(streams, consumers), live_state, now=NOW)
+    updates = [c for c in plan.changes if c.action is Action.UPDATE]
+    assert updates
+    assert _check_expected(plan, v) >= len(updates)
+
+
+def test_a_plan_read_back_from_its_document_knows_no_expected_config() -> None:
+    plan = build_plan(topology({"subjects": ["orders.>"]}), live(), now=NOW)
+    (change,) = plan.changes
+    assert change.expected is not None
+    assert "expected" not in change.to_dict()
+    again = type(change).from_dict(change.to_dict())
+    assert again.expected is None
+    assert again == change
