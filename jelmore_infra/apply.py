@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from jelmore_infra.address import Address, try_parse
 from jelmore_infra.errors import ApplyError, JelmoreError, JetStreamAPIError, LockError
+from jelmore_infra.migration.steps import is_resumed_position, keep_resumed_position, temp_name
 from jelmore_infra.model import (
     MANAGED_BY_KEY,
     LiveState,
@@ -255,8 +256,6 @@ async def _migrate(
 
 async def _update_after_migration(api: JetStreamAPI, change: ResourceChange) -> None:
     """Update a consumer its stream's migration re-created, keeping the position it was given."""
-    from jelmore_infra.migration.steps import keep_resumed_position
-
     assert change.after is not None
     info = await api.consumer_info(change.stream, change.name)
     live = (info or {}).get("config") or {}
@@ -364,7 +363,6 @@ async def apply_plan(
     changes = list(plan.changes)
     migrated = frozenset(c.name for c in changes if c.action is Action.MIGRATE)
     position = {id(c): n for n, c in enumerate(changes)}
-    gate = asyncio.Semaphore(max(1, concurrency))
     #: Position of a created or updated resource's change → the config the server replied with.
     replies: dict[int, dict[str, Any]] = {}
     #: The replied configs by resource address, and the convergence problems of each change
@@ -400,39 +398,42 @@ async def apply_plan(
 
     async def run(change: ResourceChange) -> None:
         nonlocal failed, lock_lost
-        async with gate:
-            if failed:
-                return
-            if lease is not None:
-                try:
-                    await lease.ensure_held()
-                except LockError as exc:
-                    failed, lock_lost = True, lock_lost or str(exc)
-                    return
-            hooks.on_step_start(change)
-            recorder = _ReplyRecorder(api)
+        if failed:
+            return
+        if lease is not None:
             try:
-                await execute_step(
-                    cast("JetStreamAPI", recorder),
-                    change,
-                    lease,
-                    progress=lambda line: hooks.on_progress(change, line),
-                    migrated=migrated,
-                )
-            except (JelmoreError, OSError, TimeoutError) as exc:
-                failed = True
-                if isinstance(exc, LockError):
-                    lock_lost = lock_lost or str(exc)
-                message = _describe(exc)
-                outcome[position[id(change)]] = StepResult(change, "failed", message)
-                hooks.on_step_done(change, message)
+                await lease.ensure_held()
+            except LockError as exc:
+                failed, lock_lost = True, lock_lost or str(exc)
                 return
-            outcome[position[id(change)]] = StepResult(change, "done")
-            config = recorder.result_config()
-            if config is not None and change.action is not Action.DELETE:
-                replies[position[id(change)]] = config
-                compare_reply(change, config)
-            hooks.on_step_done(change, None)
+        hooks.on_step_start(change)
+        recorder = _ReplyRecorder(api)
+        try:
+            await execute_step(
+                cast("JetStreamAPI", recorder),
+                change,
+                lease,
+                progress=lambda line: hooks.on_progress(change, line),
+                migrated=migrated,
+            )
+        except (JelmoreError, OSError, TimeoutError) as exc:
+            failed = True
+            if isinstance(exc, LockError):
+                lock_lost = lock_lost or str(exc)
+            message = _describe(exc)
+            outcome[position[id(change)]] = StepResult(change, "failed", message)
+            hooks.on_step_done(change, message)
+            return
+        outcome[position[id(change)]] = StepResult(change, "done")
+        config = recorder.result_config()
+        if config is not None and change.action is not Action.DELETE:
+            replies[position[id(change)]] = config
+            compare_reply(change, config)
+        hooks.on_step_done(change, None)
+
+    async def worker(steps: Iterator[ResourceChange]) -> None:
+        for change in steps:  # shared by the workers: each step is taken once, in plan order
+            await run(change)
 
     for phase in phases(changes):
         if failed:
@@ -443,7 +444,10 @@ async def apply_plan(
             except LockError as exc:
                 failed, lock_lost = True, str(exc)
                 break
-        await asyncio.gather(*(run(c) for c in phase))
+        # ``concurrency`` workers take the phase's steps in turn: its first requests go out at
+        # once, instead of after a task was made for each of its thousands of steps.
+        steps = iter(phase)
+        await asyncio.gather(*(worker(steps) for _ in range(min(max(1, concurrency), len(phase)))))
     result = ApplyResult(
         steps=[outcome.get(n) or StepResult(c, "not attempted") for n, c in enumerate(changes)],
         lock_lost=lock_lost,
@@ -497,7 +501,6 @@ def read_streams(addresses: Sequence[str]) -> set[str]:
     A stream's migration copy is included, so a targeted plan still sees a half-done migration.
     """
     from jelmore_infra.kinds import kind_at
-    from jelmore_infra.migration.steps import temp_name
 
     names: set[str] = set()
     for text in addresses:
@@ -515,8 +518,6 @@ def _keep_resumed_position(
     ``planned`` itself when there is none to keep."""
     if kind.name != "consumer":
         return planned
-    from jelmore_infra.migration.steps import is_resumed_position, keep_resumed_position
-
     if not is_resumed_position(got, planned):
         return planned
     return keep_resumed_position(planned, got)

@@ -66,3 +66,61 @@ def test_apply_names_each_field_a_create_reply_shows_the_server_did_not_apply(
     assert result.convergence_errors[0].startswith("server did not apply stream.JELMORE max_msgs")
     assert result.convergence_errors[0].endswith("server has 5")
     assert result.convergence_errors == at_the_end
+
+
+class CountsInFlight:
+    """The real API, counting the create requests under way and noting the order they start."""
+
+    def __init__(self, api: JetStreamAPI) -> None:
+        self._api = api
+        self.in_flight = 0
+        self.most = 0
+        self.started: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+    async def _counted(self, address: str, call: Any) -> dict[str, Any]:
+        self.started.append(address)
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)  # long enough for every free worker to start its own
+            return cast(dict[str, Any], await call)
+        finally:
+            self.in_flight -= 1
+
+    async def create_stream(self, config: dict[str, Any]) -> dict[str, Any]:
+        return await self._counted(f"stream.{config['name']}", self._api.create_stream(config))
+
+    async def create_consumer(
+        self, stream: str, config: dict[str, Any], **kw: Any
+    ) -> dict[str, Any]:
+        address = f"consumer.{stream}.{config['durable_name']}"
+        return await self._counted(address, self._api.create_consumer(stream, config, **kw))
+
+
+def test_apply_keeps_at_most_its_concurrency_of_steps_under_way_and_starts_them_in_plan_order(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    topology = load_topology(copy_topology(tmp_path))
+
+    async def run() -> tuple[Plan, ApplyResult, CountsInFlight]:
+        api = await JetStreamAPI.connect(ConnectionSettings(url=nats_server.url))
+        try:
+            plan = await make_plan(api, topology)
+            counting = CountsInFlight(api)
+            result = await apply_plan(cast(JetStreamAPI, counting), plan, concurrency=2)
+            return plan, result, counting
+        finally:
+            await api.close()
+
+    plan, result, counting = asyncio.run(run())
+    assert [s.status for s in result.steps] == ["done"] * len(plan.changes)
+    assert result.convergence_errors == []
+    assert len(counting.started) > 2
+    assert counting.most == 2
+    streams_and_consumers = [
+        c.address for c in plan.changes if c.address.startswith(("stream.", "consumer."))
+    ]
+    assert counting.started == streams_and_consumers
