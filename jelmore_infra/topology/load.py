@@ -12,13 +12,16 @@ loop. Plain values are read by :func:`plain_value`: only ``true``/``false`` are 
 are ASCII decimal, and YAML tags (``!foo``, ``!!python/...``) are refused. The sections of all
 files are merged; a name defined twice is an error naming both places.
 
-Speed: libyaml (through PyYAML) produces the events and this module builds nodes from them with
-as little Python per event as it can; places are kept as numbers and become a
-:class:`~jelmore_infra.diagnostics.Location` only when a check asks. rapidyaml was measured as a
-faster first pass and rejected: it parses the 5,000-resource benchmark topology in about 11 ms,
-but walking its tree from Python costs about 150 ms, more than libyaml's whole event stream, and
-it accepts text libyaml refuses (a plain value starting with ``@`` or a backtick), so its answers
-would not match this reader's.
+Speed: a file of plain block YAML (block maps and lists of unquoted one-line values, as most
+topology files are) is read without the YAML parser by
+:mod:`jelmore_infra.topology.blockyaml`, into the same nodes in about two thirds of the time;
+anything else goes to the parser. There libyaml (through PyYAML) produces the events and this
+module builds nodes from them with as little Python per event as it can. Places are kept as
+numbers and become a :class:`~jelmore_infra.diagnostics.Location` only when a check asks.
+rapidyaml was measured as a faster first pass and rejected: it parses the 5,000-resource
+benchmark topology in about 11 ms, but walking its tree from Python costs about 150 ms, more
+than libyaml's whole event stream, and it accepts text libyaml refuses (a plain value starting
+with ``@`` or a backtick), so its answers would not match this reader's.
 
 :func:`parse_sources` is the pure entry point (texts in, desired model and diagnostics out);
 :func:`check_topology` and :func:`load_topology` add the only file I/O of this subpackage.
@@ -27,32 +30,16 @@ would not match this reader's.
 from __future__ import annotations
 
 import errno
-import math
 import os
-import re
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-from yaml.events import (
-    AliasEvent,
-    DocumentStartEvent,
-    MappingEndEvent,
-    MappingStartEvent,
-    ScalarEvent,
-    SequenceEndEvent,
-    SequenceStartEvent,
-    StreamEndEvent,
-)
-from yaml.parser import Parser
-from yaml.reader import Reader
-from yaml.scanner import Scanner
-
 from jelmore_infra.diagnostics import Diagnostic, Location, sort_diagnostics
 from jelmore_infra.errors import JelmoreError, TopologyError
+from jelmore_infra.topology.blockyaml import compose_plain
 from jelmore_infra.topology.build import build_topology
 from jelmore_infra.topology.events import build_events, check_events, convert_events
 from jelmore_infra.topology.nodes import (
@@ -67,6 +54,7 @@ from jelmore_infra.topology.nodes import (
     did_you_mean,
     is_null,
 )
+from jelmore_infra.topology.scalars import plain_value
 from jelmore_infra.topology.validate import (
     check_bucket_streams,
     check_semantics,
@@ -101,49 +89,6 @@ MAX_DEPTH = 64
 
 _CORE_TAG_PREFIX = "tag:yaml.org,2002:"
 _QUOTED = frozenset({"'", '"', "|", ">"})
-
-
-# --- how plain values are read ----------------------------------------------------------------
-
-#: Plain (unquoted) words that are not text. Only spellings that mean the same in YAML 1.1 (what
-#: PyYAML and ``import`` use) and in YAML 1.2 (what editors use), and booleans only as ``true`` and
-#: ``false``: ``yes``, ``on``, ``True`` and the like stay text, so a boolean setting refuses them.
-_WORDS: dict[str, object] = {
-    "": None,
-    "~": None,
-    "null": None,
-    "Null": None,
-    "NULL": None,
-    "true": True,
-    "false": False,
-}
-for _inf in ("inf", "Inf", "INF"):
-    _WORDS[f".{_inf}"] = _WORDS[f"+.{_inf}"] = math.inf
-    _WORDS[f"-.{_inf}"] = -math.inf
-for _nan in ("nan", "NaN", "NAN"):
-    _WORDS[f".{_nan}"] = math.nan
-#: Whole numbers: ASCII decimal digits, an optional sign, no leading zero (``010`` is octal 8 in
-#: YAML 1.1 but 10 in YAML 1.2, so it stays text). ``0x10``, ``0o17``, ``1_000`` and ``1:30``
-#: are text too.
-_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
-#: Decimal fractions with a point; an exponent needs its sign (``1.5e+3``).
-_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+][0-9]+)?\Z")
-_NUMBER_START = frozenset("0123456789+-.")
-
-
-def plain_value(text: str) -> object:
-    """What an unquoted, untagged YAML scalar means: ``None``, a bool, an int, a float or text."""
-    if text in _WORDS:
-        return _WORDS[text]
-    if text[0] in _NUMBER_START:
-        if _INT.match(text):
-            try:
-                return int(text)
-            except ValueError:  # more digits than Python converts; no setting is that large
-                return text
-        if _FLOAT.match(text):
-            return float(text)
-    return text
 
 
 def _show_tag(tag: str) -> str:
@@ -241,6 +186,17 @@ class _Composer:
         The loop runs once per YAML event (about 18 per resource), so it keeps its state in
         locals and handles the commonest event, a map key, without a call.
         """
+        from yaml.events import (  # (here: a file of plain block YAML needs no YAML parser)
+            AliasEvent,
+            DocumentStartEvent,
+            MappingEndEvent,
+            MappingStartEvent,
+            ScalarEvent,
+            SequenceEndEvent,
+            SequenceStartEvent,
+            StreamEndEvent,
+        )
+
         filename = self.filename
         get_event = parser.get_event
         stack: list[_Frame] = []
@@ -439,18 +395,25 @@ def _parser(text: str) -> Any:
     try:
         from yaml._yaml import CParser
     except ImportError:  # pragma: no cover - depends on how PyYAML was built
-        return _PyParser(text)
+        return _py_parser(text)
     return CParser(text)
 
 
-class _PyParser(Reader, Scanner, Parser):  # pragma: no cover - used only without libyaml
-    def __init__(self, text: str) -> None:
-        Reader.__init__(self, text)
-        Scanner.__init__(self)
-        Parser.__init__(self)
+def _py_parser(text: str) -> Any:  # pragma: no cover - used only without libyaml
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
 
-    def dispose(self) -> None:
-        pass
+    class PyParser(Reader, Scanner, Parser):
+        def __init__(self, text: str) -> None:
+            Reader.__init__(self, text)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+
+        def dispose(self) -> None:
+            pass
+
+    return PyParser(text)
 
 
 def read_yaml(filename: str, text: str, diags: list[Diagnostic]) -> tuple[LNode | None, bool]:
@@ -459,7 +422,20 @@ def read_yaml(filename: str, text: str, diags: list[Diagnostic]) -> tuple[LNode 
     ``ok`` is false when the file could not be read to its end (a syntax error, a limit, a bad
     alias): a diagnostic says why and ``root`` is ``None``, so no check runs on a part of the
     file. Lesser problems (a duplicate key, a tag) are diagnostics with ``ok`` true.
+
+    Plain block YAML is read by :func:`~jelmore_infra.topology.blockyaml.compose_plain` (the
+    same nodes, faster); everything else, and every problem, by the YAML parser.
     """
+    root = compose_plain(filename, text, MAX_VALUES)
+    if root is not None:
+        return root, True
+    return parse_yaml(filename, text, diags)
+
+
+def parse_yaml(filename: str, text: str, diags: list[Diagnostic]) -> tuple[LNode | None, bool]:
+    """:func:`read_yaml` by the YAML parser's events, whatever the file holds."""
+    import yaml
+
     parser = _parser(text)
     try:
         return _Composer(filename, diags).compose(parser), True
