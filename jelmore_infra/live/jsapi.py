@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from jelmore_infra import transport
+from jelmore_infra import jsontext, transport
 from jelmore_infra.connection import ConnectionSettings
 from jelmore_infra.errors import (
     ERR_CONSUMER_ALREADY_EXISTS,
@@ -193,7 +193,7 @@ class JetStreamAPI:
         have been carried out.
         """
         subject = self._prefix + api
-        payload = transport.encode_body(body) if body else b""
+        payload = jsontext.dumps(body) if body else b""
         wait = self._timeout if timeout is None else timeout
         read = is_read(api)
         attempt = 1

@@ -28,7 +28,7 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from jelmore_infra import transport
+from jelmore_infra import jsontext, transport
 from jelmore_infra.errors import (
     ERR_CONSUMER_NOT_FOUND,
     ERR_MESSAGE_NOT_FOUND,
@@ -387,7 +387,7 @@ class Bus:
     ) -> dict[str, Any]:
         """A ``$JS.API.<suffix>`` request; an error answer raises ``JetStreamAPIError``."""
         subject = f"{self.api_prefix}.{suffix}"
-        payload = transport.encode_body(body) if body is not None else b""
+        payload = jsontext.dumps(body) if body is not None else b""
         msg = await self.request(subject, payload, timeout=timeout)
         return transport.decode_reply(subject, msg.data)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from jelmore_infra import jsontext
 from jelmore_infra.catalogue.entry import HDR_SCHEMA_VERSION
 from jelmore_infra.errors import JelmoreError
 
@@ -220,11 +221,15 @@ def check_header_value(name: str, text: str) -> None:
         raise EventError(f"header {name} cannot be encoded as UTF-8 (it contains a lone surrogate)")
 
 
+def _json_of_utf8(data: bytes) -> Any:
+    return json.loads(data.decode("utf-8"))
+
+
 def decode_event(data: bytes) -> dict[str, Any]:
     """The envelope of a received message; raises ``EventError`` when it is not a JSON object."""
     try:
-        value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        value = jsontext.loads(data, then=_json_of_utf8)
+    except ValueError as exc:  # (a UnicodeDecodeError too)
         raise EventError(f"message is not a JSON event: {exc}") from None
     if not isinstance(value, dict):
         raise EventError(f"message is not a JSON object but {type(value).__name__}")

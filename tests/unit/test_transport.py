@@ -7,8 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from jelmore_infra import transport
 from jelmore_infra.connection import resolve_settings
@@ -70,53 +68,3 @@ def test_a_runtime_never_shows_the_password_of_its_url() -> None:
     shown = f"{rt!r} {rt.settings!r} {rt.settings.safe_url()}"
     assert "s3cret-pw" not in shown
     assert "127.0.0.1:4222" in shown
-
-
-_JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**64 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=25,
-)
-
-
-@given(st.dictionaries(st.text(), _JSON_VALUES, max_size=6))
-def test_a_request_body_reads_back_as_the_same_values(body: dict[str, Any]) -> None:
-    assert json.loads(transport.encode_body(body)) == body
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"big": 2**70},
-        {"lone": "\ud800"},
-        {"keys": {1: "one"}},
-        {"nan": float("nan")},
-        {"inf": [float("-inf")]},
-    ],
-)
-def test_a_request_body_orjson_would_change_is_written_by_the_standard_library(
-    body: dict[str, Any],
-) -> None:
-    assert transport.encode_body(body) == json.dumps(body, separators=(",", ":")).encode()
-
-
-@given(_JSON_VALUES)
-def test_json_text_decodes_to_what_the_standard_library_reads(value: Any) -> None:
-    for text in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
-        assert transport.decode_json(text.encode()) == json.loads(text)
-
-
-@pytest.mark.parametrize("text", [b'{"n": NaN}', b'{"f": 1e400}', b'{"s": "\\ud800"}'])
-def test_json_orjson_refuses_is_read_as_the_standard_library_reads_it(text: bytes) -> None:
-    decoded = transport.decode_json(text)
-    expected = json.loads(text)
-    assert json.dumps(decoded) == json.dumps(expected)
-
-
-def test_invalid_json_is_still_a_value_error() -> None:
-    with pytest.raises(ValueError):
-        transport.decode_json(b'{"a": ')
