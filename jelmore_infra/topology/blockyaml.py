@@ -88,13 +88,13 @@ def compose_plain(filename: str, text: str, max_values: int) -> LNode | None:
         while stack and stack[-1].indent > indent:
             if not _close(stack, filename):
                 return None
+        if len(stack) >= _MAX_DEPTH:
+            return None  # (whether or not this line opens one more)
         top = stack[-1] if stack else None
         if item is not None:
             if top is not None and top.items is not None and top.indent == indent:
                 frame = top
             elif top is not None and top.key is not None and indent >= top.indent:
-                if len(stack) >= _MAX_DEPTH:
-                    return None
                 frame = _Frame(indent, number, indent + 1, False)
                 stack.append(frame)
             else:
@@ -119,8 +119,6 @@ def compose_plain(filename: str, text: str, max_values: int) -> LNode | None:
             if frame.key is not None:
                 _empty_value(frame, filename)
         elif top.items is None and top.key is not None and indent > top.indent:
-            if len(stack) >= _MAX_DEPTH:
-                return None
             frame = _Frame(indent, number, indent + 1, True)
             stack.append(frame)
         else:
