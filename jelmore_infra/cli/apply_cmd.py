@@ -254,15 +254,16 @@ class _StepLines:
     """
 
     def __init__(self, quiet: bool) -> None:
-        self._quiet = quiet
-        self._pending: list[str] = []
-
-    def line(self, text: str, *, failure: bool = False) -> None:
         from jelmore_infra.render.controls import escape_controls
 
+        self._quiet = quiet
+        self._pending: list[str] = []
+        self._escape = escape_controls  # (imported once, not once per line)
+
+    def line(self, text: str, *, failure: bool = False) -> None:
         if self._quiet and not failure:
             return
-        self._pending.append(escape_controls(text))
+        self._pending.append(self._escape(text))
         if len(self._pending) == 1:
             import asyncio
 
